@@ -1,0 +1,84 @@
+"""Backoffice: the back office for the operators of a subscription SaaS platform."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from backoffice.config import PROJECT_ROOT, load_config
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The app factory. `config` overrides what the environment gives (tests use it)."""
+    instance_path = Path(os.environ.get("BACKOFFICE_INSTANCE_PATH") or PROJECT_ROOT / "instance")
+    if config and config.get("INSTANCE_PATH"):
+        instance_path = Path(config["INSTANCE_PATH"])
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path.resolve()),
+        static_folder=str(PROJECT_ROOT / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(load_config(instance_path))
+    if config:
+        app.config.update(config)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    if os.environ.get("LOG_LEVEL", "INFO") != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    from backoffice import extensions as ext
+    from backoffice import i18n
+
+    ext.db.init_app(app)
+    ext.migrate.init_app(
+        app,
+        ext.db,
+        directory=str(PROJECT_ROOT / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+    )
+    i18n.compile_catalogs_if_stale()
+    ext.babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "UTC")
+    ext.csrf.init_app(app)
+    ext.limiter.init_app(app)
+    ext.htmx.init_app(app)
+
+    from backoffice import auth, errors, hx, jobs, models  # noqa: F401  (models: metadata)
+
+    auth.init_app(app)
+    errors.init_app(app)
+    hx.init_app(app)
+    i18n.init_app(app)
+    jobs.init_app(app)
+
+    from backoffice.accounts.views import bp as accounts_bp
+    from backoffice.api.views import bp as api_bp
+    from backoffice.dashboard.views import bp as dashboard_bp
+    from backoffice.invoices.views import bp as invoices_bp
+    from backoffice.ledger.views import bp as ledger_bp
+    from backoffice.operators.views import bp as operators_bp
+    from backoffice.stripe_sync.views import bp as stripe_bp
+    from backoffice.users.views import bp as users_bp
+
+    for bp in (
+        operators_bp,
+        dashboard_bp,
+        accounts_bp,
+        users_bp,
+        ledger_bp,
+        invoices_bp,
+        stripe_bp,
+        api_bp,
+    ):
+        app.register_blueprint(bp)
+    ext.csrf.exempt(stripe_bp)
+    ext.csrf.exempt(api_bp)
+
+    from backoffice.cli import register_app_commands
+
+    register_app_commands(app)
+    return app

@@ -1,0 +1,42 @@
+"""The `backoffice` command. Flask's CLI (run, shell, routes), Flask-Migrate's `db`, and each
+feature's command group."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from backoffice import create_app
+
+
+def _create_app() -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=True)
+def main() -> None:
+    """Backoffice: the back office of a subscription SaaS platform.
+
+    Configuration comes from environment variables (see the README); without DATABASE_URL a
+    SQLite file under instance/ is used.
+    """
+
+
+def register_app_commands(app: Flask) -> None:
+    """Feature command groups, attached to every app so `flask --app backoffice` sees them too."""
+    from backoffice.api.cli import tokens
+    from backoffice.i18n import i18n
+    from backoffice.operators.cli import users
+
+    for command in (users, tokens, i18n):
+        app.cli.add_command(command)
+
+
+def _register_standalone() -> None:
+    """Commands that build their own app (the demo uses its own database)."""
+    from backoffice.demo.cli import demo
+
+    main.add_command(demo)
+
+
+_register_standalone()

@@ -1,0 +1,79 @@
+"""Configuration from environment variables, with embedded defaults for a one-machine start.
+
+Every variable read here is documented in the README (keep the two in step).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_path: Path, production: bool) -> str:
+    """SECRET_KEY from the environment; for local use generated once and kept in instance/."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if production:
+        raise RuntimeError("SECRET_KEY must be set when BACKOFFICE_ENV=production")
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: Path) -> dict:
+    env = os.environ
+    production = env.get("BACKOFFICE_ENV", "development").lower() == "production"
+    instance_path.mkdir(parents=True, exist_ok=True)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'backoffice.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    return {
+        "BACKOFFICE_ENV": "production" if production else "development",
+        "SECRET_KEY": _secret_key(instance_path, production),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Operators' browser sessions: expire after a working day of inactivity.
+        "PERMANENT_SESSION_LIFETIME": timedelta(
+            minutes=int(env.get("BACKOFFICE_SESSION_MINUTES", "480"))
+        ),
+        "KIOSK_SESSION_DAYS": int(env.get("BACKOFFICE_KIOSK_SESSION_DAYS", "90")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "WTF_CSRF_HEADERS": ["X-CSRFToken"],
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_SIGN_IN": env.get("BACKOFFICE_SIGN_IN_RATE_LIMIT", "10 per minute"),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "BABEL_TRANSLATION_DIRECTORIES": str(PROJECT_ROOT / "translations"),
+        "LANGUAGES": {"en": "English", "de": "Deutsch"},
+        "PLATFORM_CURRENCY": env.get("BACKOFFICE_CURRENCY", "EUR").upper(),
+        "BILLING_ENABLED": _bool(env.get("BACKOFFICE_BILLING_ENABLED"), True),
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", ""),
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,  # webhooks and API bodies: 1 MiB
+    }

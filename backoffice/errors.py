@@ -1,0 +1,77 @@
+"""Error pages for people, JSON errors for the API and the webhook. Never a bare 500 page."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class BadRequest(Exception):
+    """Bad input from a person or a client: answered 400 with a message naming the field."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if status:
+            self.status = status
+        if code:
+            self.code = code
+
+
+class NotFound(BadRequest):
+    status = 404
+    code = "not_found"
+
+
+def _wants_json() -> bool:
+    return (
+        request.blueprint == "api"
+        or request.endpoint == "stripe_sync.webhook"
+        or request.accept_mimetypes.best == "application/json"
+    )
+
+
+def _respond(status: int, code: str, message: str, field: str | None = None):
+    if _wants_json():
+        return jsonify(error={"code": code, "message": message, "field": field}), status
+    template = "errors/error.html"
+    return render_template(template, status=status, message=message, field=field), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(BadRequest)
+    def _bad_request(e: BadRequest):
+        return _respond(e.status, e.code, e.message, e.field)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(e: CSRFError):
+        return _respond(400, "csrf", _("The form expired or was not sent from Backoffice. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        messages = {
+            400: _("The request was not understood."),
+            403: _("You do not have permission to do this. Ask an admin."),
+            404: _("This page does not exist."),
+            405: _("This action is not allowed here."),
+            413: _("The request body is too large."),
+            429: _("Too many attempts. Wait a minute and try again."),
+        }
+        message = e.description if e.code == 400 and e.description and _wants_json() else messages.get(e.code, e.name)
+        return _respond(e.code or 500, e.name.lower().replace(" ", "_"), message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if app.config.get("TESTING") and app.config.get("PROPAGATE_TEST_ERRORS", True):
+            raise e
+        return _respond(500, "internal_error", _("Something went wrong on our side. It has been logged."))

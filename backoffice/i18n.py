@@ -1,0 +1,123 @@
+"""Locale selection, formatting filters and catalog compilation.
+
+Compiled catalogs (.mo) are not committed: they are built at start whenever a .po is newer,
+so a fresh clone shows German without a manual step.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from decimal import Decimal
+
+import click
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, current_app, request, session
+from flask_babel import format_currency, format_decimal, get_locale
+from flask_login import current_user
+
+from backoffice.config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+TRANSLATIONS = PROJECT_ROOT / "translations"
+
+
+def compile_catalogs_if_stale(force: bool = False) -> list[str]:
+    """Compile every translations/<locale>/LC_MESSAGES/messages.po whose .mo is missing or older."""
+    compiled = []
+    for po_path in sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if not force and mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh, locale=po_path.parent.parent.name)
+        tmp = mo_path.with_suffix(".mo.tmp")
+        with tmp.open("wb") as fh:
+            write_mo(fh, catalog, use_fuzzy=False)
+        tmp.replace(mo_path)
+        compiled.append(str(mo_path))
+    if compiled:
+        log.info("compiled %d translation catalog(s)", len(compiled))
+    return compiled
+
+
+def select_locale() -> str:
+    languages = list(current_app.config["LANGUAGES"])
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    if session.get("locale") in languages:
+        return session["locale"]
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def money(value: Decimal | int | str | None, currency: str | None = None) -> str:
+    """Money in the operator's locale; '—' for an absent amount."""
+    if value is None:
+        return "—"
+    return format_currency(Decimal(value), currency or current_app.config["PLATFORM_CURRENCY"])
+
+
+def signed_money(value: Decimal | None, currency: str | None = None) -> str:
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    text = money(abs(value), currency)
+    if value > 0:
+        return "+" + text
+    if value < 0:
+        return "−" + text
+    return text
+
+
+def number(value) -> str:
+    return "—" if value is None else format_decimal(value)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["signed_money"] = signed_money
+    app.jinja_env.filters["number"] = number
+
+    @app.context_processor
+    def _locale():
+        return {"current_locale": str(get_locale()), "languages": app.config["LANGUAGES"]}
+
+
+# --- `backoffice i18n extract|update|compile`: the translators' workflow (pybabel underneath).
+
+POT = PROJECT_ROOT / "translations" / "messages.pot"
+
+
+def _pybabel(*args: str) -> None:
+    cmd = [sys.executable, "-m", "babel.messages.frontend", *args]
+    subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
+
+
+@click.group("i18n", help="Translation catalogs under translations/.")
+def i18n() -> None:
+    pass
+
+
+@i18n.command("extract")
+def extract() -> None:
+    """Collect every translatable string into translations/messages.pot."""
+    _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
+             "-o", str(POT), "backoffice")
+
+
+@i18n.command("update")
+def update() -> None:
+    """Extract, then merge new strings into every locale's messages.po."""
+    extract.callback()
+    _pybabel("update", "-i", str(POT), "-d", "translations", "--no-wrap", "--ignore-obsolete")
+
+
+@i18n.command("compile")
+def compile_() -> None:
+    """Compile the .po catalogs to .mo (the app also does this at start when they are stale)."""
+    for path in compile_catalogs_if_stale(force=True):
+        click.echo(f"compiled {path}")
+
+
+compile_.name = "compile"

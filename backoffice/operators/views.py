@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from backoffice import hx
+from backoffice.auth import admin_required
+from backoffice.errors import BadRequest
+from backoffice.extensions import limiter
+from backoffice.operators import queries, services
+from backoffice.operators.filters import AuditFilters
+from backoffice.pagination import parse_int
+
+bp = Blueprint("operators", __name__, template_folder="templates")
+
+
+def _safe_next(target: str | None) -> str:
+    if target and not urlsplit(target).netloc and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("dashboard.index")
+
+
+def _referrer_path() -> str | None:
+    if not request.referrer:
+        return None
+    parts = urlsplit(request.referrer)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGN_IN"], methods=["POST"])
+def sign_in():
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(_safe_next(request.args.get("next")))
+    error = None
+    email = ""
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip()
+        op = services.authenticate(email, request.form.get("password") or "")
+        if op is None:
+            error = _("Wrong e-mail or password.")
+        else:
+            session.clear()
+            login_user(op)
+            session.permanent = True
+            return redirect(_safe_next(request.form.get("next")))
+    status = 401 if error else 200
+    return hx.render("operators/sign_in.html", error=error, email=email,
+                     next=request.values.get("next", "")), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    logout_user()
+    session.clear()
+    flash(_("You have been signed out."), "info")
+    return hx.redirect_response(url_for("operators.sign_in"))
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+def accept_invite(token: str):
+    op = services.find_invite(token)
+    error = None
+    if request.method == "POST":
+        if request.form.get("password") != request.form.get("password_confirm"):
+            error = _("The two passwords differ.")
+        else:
+            try:
+                op = services.accept_invite(token, request.form.get("password") or "")
+            except BadRequest as e:
+                error = e.message
+            else:
+                login_user(op)
+                flash(_("Welcome to Backoffice."), "success")
+                return redirect(url_for("dashboard.index"))
+    return hx.render("operators/accept_invite.html", op=op, error=error), (422 if error else 200)
+
+
+@bp.get("/operators")
+@admin_required
+def index():
+    page = parse_int(request.args, "page", 1)
+    return hx.render("operators/index.html", "operator_table", ops=queries.operators_page(page),
+                     invite_link=session.pop("invite_link", None))
+
+
+@bp.post("/operators/invite")
+@admin_required
+def invite():
+    email = request.form.get("email", "")
+    role = request.form.get("role", "viewer")
+    try:
+        op, token = services.invite(email, role, current_user)
+    except BadRequest as e:
+        page = queries.operators_page(1)
+        return hx.render("operators/index.html", "invite_form", ops=page, invite_error=e.message,
+                         invite_email=email, invite_role=role), 422
+    link = url_for("operators.accept_invite", token=token, _external=True)
+    current_app.logger.info("Invitation for %s: %s", op.email, link)  # e-mail is printed to the log
+    session["invite_link"] = {"email": op.email, "link": link}
+    flash(_("Invitation created for %(email)s.", email=op.email), "success")
+    return hx.redirect_response(url_for("operators.index"))
+
+
+@bp.post("/operators/<int:operator_id>/role")
+@admin_required
+def change_role(operator_id: int):
+    op = services.change_role(operator_id, request.form.get("role", ""), current_user)
+    flash(_("%(email)s is now %(role)s.", email=op.email, role=op.role), "success")
+    return hx.redirect_response(url_for("operators.index"))
+
+
+@bp.post("/operators/<int:operator_id>/active")
+@admin_required
+def set_active(operator_id: int):
+    active = request.form.get("active") == "1"
+    op = services.set_active(operator_id, active, current_user)
+    if active:
+        flash(_("%(email)s can sign in again.", email=op.email), "success")
+    else:
+        flash(_("%(email)s has been deactivated and signed out.", email=op.email), "success")
+    return hx.redirect_response(url_for("operators.index"))
+
+
+@bp.get("/operators/audit")
+@admin_required
+def audit():
+    f = AuditFilters.from_args(request.args)
+    return hx.render("operators/audit.html", "audit_table", f=f, entries=queries.audit_page(f),
+                     actions=queries.audit_actions())
+
+
+@bp.post("/operators/me/locale")
+def set_locale():
+    locale = request.form.get("locale", "")
+    services.set_locale(current_user, locale, current_app.config["LANGUAGES"])
+    session["locale"] = locale
+    return hx.redirect_response(_safe_next(request.form.get("next") or _referrer_path()))
+
+
+@bp.post("/operators/me/kiosk")
+def toggle_kiosk():
+    session["kiosk"] = not session.get("kiosk", False)
+    target = url_for("dashboard.index", kiosk=1) if session["kiosk"] else url_for("dashboard.index")
+    return hx.redirect_response(target)

@@ -1,0 +1,117 @@
+"""Paging and the parsing of list parameters shared by every list page and API list.
+
+Bad input is a 400 that names the parameter: a page beyond the end, a page size over 100, a
+search over 100 characters, an unknown sort column, a malformed date.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from flask_babel import gettext as _
+
+from backoffice.errors import BadRequest
+from backoffice.extensions import db
+
+MAX_PAGE_SIZE = 100
+MAX_SEARCH = 100
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.page_size + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.page_size)
+
+
+def paginate(stmt, page: int, page_size: int, scalars: bool = True) -> Page:
+    total = db.session.execute(
+        db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
+    ).scalar_one()
+    check_page_in_range(page, page_size, total)
+    result = db.session.execute(stmt.limit(page_size).offset((page - 1) * page_size))
+    items = list(result.scalars()) if scalars else list(result)
+    return Page(items, total, page, page_size)
+
+
+def check_page_in_range(page: int, page_size: int, total: int) -> None:
+    if page > 1 and (page - 1) * page_size >= total:
+        raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
+
+
+def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+    raw = args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(_("%(name)s must be a whole number.", name=name), field=name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        if maximum is not None:
+            msg = _("%(name)s must be between %(min)s and %(max)s.", name=name, min=minimum, max=maximum)
+        else:
+            msg = _("%(name)s must be at least %(min)s.", name=name, min=minimum)
+        raise BadRequest(msg, field=name)
+    return value
+
+
+def parse_page(args) -> tuple[int, int]:
+    page = parse_int(args, "page", 1)
+    page_size = parse_int(args, "page_size", 25, 1, MAX_PAGE_SIZE)
+    return page, page_size
+
+
+def parse_search(args, name: str = "search") -> str:
+    value = (args.get(name) or "").strip()
+    if len(value) > MAX_SEARCH:
+        raise BadRequest(_("The search may have at most %(n)s characters.", n=MAX_SEARCH), field=name)
+    return value
+
+
+def parse_sort(args, allowed: tuple[str, ...], default: str) -> str:
+    value = (args.get("sort") or default).strip()
+    if value.lstrip("-") not in allowed:
+        raise BadRequest(
+            _("Unknown sort column %(col)s; use one of %(cols)s.", col=value, cols=", ".join(allowed)),
+            field="sort",
+        )
+    return value
+
+
+def parse_date(args, name: str) -> datetime | None:
+    """A YYYY-MM-DD (or ISO datetime) parameter as an aware UTC datetime."""
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            d = date.fromisoformat(raw)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(_("%(name)s must be a date like 2026-01-31.", name=name), field=name) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
