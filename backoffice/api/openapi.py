@@ -20,7 +20,26 @@ ERROR = {
 }
 
 
+# Each API module registers a function returning its {path: operations} and extra schemas.
+_CONTRIBUTIONS: list = []
+
+
+def contribute(fn):
+    """Decorator for a function returning (paths: dict, schemas: dict) of one API module."""
+    _CONTRIBUTIONS.append(fn)
+    return fn
+
+
 def openapi_document() -> dict:
+    doc = _base_document()
+    for fn in _CONTRIBUTIONS:
+        paths, schemas = fn()
+        doc["paths"].update(paths)
+        doc["components"]["schemas"].update(schemas)
+    return doc
+
+
+def _base_document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {

@@ -11,3 +11,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document())
+
+
+# Each feature's endpoints live in their own module and register on `bp` (one import each).
+from backoffice.api import endpoints_registry  # noqa: E402,F401
