@@ -14,7 +14,7 @@ import click
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, current_app, request, session
-from flask_babel import format_currency, format_decimal, get_locale
+from flask_babel import format_currency, format_decimal, get_locale, refresh
 from flask_login import current_user
 
 from backoffice.config import PROJECT_ROOT
@@ -75,6 +75,12 @@ def number(value) -> str:
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _fresh_locale():
+        # Flask-Babel caches the locale on the app context, which a test client (or a CLI
+        # that serves requests) may share across requests: decide it anew for each request.
+        refresh()
+
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["signed_money"] = signed_money
     app.jinja_env.filters["number"] = number

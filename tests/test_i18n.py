@@ -77,13 +77,13 @@ def test_german_shell_and_money_format(app, admin_client):
     html = admin_client.get("/").get_data(as_text=True)
     assert '<html lang="de">' in html
     assert "Konten" in html and "Abrechnungsereignisse" in html
-    with app.test_request_context(headers={"Accept-Language": "de"}):
-        from backoffice.i18n import money
+    from flask_babel import force_locale
 
+    from backoffice.i18n import money
+
+    with app.test_request_context(), force_locale("de"):
         assert money(Decimal("1234.5"), "EUR") == "1.234,50\xa0€"
-    with app.test_request_context(headers={"Accept-Language": "en"}):
-        from backoffice.i18n import money
-
+    with app.test_request_context(), force_locale("en"):
         assert money(Decimal("1234.5"), "EUR") == "€1,234.50"
 
 
