@@ -59,9 +59,11 @@ def create_app(config: dict | None = None) -> Flask:
     from backoffice.api.views import bp as api_bp
     from backoffice.dashboard.views import bp as dashboard_bp
     from backoffice.invoices.views import bp as invoices_bp
+    from backoffice.invoicing.views import bp as invoicing_bp
     from backoffice.ledger.views import bp as ledger_bp
     from backoffice.operators.views import bp as operators_bp
     from backoffice.stripe_sync.views import bp as stripe_bp
+    from backoffice.usage.views import bp as usage_bp
     from backoffice.users.views import bp as users_bp
 
     for bp in (
@@ -71,6 +73,8 @@ def create_app(config: dict | None = None) -> Flask:
         users_bp,
         ledger_bp,
         invoices_bp,
+        usage_bp,
+        invoicing_bp,
         stripe_bp,
         api_bp,
     ):

@@ -53,7 +53,8 @@ def init_app(app: Flask) -> None:
     def _unauthorized():
         if request.blueprint == "api":
             return jsonify(error={"code": "unauthorized", "message": "Sign in or send a bearer token.", "field": None}), 401
-        target = url_for("operators.sign_in", next=request.full_path if request.method == "GET" else None)
+        here = request.full_path if request.query_string else request.path  # full_path ends in "?" otherwise
+        target = url_for("operators.sign_in", next=here if request.method == "GET" else None)
         return hx.redirect_response(target)
 
     @app.before_request

@@ -26,9 +26,13 @@ def register_app_commands(app: Flask) -> None:
     """Feature command groups, attached to every app so `flask --app backoffice` sees them too."""
     from backoffice.api.cli import tokens
     from backoffice.i18n import i18n
+    from backoffice.ledger.cli import ledger
     from backoffice.operators.cli import users
+    from backoffice.stripe_sync.cli import COMMANDS as stripe_sync_commands
 
-    for command in (users, tokens, i18n):
+    for command in (users, tokens, i18n, ledger):
+        app.cli.add_command(command)
+    for command in stripe_sync_commands:
         app.cli.add_command(command)
 
 

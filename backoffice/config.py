@@ -74,6 +74,10 @@ def load_config(instance_path: Path) -> dict:
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", ""),
+        "STRIPE_TIMEOUT": float(env.get("STRIPE_TIMEOUT", "10")),
+        "STRIPE_MAX_RETRIES": int(env.get("STRIPE_MAX_RETRIES", "3")),
+        "DRIFT_PARALLEL": int(env.get("DRIFT_PARALLEL", "4")),
+        "DRIFT_TIMEOUT": int(env.get("DRIFT_TIMEOUT", "30")),
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAX_CONTENT_LENGTH": 1024 * 1024,  # webhooks and API bodies: 1 MiB
     }

@@ -71,3 +71,36 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UnitPrice(TypeDecorator):
+    """A per-unit price with six decimals (0.00012 per message stays exact): NUMERIC(18,6) on
+    PostgreSQL, an integer count of millionths on SQLite."""
+
+    impl = Numeric(18, 6)
+    cache_ok = True
+    _scale = 1_000_000
+    _quantum = Decimal("0.000001")
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(18, 6, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = Decimal(value)
+        if dialect.name == "sqlite":
+            return int((value * self._scale).to_integral_value())
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(int(value)) / self._scale).quantize(self._quantum)
+        return Decimal(value).quantize(self._quantum)
+
+    def coerce_compared_value(self, op, value):
+        return self

@@ -48,6 +48,18 @@ def _respond(status: int, code: str, message: str, field: str | None = None):
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul_bytes():
+        # No text column can hold a NUL byte (PostgreSQL refuses it): a clean 400, not a 500.
+        if "\x00" in request.path:
+            raise BadRequest(_("The request was not understood."))
+        fields = list(request.args.items(multi=True))
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            fields += request.form.items(multi=True)
+        for name, value in fields:
+            if "\x00" in value or "\x00" in name:
+                raise BadRequest(_("The request was not understood."), field=name)
+
     @app.errorhandler(BadRequest)
     def _bad_request(e: BadRequest):
         return _respond(e.status, e.code, e.message, e.field)

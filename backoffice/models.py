@@ -1,25 +1,47 @@
 """Imports every feature's models so Flask-Migrate and the metadata see all tables."""
+from backoffice import list_indexes  # noqa: F401  (indexes of the list pages)
 from backoffice.accounts.models import Account
 from backoffice.api.models import ApiToken
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, VatSetting
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry, Operator
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.stripe_sync.models import Discrepancy, JobRun
+from backoffice.usage.models import (
+    AddonEvent,
+    BackfillRun,
+    Deployment,
+    PlanEvent,
+    SuspensionEvent,
+    UsageRecord,
+)
 from backoffice.users.models import Login, Membership, User, UserSession
 
 __all__ = [
     "Account",
+    "AddonEvent",
+    "AddonPrice",
     "ApiToken",
     "AuditEntry",
+    "BackfillRun",
     "BillingEvent",
+    "Deployment",
     "Discrepancy",
+    "JobRun",
     "Login",
     "Membership",
+    "MeteredPrice",
     "Operator",
     "PaymentTransaction",
     "Plan",
+    "PlanAllowance",
+    "PlanEvent",
+    "PlanPrice",
     "StripeEvent",
     "Subscription",
+    "SuspensionEvent",
+    "UsageRecord",
     "User",
     "UserSession",
+    "VatSetting",
 ]

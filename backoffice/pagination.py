@@ -25,6 +25,9 @@ class Page:
     total: int
     page: int
     page_size: int
+    # A capped count (paginate_capped): `total` is a lower bound and `more` says whether a next page exists.
+    capped: bool = False
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -36,7 +39,7 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.more if self.capped else self.page < self.pages
 
     @property
     def first_index(self) -> int:
@@ -55,6 +58,31 @@ def paginate(stmt, page: int, page_size: int, scalars: bool = True) -> Page:
     result = db.session.execute(stmt.limit(page_size).offset((page - 1) * page_size))
     items = list(result.scalars()) if scalars else list(result)
     return Page(items, total, page, page_size)
+
+
+COUNT_CAP = 10_000
+
+
+def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count_stmt=None,
+                    cap: int | None = None) -> Page:
+    """Like `paginate`, but counts at most `cap` + 1 rows, so a list of millions answers as fast as a
+    short one; beyond the cap the page says "more than N" (`capped`) and `more` drives "Next".
+    `count_stmt` may be a cheaper statement with the same rows (no joins needed only for display)."""
+    if cap is None:
+        from flask import current_app
+
+        cap = current_app.config.get("LIST_COUNT_CAP", COUNT_CAP)
+    counted = (count_stmt if count_stmt is not None else stmt).order_by(None).limit(cap + 1).subquery()
+    total = db.session.execute(db.select(db.func.count()).select_from(counted)).scalar_one()
+    capped = total > cap
+    if not capped:
+        check_page_in_range(page, page_size, total)
+    result = db.session.execute(stmt.limit(page_size + 1).offset((page - 1) * page_size))
+    items = list(result.scalars()) if scalars else list(result)
+    if capped and page > 1 and not items:
+        raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
+    more = len(items) > page_size
+    return Page(items[:page_size], min(total, cap) if capped else total, page, page_size, capped, more)
 
 
 def check_page_in_range(page: int, page_size: int, total: int) -> None:
@@ -94,7 +122,7 @@ def parse_search(args, name: str = "search") -> str:
 
 def parse_sort(args, allowed: tuple[str, ...], default: str) -> str:
     value = (args.get("sort") or default).strip()
-    if value.lstrip("-") not in allowed:
+    if value.removeprefix("-") not in allowed:
         raise BadRequest(
             _("Unknown sort column %(col)s; use one of %(cols)s.", col=value, cols=", ".join(allowed)),
             field="sort",
@@ -111,7 +139,7 @@ def parse_date(args, name: str) -> datetime | None:
         if len(raw) == 10:
             d = date.fromisoformat(raw)
             return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(raw)  # Python 3.11+ reads a trailing Z
     except ValueError:
         raise BadRequest(_("%(name)s must be a date like 2026-01-31.", name=name), field=name) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

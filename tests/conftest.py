@@ -2,6 +2,7 @@
 TEST_DATABASE_URL is set; each test gets an empty, migrated database of its own."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from jinja2 import StrictUndefined
 
 from backoffice import create_app
@@ -47,6 +50,27 @@ def migrated_template(tmp_path_factory):
     path = base / "template.db"
     _upgrade(f"sqlite:///{path}", base)
     return path
+
+
+@contextlib.contextmanager
+def scratch_database(tmp_path: Path, postgres: bool = IS_POSTGRES):
+    """An empty database of its own: a new SQLite file, or a new PostgreSQL database on the
+    TEST_DATABASE_URL server (dropped afterwards). For tests that migrate from nothing or serve
+    a live app."""
+    if not postgres:
+        yield f"sqlite:///{tmp_path / f'scratch-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    url = sa.engine.make_url(_pg_url())
+    name = f"{url.database}_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
 
 
 def _pg_truncate_all(url: str) -> None:
@@ -87,10 +111,22 @@ def app_config(db_url, tmp_path):
     }
 
 
+class Client(FlaskClient):
+    """Each request starts with an empty `g`, as in production. The `app` fixture keeps one app
+    context open for the whole test, which Flask reuses for every request: without this,
+    Flask-Login's cached user and Flask-WTF's cached CSRF token would leak between requests."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            vars(g._get_current_object()).clear()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
     app.jinja_env.undefined = StrictUndefined
+    app.test_client_class = Client
     with app.app_context():
         yield app
         db.session.remove()

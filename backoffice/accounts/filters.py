@@ -1,35 +1,130 @@
+"""The accounts list's state (search, filters, sort, page) from the query string and back."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from backoffice.errors import BadRequest
 from backoffice.pagination import parse_page, parse_search, parse_sort
 
-SORTS = ("name", "country", "created", "modified")
+SORTS = ("name", "plan", "mrr", "renewal", "status", "country", "created", "modified")
+DEFAULT_SORT = "-modified"
+DEFAULT_PAGE_SIZE = 25
+
+# DOMAIN §3 "Account status", in the order the rules are checked.
+STATUSES = ("canceling", "downgrading", "active", "canceled", "free")
+STATUS_LABELS = {
+    "canceling": _l("Canceling"),
+    "downgrading": _l("Downgrading"),
+    "active": _l("Active"),
+    "canceled": _l("Canceled"),
+    "free": _l("Free"),
+}
+STATUS_TONES = {"canceling": "warning", "downgrading": "warning", "active": "success",
+                "canceled": "danger", "free": "neutral"}
+
+# Ids are what the platform and Stripe use: letters, digits and _ . : - (at most 64).
+ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+PLAN_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
+
+
+def parse_id(value: str, name: str = "id") -> str:
+    """A well-formed id, or a 400 naming the parameter."""
+    if not ID_RE.match(value or ""):
+        raise BadRequest(_("%(name)s is not a valid id.", name=name), field=name)
+    return value
+
+
+def parse_flag(args, name: str) -> bool:
+    raw = (args.get(name) or "").strip().lower()
+    if raw in ("", "0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise BadRequest(_("%(name)s must be 1 or 0.", name=name), field=name)
+
+
+def parse_choices(args, name: str, allowed: tuple[str, ...]) -> list[str]:
+    values = _multi(args, name)
+    for v in values:
+        if v not in allowed:
+            raise BadRequest(_("Unknown %(name)s %(value)s; use one of %(allowed)s.",
+                               name=name, value=v[:40], allowed=", ".join(allowed)), field=name)
+    return values
+
+
+def _multi(args, name: str) -> list[str]:
+    """A repeatable parameter (`?plan=a&plan=b`), also accepting comma-separated values."""
+    raw = args.getlist(name) if hasattr(args, "getlist") else [args.get(name) or ""]
+    out: list[str] = []
+    for item in raw:
+        for v in (item or "").split(","):
+            v = v.strip()
+            if v and v not in out:
+                out.append(v)
+    return out
 
 
 @dataclass
 class AccountFilters:
     search: str = ""
-    sort: str = "-modified"
+    plans: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    unsynced: bool = False
+    drift: bool = False
+    sort: str = DEFAULT_SORT
     page: int = 1
-    page_size: int = 25
+    page_size: int = DEFAULT_PAGE_SIZE
 
     @classmethod
     def from_args(cls, args) -> AccountFilters:
         page, page_size = parse_page(args)
-        return cls(parse_search(args), parse_sort(args, SORTS, "-modified"), page, page_size)
+        plans = _multi(args, "plan")
+        for p in plans:
+            if not PLAN_RE.match(p):
+                raise BadRequest(_("plan %(value)s is not a valid plan.", value=p[:40]), field="plan")
+        return cls(
+            search=parse_search(args),
+            plans=plans,
+            statuses=parse_choices(args, "status", STATUSES),
+            unsynced=parse_flag(args, "unsynced"),
+            drift=parse_flag(args, "drift"),
+            sort=parse_sort(args, SORTS, DEFAULT_SORT),
+            page=page,
+            page_size=page_size,
+        )
 
-    def args(self) -> dict:
-        """The non-default state as query arguments (for links that keep it)."""
-        out = {}
+    def args(self, **overrides) -> dict:
+        """The non-default state as query arguments (links keep it; `page` is dropped unless given)."""
+        out: dict = {}
         if self.search:
             out["search"] = self.search
-        if self.sort != "-modified":
+        if self.plans:
+            out["plan"] = list(self.plans)
+        if self.statuses:
+            out["status"] = list(self.statuses)
+        if self.unsynced:
+            out["unsynced"] = 1
+        if self.drift:
+            out["drift"] = 1
+        if self.sort != DEFAULT_SORT:
             out["sort"] = self.sort
-        if self.page_size != 25:
+        if self.page_size != DEFAULT_PAGE_SIZE:
             out["page_size"] = self.page_size
+        for k, v in overrides.items():
+            if v in (None, "", False, []):
+                out.pop(k, None)
+            else:
+                out[k] = v
         return out
+
+    def paged_args(self) -> dict:
+        """The whole state including the page (for the URL the list pushes)."""
+        return self.args(page=self.page if self.page != 1 else None)
 
     @property
     def active(self) -> bool:
-        return bool(self.search)
+        return bool(self.search or self.plans or self.statuses or self.unsynced or self.drift)

@@ -19,6 +19,11 @@ class Account(db.Model):
         Index("ix_accounts_modified_at", "modified_at"),
         Index("ix_accounts_created_at", "created_at"),
         Index("ix_accounts_name_lower", db.func.lower(db.text("name"))),
+        # The dashboard's live-account counts (migration 0007_dashboard_speed).
+        Index("ix_accounts_live_created_at", "created_at",
+              postgresql_where=db.text("deleted_at IS NULL"), sqlite_where=db.text("deleted_at IS NULL")),
+        Index("ix_accounts_deleted", "id",
+              postgresql_where=db.text("deleted_at IS NOT NULL"), sqlite_where=db.text("deleted_at IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,21 +1,145 @@
+"""Accounts: the list (with its side pane), the detail page and its tabs, the CSV export."""
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.routing import BuildError
 
-from backoffice import hx
+from backoffice import exports, hx
 from backoffice.accounts import queries
-from backoffice.accounts.filters import AccountFilters
+from backoffice.accounts.filters import STATUS_LABELS, STATUS_TONES, STATUSES, AccountFilters, parse_id
+from backoffice.invoices.filters import InvoiceFilters
+from backoffice.invoices.queries import invoice_rows_page, invoice_rows_preview
+from backoffice.ledger.filters import EventFilters
+from backoffice.ledger.queries import billing_events_page, billing_events_preview
+from backoffice.pagination import parse_page
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts", template_folder="templates")
+
+# The reconciliation actions (another feature's endpoints), shown only when they exist.
+ACTION_ENDPOINTS = ("stripe_sync.account_sync", "stripe_sync.acknowledge_drift", "stripe_sync.disaster_recovery")
+TABS = ("overview", "users", "invoices", "billing_events", "drift")
+
+
+@bp.app_template_global()
+def url_map_has(endpoint: str) -> bool:
+    """True when `endpoint` is registered, so a page can link to a feature that may be absent."""
+    return endpoint in current_app.view_functions
+
+
+@bp.app_template_filter("flag")
+def flag(country: str | None) -> str:
+    """A country code as its flag emoji (regional indicator letters)."""
+    if not country or len(country) != 2 or not country.isalpha():
+        return ""
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in country.upper())
+
+
+@bp.app_context_processor
+def _account_labels():
+    return {"status_labels": STATUS_LABELS, "status_tones": STATUS_TONES}
+
+
+def _url_or_none(endpoint: str, **values) -> str | None:
+    if not url_map_has(endpoint):
+        return None
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return None
+
+
+def stripe_url(stripe_customer_id: str | None) -> str | None:
+    """The customer in Stripe's dashboard; `/test` for test keys (or when no key is set)."""
+    if not stripe_customer_id:
+        return None
+    key = current_app.config.get("STRIPE_SECRET_KEY") or ""
+    test = "/test" if (not key or key.startswith(("sk_test_", "rk_test_"))) else ""
+    return f"https://dashboard.stripe.com{test}/customers/{stripe_customer_id}"
+
+
+def csv_export(f: AccountFilters):
+    catalog = queries.plan_catalog()
+    headers = [_("Id"), _("Name"), _("Plan"), _("Status"), _("Price"), _("MRR"), _("Currency"),
+               _("Renewal"), _("Country"), _("Created"), _("Modified")]
+
+    def cells(r):
+        return (r.id, r.name, queries.plan_name(catalog, r.plan), r.status, r.price, r.mrr, r.currency,
+                r.current_period_end, r.country, r.created_at, r.modified_at)
+
+    return exports.csv_response("accounts.csv", headers, queries.accounts_export_stmt(f), cells)
 
 
 @bp.get("")
 def index():
     f = AccountFilters.from_args(request.args)
-    return hx.render("accounts/index.html", "account_table", f=f, accounts=queries.accounts_page(f))
+    if exports.wants_csv(request.args):
+        return csv_export(f)
+    return hx.render("accounts/index.html", "account_table", f=f, accounts=queries.accounts_page(f),
+                     catalog=queries.plan_catalog(), statuses=STATUSES, pane=None)
+
+
+@bp.get("/<account_id>/pane")
+def pane(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    summary = queries.account_summary(account_id)
+    return hx.render_fragment(
+        "accounts/index.html", "side_pane", pane=summary, catalog=queries.plan_catalog(),
+        owners=queries.owners(account_id), top_users=queries.top_users(account_id))
+
+
+def _detail(account_id: str, tab: str, **tab_context):
+    summary = queries.account_summary(account_id)
+    actions = {}
+    if current_user.is_admin:  # the menu is rendered for admins only
+        actions = {
+            "sync": _url_or_none("stripe_sync.account_sync", account_id=account_id),
+            "acknowledge": _url_or_none("stripe_sync.acknowledge_drift", account_id=account_id),
+            "recovery": _url_or_none("stripe_sync.disaster_recovery", account_id=account_id),
+            "stripe": stripe_url(summary.account.stripe_customer_id),
+        }
+    return hx.render(
+        "accounts/detail.html", "account_tab", s=summary, account=summary.account, tab=tab,
+        catalog=queries.plan_catalog(), can_act=current_user.is_admin, actions=actions,
+        drift_open=queries.drift_count(account_id), **tab_context)
 
 
 @bp.get("/<account_id>")
 def detail(account_id: str):
-    account = queries.get_account(account_id)
-    return hx.render("accounts/detail.html", account=account, members=queries.account_members(account_id))
+    account_id = parse_id(account_id, "account_id")
+    return _detail(account_id, "overview", owners=queries.owners(account_id),
+                   invoice_preview=invoice_rows_preview(account_id),
+                   event_preview=billing_events_preview(account_id))
+
+
+@bp.get("/<account_id>/users")
+def users(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    page, page_size = parse_page(request.args)
+    queries.get_account(account_id)
+    return _detail(account_id, "users", members=queries.members_page(account_id, page, page_size))
+
+
+@bp.get("/<account_id>/invoices")
+def invoices(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    f = InvoiceFilters.from_args(request.args, account=account_id)
+    queries.get_account(account_id)
+    return _detail(account_id, "invoices", inv_f=f, rows=invoice_rows_page(f))
+
+
+@bp.get("/<account_id>/billing-events")
+def billing_events(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    f = EventFilters.from_args(request.args, account=account_id)
+    queries.get_account(account_id)
+    return _detail(account_id, "billing_events", ev_f=f, events=billing_events_page(f))
+
+
+@bp.get("/<account_id>/drift")
+def drift(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    page, page_size = parse_page(request.args)
+    queries.get_account(account_id)
+    return _detail(account_id, "drift", discrepancies=queries.discrepancies_page(account_id, page, page_size))

@@ -34,7 +34,8 @@ def openapi_document() -> dict:
     doc = _base_document()
     for fn in _CONTRIBUTIONS:
         paths, schemas = fn()
-        doc["paths"].update(paths)
+        for path, operations in paths.items():  # modules may share a path (GET here, PUT there)
+            doc["paths"].setdefault(path, {}).update(operations)
         doc["components"]["schemas"].update(schemas)
     return doc
 

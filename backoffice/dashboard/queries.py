@@ -1,23 +1,509 @@
-"""Reads for the dashboard. (Issue 5 grows this into the full metrics set.)"""
+"""Reads for the dashboard, the banners and /api/v1/metrics/ (DOMAIN §3 "Reading MRR and revenue").
+
+Every figure is one or two SQL aggregates: money is summed by the database as exact Decimal (the
+Money type), days are bucketed in UTC by the database, and Python only walks the ≤ 180 daily
+buckets. Nothing here loops over accounts.
+"""
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import type_coerce
 
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import utcnow
+from backoffice.dashboard import mrr
+from backoffice.dashboard.mrr import ZERO, Window, midnight
+from backoffice.dbtypes import Money, utcnow
 from backoffice.extensions import db
-from backoffice.users.models import User, UserSession
+from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger.classifier import NOT_STARTED_STATUSES
+from backoffice.ledger.models import BillingEvent, Plan, Subscription
+from backoffice.users.models import Login, User, UserSession
+
+RECENT_LIMIT = 8
 
 
-def shell_kpis() -> dict:
-    now = utcnow()
-    accounts = db.session.execute(
-        db.select(db.func.count()).select_from(Account).where(Account.deleted_at.is_(None))
+# --- helpers -------------------------------------------------------------------------------
+
+def _is_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _day(column):
+    """The UTC day of a timestamp column, computed by the database."""
+    if _is_postgres():
+        return sa.func.date(sa.func.timezone("UTC", column))
+    return sa.func.date(column)  # SQLite stores naive UTC
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _money_sum(expr):
+    return type_coerce(sa.func.coalesce(sa.func.sum(expr), 0), Money())
+
+
+def _bucketed(rows, first_day: date, days: int, zero) -> tuple:
+    """(opening, [per-day sums]) from (day-or-None, sum) rows; None is 'before first_day'."""
+    opening, per_day = zero, {}
+    for day, value in rows:
+        if day is None:
+            opening += value
+        else:
+            per_day[_as_date(day)] = per_day.get(_as_date(day), zero) + value
+    return opening, [per_day.get(first_day + timedelta(days=i), zero) for i in range(days)]
+
+
+def _bucket_column(time_column, since: datetime):
+    """A day bucket for rows at or after `since`, NULL before it (they form the opening balance)."""
+    return sa.case((time_column < since, None), else_=_day(time_column)).label("day")
+
+
+@dataclass
+class Series:
+    """Daily closing values of a window and of the period before it (same length)."""
+
+    dates: list[date]
+    values: list
+    prior_dates: list[date]
+    prior_values: list
+    opening: object = ZERO  # the value when the current window opened
+
+    @property
+    def changes(self) -> list:
+        """Per point: the value minus the prior period's value at the same position."""
+        return [v - p for v, p in zip(self.values, self.prior_values, strict=True)]
+
+    @property
+    def last(self):
+        return self.values[-1]
+
+
+def _series(window: Window, opening, per_day: list) -> Series:
+    """Cumulative closing values over the prior period followed by the current window."""
+    totals = mrr.cumulative(opening, per_day)
+    n = window.days
+    opening_current = totals[n - 1]
+    return Series(window.dates(), totals[n:], window.prior_dates(), totals[:n], opening_current)
+
+
+# --- per-process caches of all-time daily series ------------------------------------------
+# Revenue, logins and the ledger's MRR are all-time daily series: recomputing one walks hundreds
+# of thousands of rows, yet they change only when their table does. Each is kept per process
+# under a cheap change marker read from the database, and for at most CACHE_SECONDS (a bound on
+# staleness should a marker ever miss a change). Only figures that fit in memory are kept: ≤ one
+# row per day, or a single count.
+CACHE_SECONDS = 300
+MRR_CACHE_SECONDS = CACHE_SECONDS
+
+
+def _cached(name, key, compute):
+    """compute(), reused while `key` is unchanged (never reused when key is None)."""
+    if key is None:
+        return compute()
+    cache = current_app.extensions.setdefault("dashboard_cache", {})
+    now = time.monotonic()
+    entry = cache.get(name)
+    if entry and entry[0] == key and now - entry[1] < CACHE_SECONDS:
+        return entry[2]
+    value = compute()
+    for stale in [k for k, e in cache.items() if now - e[1] >= CACHE_SECONDS]:
+        cache.pop(stale, None)
+    cache[name] = (key, now, value)
+    return value
+
+
+def _table_version(sequence: str):
+    """The change marker of payment_transactions or logins: a sequence every write advances
+    (triggers of migration 0007, PostgreSQL). On SQLite, the embedded single-machine database,
+    there is no marker and nothing is cached."""
+    if not _is_postgres():
+        return None
+    return (str(db.engine.url),) + tuple(
+        db.session.execute(sa.text(f"SELECT last_value, is_called FROM {sequence}")).one())
+
+
+def _payments_version():
+    return _table_version("dashboard_payments_version")
+
+
+def _logins_version():
+    return _table_version("dashboard_logins_version")
+
+
+# --- MRR -----------------------------------------------------------------------------------
+
+def forward_mrr_sql():
+    """SQL twin of mrr.forward_mrr (the classifier's rule) over the subscriptions table."""
+    s = Subscription
+    return sa.case(
+        (sa.or_(s.price_amount.is_(None), s.price_amount <= 0, s.cancel_at_period_end.is_(True),
+                s.status.in_(sorted(NOT_STARTED_STATUSES))),
+         sa.literal(ZERO, Money())),
+        (sa.and_(s.scheduled_plan.is_not(None), s.scheduled_price_amount.is_not(None)), s.scheduled_price_amount),
+        else_=s.price_amount,
+    )
+
+
+def blended_mrr() -> Decimal:
+    """Σ forward MRR of every current subscription, soft-deleted accounts included."""
+    return db.session.execute(
+        sa.select(_money_sum(forward_mrr_sql())).where(Subscription.is_current.is_(True))
     ).scalar_one()
-    users = db.session.execute(db.select(db.func.count()).select_from(User)).scalar_one()
-    sessions = db.session.execute(
-        db.select(db.func.count()).select_from(UserSession).where(
+
+
+def _mrr_changes(until: datetime | None):
+    """Each delta-carrying ledger row with `change` = its new amount minus the previous
+    delta-carrying row's new amount of the same subscription. Summing the changes up to a moment
+    gives Σ over subscriptions of the latest new_amount (the DOMAIN's MRR on day D), and summing
+    them by type gives movements that add up to the MRR change exactly."""
+    b = BillingEvent
+    amount = sa.func.coalesce(b.new_amount, b.committed_mrr)
+    previous = sa.func.lag(amount).over(
+        partition_by=(b.subscription_id, b.account_id), order_by=(b.occurred_at, b.id)
+    )
+    return (
+        sa.select(b.occurred_at, b.type, (amount - sa.func.coalesce(previous, 0)).label("change"))
+        .where(b.amount_delta.is_not(None), b.occurred_at < until if until is not None else sa.true())
+        .subquery("mrr_changes")
+    )
+
+
+# The MRR cards, the KPI and the mismatch banner all read the same thing: the ledger's MRR changes
+# summed per UTC day, type and sign. Recomputing it walks every MRR-moving row (a window function
+# over ~7 % of the ledger), so it is kept per process and reused while the ledger is unchanged.
+# The ledger is append-only and every insert gets a new id and created_at, so the newest row
+# identifies the ledger's state; the TTL bounds staleness should two writers commit out of id order.
+@dataclass(frozen=True)
+class _DailyChange:
+    day: date
+    type: str
+    positive: bool
+    change: Decimal
+
+
+def _mrr_daily() -> list[_DailyChange]:
+    b = BillingEvent
+    newest = db.session.execute(sa.select(b.id, b.created_at).order_by(b.id.desc()).limit(1)).first()
+    key = (str(db.engine.url), tuple(newest) if newest else None)
+
+    def compute() -> list[_DailyChange]:
+        c = _mrr_changes(None)
+        day = _day(c.c.occurred_at).label("day")
+        positive = (c.c.change > 0).label("positive")
+        return [
+            _DailyChange(_as_date(d), t, bool(p), v)
+            for d, t, p, v in db.session.execute(
+                sa.select(day, c.c.type, positive, _money_sum(c.c.change)).group_by(day, c.c.type, positive))
+        ]
+
+    return _cached("mrr_daily", key, compute)
+
+
+def ledger_mrr_latest() -> Decimal:
+    """MRR after the ledger's latest row (the mismatch banner's "ledger-latest")."""
+    return sum((r.change for r in _mrr_daily()), ZERO)
+
+
+def mrr_at(moment: datetime) -> Decimal:
+    """MRR read from the ledger at `moment` (Σ latest new_amount per subscription before it)."""
+    return mrr_at_moments(moment)[0]
+
+
+def mrr_at_moments(*moments: datetime) -> tuple[Decimal, ...]:
+    """MRR from the ledger at several moments. Midnights (UTC) read the daily summary."""
+    if all(m == midnight(m.astimezone(UTC).date()) for m in moments):
+        daily = _mrr_daily()
+        return tuple(sum((r.change for r in daily if r.day < m.astimezone(UTC).date()), ZERO) for m in moments)
+    c = _mrr_changes(max(moments))
+    columns = [_money_sum(sa.case((c.c.occurred_at < m, c.c.change), else_=0)) for m in moments]
+    return tuple(db.session.execute(sa.select(*columns)).one())
+
+
+def mrr_trend(window: Window) -> Series:
+    """MRR at the end of each day of the window and of the prior period, from the ledger."""
+    rows = [(None if r.day < window.prior_first_day else r.day, r.change)
+            for r in _mrr_daily() if r.day <= window.today]
+    opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, ZERO)
+    return _series(window, opening, per_day)
+
+
+@dataclass
+class Movements:
+    opening: Decimal
+    closing: Decimal
+    buckets: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def change(self) -> Decimal:
+        return self.closing - self.opening
+
+
+def mrr_movements(window: Window) -> Movements:
+    """New, expansion, contraction, churn, reactivation within the window; they sum to
+    closing − opening exactly."""
+    daily = [r for r in _mrr_daily() if r.day <= window.today]
+    opening = sum((r.change for r in daily if r.day < window.first_day), ZERO)
+    buckets = mrr.movements((r.type, r.change) for r in daily if r.day >= window.first_day)
+    return Movements(opening, opening + sum(buckets.values(), ZERO), buckets)
+
+
+# --- revenue -------------------------------------------------------------------------------
+
+def _reversed():
+    t = PaymentTransaction
+    return sa.or_(t.credit_note_url.is_not(None), t.credit_noted_at.is_not(None), t.refunded_at.is_not(None))
+
+
+def _revenue_daily() -> list[tuple[date, Decimal]]:
+    """Net revenue flows ex-VAT per UTC day, all time: + each succeeded payment on its payment
+    day, − each reversed one on its reversal day (credit note, else refund, else payment day).
+    One aggregate over the succeeded payments, kept per process until payment_transactions change."""
+    t = PaymentTransaction
+
+    def compute() -> list[tuple[date, Decimal]]:
+        adds = sa.select(t.date.label("at"), t.amount_excluding_tax.label("value")).where(t.status == "succeeded")
+        reversal_day = sa.func.coalesce(t.credit_noted_at, t.refunded_at, t.date)
+        subtracts = sa.select(reversal_day.label("at"), (-t.amount_excluding_tax).label("value")).where(
+            t.status == "succeeded", _reversed())
+        flows = sa.union_all(adds, subtracts).subquery("flows")
+        day = _day(flows.c.at).label("day")
+        return [(_as_date(d), v) for d, v in
+                db.session.execute(sa.select(day, _money_sum(flows.c.value)).group_by(day))]
+
+    return _cached("revenue_daily", _payments_version(), compute)
+
+
+def net_revenue() -> Decimal:
+    """Lifetime net revenue ex-VAT: succeeded payments with no credit note and no refund (each
+    reversed payment's + and − flows cancel out, so this is the sum of every daily flow)."""
+    return sum((v for _, v in _revenue_daily()), ZERO)
+
+
+def revenue_trend(window: Window) -> Series:
+    """All-time cumulative net revenue at the end of each day: + on the payment day, − on the
+    reversal day (credit note, else refund, else payment day). The last point is net_revenue()."""
+    rows = [(None if d < window.prior_first_day else d, v) for d, v in _revenue_daily() if d <= window.today]
+    opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, ZERO)
+    return _series(window, opening, per_day)
+
+
+# --- accounts, users, plans ----------------------------------------------------------------
+
+def account_growth(window: Window) -> tuple[Series, list[int], list[int]]:
+    """Total (not deleted) accounts at the end of each day, and new accounts per day (current, prior)."""
+    a = Account
+    live = a.deleted_at.is_(None)  # ix_accounts_live_created_at: both parts read it index-only
+    day = _day(a.created_at).label("day")
+    before = sa.select(sa.null().label("day"), sa.func.count().label("n")).where(live, a.created_at < window.prior_start)
+    daily = sa.select(day, sa.func.count()).where(
+        live, a.created_at >= window.prior_start, a.created_at < window.end).group_by(day)
+    rows = db.session.execute(sa.union_all(before, daily)).all()
+    opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, 0)
+    return _series(window, opening, per_day), per_day[window.days:], per_day[:window.days]
+
+
+def login_trend(window: Window) -> tuple[list[int], list[int], list[int]]:
+    """Successful logins per day (current, prior) and failed logins per day (current)."""
+    rows = _login_daily()
+    ok = {d: n for d, outcome, n in rows if outcome == "success"}
+    failed = {d: n for d, outcome, n in rows if outcome != "success"}
+    return ([ok.get(d, 0) for d in window.dates()], [ok.get(d, 0) for d in window.prior_dates()],
+            [failed.get(d, 0) for d in window.dates()])
+
+
+def _login_daily() -> list[tuple[date, str, int]]:
+    """Logins per UTC day and outcome, all time; kept per process until the logins change."""
+    lg = Login
+
+    def compute() -> list[tuple[date, str, int]]:
+        day = _day(lg.at).label("day")
+        return [(_as_date(d), outcome, n) for d, outcome, n in
+                db.session.execute(sa.select(day, lg.outcome, sa.func.count()).group_by(day, lg.outcome))]
+
+    return _cached("login_daily", _logins_version(), compute)
+
+
+@dataclass
+class PlanShare:
+    plan: str
+    name: str
+    monthly_amount: Decimal | None
+    accounts: int
+
+
+def plan_distribution() -> list[PlanShare]:
+    """Accounts (not deleted) per plan, cheapest first; no paid current subscription = free."""
+    a, s = Account, Subscription
+    # An account has at most one current subscription (uq_subscriptions_current_account), so the
+    # free accounts are the live ones minus the paid ones: no join over every account, and the
+    # few deleted accounts are a hashed NOT IN (ix_accounts_deleted).
+    deleted = sa.select(a.id).where(a.deleted_at.is_not(None))
+    paid = (sa.select(sa.literal(True).label("paid"), s.plan, sa.func.count().label("n"))
+            .where(s.is_current.is_(True), s.price_amount > 0, s.account_id.not_in(deleted)).group_by(s.plan))
+    live = sa.select(sa.literal(False), sa.null(), sa.func.count()).select_from(a).where(a.deleted_at.is_(None))
+    counted = db.session.execute(sa.union_all(paid, live)).all()
+    rows = [(plan, n) for is_paid, plan, n in counted if is_paid]
+    free = sum(n for is_paid, _, n in counted if not is_paid) - sum(n for _, n in rows)
+    if free:
+        rows.append(("free", free))
+    catalog = {
+        key: (name, amount)
+        for key, name, amount in db.session.execute(
+            sa.select(Plan.plan_key, sa.func.min(Plan.name), type_coerce(sa.func.min(Plan.monthly_amount), Money()))
+            .group_by(Plan.plan_key)
+        )
+    }
+    shares = []
+    for key, count in rows:
+        name, amount = catalog.get(key, (None, None))
+        if key == "free":
+            amount = ZERO
+        shares.append(PlanShare(key, name or key.replace("_", " ").title(), amount, count))
+    return sorted(shares, key=lambda p: (p.monthly_amount is None, p.monthly_amount or ZERO, p.plan))
+
+
+@dataclass
+class Kpis:
+    total_accounts: int
+    new_accounts: int
+    new_accounts_prior: int
+    active_users: int
+    active_users_prior: int
+    active_sessions: int
+    blended_mrr: Decimal | None = None
+    mrr_opening: Decimal | None = None
+    mrr_now: Decimal | None = None
+    total_revenue: Decimal | None = None
+
+    @property
+    def mrr_change_percent(self) -> Decimal | None:
+        if self.mrr_opening is None or self.mrr_now is None:
+            return None
+        return mrr.percent_change(self.mrr_opening, self.mrr_now)
+
+    @property
+    def new_accounts_change(self) -> int:
+        return self.new_accounts - self.new_accounts_prior
+
+
+def kpis(window: Window, billing: bool) -> Kpis:
+    """The KPI tiles. Billing figures only when billing is enabled (nothing billing is queried otherwise)."""
+    a = Account
+
+    def live_accounts(*where):  # index-only on ix_accounts_live_created_at
+        return sa.select(sa.func.count()).select_from(a).where(a.deleted_at.is_(None), *where).scalar_subquery()
+
+    total, new, new_prior = db.session.execute(sa.select(
+        live_accounts(),
+        live_accounts(a.created_at >= window.start, a.created_at < window.end),
+        live_accounts(a.created_at >= window.prior_start, a.created_at < window.start),
+    )).one()
+    users, users_prior = _active_users(window)
+    result = Kpis(int(total), int(new), int(new_prior), users, users_prior, active_sessions())
+    if billing:
+        result.blended_mrr = blended_mrr()
+        result.mrr_opening, result.mrr_now = mrr_at_moments(window.start, window.end)
+        result.total_revenue = net_revenue()
+    return result
+
+
+def _active_users(window: Window) -> tuple[int, int]:
+    """Distinct users with a successful login in the window and in the prior period; kept per
+    process and window until the logins change."""
+    lg = Login
+
+    def compute() -> tuple[int, int]:
+        def distinct_users(start: datetime, end: datetime):
+            return sa.select(sa.func.count(sa.distinct(lg.user_id))).where(
+                lg.outcome == "success", lg.at >= start, lg.at < end).scalar_subquery()
+
+        current, prior = db.session.execute(sa.select(
+            distinct_users(window.start, window.end), distinct_users(window.prior_start, window.start))).one()
+        return int(current), int(prior)
+
+    return _cached(("active_users", window.start, window.end), _logins_version(), compute)
+
+
+def active_sessions(now: datetime | None = None) -> int:
+    now = now or utcnow()
+    return db.session.execute(
+        sa.select(sa.func.count()).select_from(UserSession).where(
             UserSession.revoked_at.is_(None), UserSession.last_seen_at >= now - timedelta(hours=24)
         )
     ).scalar_one()
-    return {"accounts": accounts, "users": users, "active_sessions": sessions}
+
+
+def shell_kpis() -> dict:
+    """Counts for callers that only need the non-billing headline numbers."""
+    accounts = db.session.execute(
+        sa.select(sa.func.count()).select_from(Account).where(Account.deleted_at.is_(None))
+    ).scalar_one()
+    users = db.session.execute(sa.select(sa.func.count()).select_from(User)).scalar_one()
+    return {"accounts": accounts, "users": users, "active_sessions": active_sessions()}
+
+
+# --- recent lists --------------------------------------------------------------------------
+
+def recent_signups(limit: int = RECENT_LIMIT) -> list[Account]:
+    return list(db.session.execute(
+        sa.select(Account).where(Account.deleted_at.is_(None))
+        .order_by(Account.created_at.desc(), Account.id.desc()).limit(limit)
+    ).scalars())
+
+
+def recent_billing_events(limit: int = RECENT_LIMIT) -> list:
+    """(BillingEvent, account name) rows, newest first, NoOp rows hidden."""
+    b = BillingEvent
+    return list(db.session.execute(
+        sa.select(b, Account.name).join(Account, Account.id == b.account_id)
+        .where(b.type != "no_op").order_by(b.occurred_at.desc(), b.id.desc()).limit(limit)
+    ))
+
+
+def recent_payments(limit: int = RECENT_LIMIT) -> list:
+    """(PaymentTransaction, account name) rows, newest first."""
+    t = PaymentTransaction
+    return list(db.session.execute(
+        sa.select(t, Account.name).join(Account, Account.id == t.account_id)
+        .order_by(t.date.desc(), t.id.desc()).limit(limit)
+    ))
+
+
+# --- data-quality banners ------------------------------------------------------------------
+
+@dataclass
+class Banners:
+    unsynced: int
+    drift: int
+    kpi_mrr: Decimal
+    ledger_mrr: Decimal
+
+    @property
+    def mrr_mismatch(self) -> bool:
+        return not mrr.snapped_equal(self.kpi_mrr, self.ledger_mrr)
+
+    @property
+    def clear(self) -> bool:
+        return not (self.unsynced or self.drift or self.mrr_mismatch)
+
+
+def banners() -> Banners:
+    """Unsynced accounts (a paid subscription, no ledger rows), accounts with billing drift,
+    and whether the Blended MRR tile disagrees with the ledger's latest MRR."""
+    s, a, b = Subscription, Account, BillingEvent
+    live = sa.and_(s.is_current.is_(True), a.deleted_at.is_(None))
+    no_ledger = ~sa.exists().where(b.account_id == s.account_id)
+    unsynced, drift = db.session.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(s.price_amount > 0, no_ledger), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((s.drift_detected.is_(True), 1), else_=0)), 0),
+        ).select_from(s).join(a, a.id == s.account_id).where(live)
+    ).one()
+    return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest())

@@ -1,18 +1,31 @@
+"""Invoices: every payment transaction with its credit notes and refunds, and the CSV export."""
 from __future__ import annotations
 
 from flask import Blueprint, request
+from flask_babel import gettext as _
 
-from backoffice import hx
+from backoffice import exports, hx
 from backoffice.invoices import queries
-from backoffice.pagination import parse_page, parse_search
+from backoffice.invoices.filters import VIEW_LABELS, InvoiceFilters
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices", template_folder="templates")
 
 
+def csv_export(f: InvoiceFilters):
+    headers = [_("Date"), _("Kind"), _("Account id"), _("Account"), _("Status"), _("Number"), _("Currency"),
+               _("Excl. VAT"), _("VAT"), _("Total")]
+
+    def cells(r):
+        return (r.row_date, r.kind, r.account_id, r.account_name, r.status, r.number, r.currency,
+                r.amount_excluding_tax, r.tax_amount, r.total)
+
+    return exports.csv_response("invoices.csv", headers, queries.invoice_rows_stmt(f), cells)
+
+
 @bp.get("")
 def index():
-    page, page_size = parse_page(request.args)
-    search = parse_search(request.args)
-    args = {k: v for k, v in {"search": search}.items() if v}
-    return hx.render("invoices/index.html", "invoice_table",
-                     rows=queries.transactions_page(search, page, page_size), search=search, args=args)
+    f = InvoiceFilters.from_args(request.args)
+    if exports.wants_csv(request.args):
+        return csv_export(f)
+    return hx.render("invoices/index.html", "invoice_table", f=f, rows=queries.invoice_rows_page(f),
+                     view_labels=VIEW_LABELS)

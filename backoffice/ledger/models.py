@@ -141,6 +141,10 @@ class BillingEvent(db.Model):
         Index("ix_billing_events_occurred", "occurred_at"),
         Index("ix_billing_events_subscription_occurred", "subscription_id", "occurred_at", "id"),
         Index("ix_billing_events_type_occurred", "type", "occurred_at"),
+        # The dashboard's MRR reads (issue 5): only MRR-moving rows, in LAG order, index-only.
+        Index("ix_billing_events_mrr", "subscription_id", "account_id", "occurred_at", "id",
+              postgresql_include=["new_amount", "committed_mrr", "type"],
+              postgresql_where=db.text("amount_delta IS NOT NULL"), sqlite_where=db.text("amount_delta IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -16,11 +16,15 @@ def users() -> None:
 @click.option("--email", required=True, help="The operator's e-mail (sign-in name).")
 @click.option("--password", required=True, help="At least 10 characters.")
 @click.option("--admin", is_flag=True, help="Give the admin role (default: viewer).")
+@click.option("--kiosk", is_flag=True,
+              help="A wall-screen operator: view-only, no sign-out, session of BACKOFFICE_KIOSK_SESSION_DAYS.")
 @with_appcontext
-def create(email: str, password: str, admin: bool) -> None:
+def create(email: str, password: str, admin: bool, kiosk: bool) -> None:
     """Create an operator who can sign in at once."""
+    if admin and kiosk:
+        raise click.ClickException("A kiosk operator is view-only: --admin and --kiosk exclude each other.")
     try:
-        op = services.create_operator(email, password, "admin" if admin else "viewer")
+        op = services.create_operator(email, password, "admin" if admin else "viewer", kiosk=kiosk)
     except BadRequest as e:
         raise click.ClickException(e.message) from None
-    click.echo(f"Created {op.role} {op.email}")
+    click.echo(f"Created {'kiosk' if op.kiosk else op.role} {op.email}")

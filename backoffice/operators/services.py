@@ -65,7 +65,8 @@ def _snapshot(op: Operator) -> dict:
 
 
 def create_operator(email: str, password: str | None, role: str = "viewer",
-                    actor: Operator | None = None) -> Operator:
+                    actor: Operator | None = None, kiosk: bool = False) -> Operator:
+    """`kiosk`: a wall-screen login, view-only whatever its role, with a long session and no sign-out."""
     email = normalise_email(email)
     if role not in ROLES:
         raise BadRequest("Role must be admin or viewer.", field="role")
@@ -73,7 +74,7 @@ def create_operator(email: str, password: str | None, role: str = "viewer",
         check_password_rules(password)
     if db.session.execute(db.select(Operator.id).where(Operator.email == email)).first():
         raise BadRequest("An operator with this e-mail already exists.", field="email")
-    op = Operator(email=email, role=role, active=True,
+    op = Operator(email=email, role="viewer" if kiosk else role, active=True, kiosk=kiosk,
                   password_hash=generate_password_hash(password) if password else None)
     db.session.add(op)
     db.session.flush()
@@ -148,7 +149,10 @@ def change_role(operator_id: int, role: str, actor: Operator) -> Operator:
     op = get_operator(operator_id)
     before = _snapshot(op)
     if op.role == "admin" and role != "admin" and op.active and _active_admins() <= 1:
-        raise BadRequest("The last active admin cannot be demoted.", field="role")
+        message = "The last active admin cannot be demoted."
+        audit_now(actor, "operator.change_role", target_type="operator", target_id=operator_id,
+                  before=before, after=before, result="error", detail=message)
+        raise BadRequest(message, field="role")
     op.role = role
     op.session_version += 1  # new rights take effect at once
     audit(actor, "operator.change_role", "operator", op.id, before=before, after=_snapshot(op))
@@ -160,7 +164,10 @@ def set_active(operator_id: int, active: bool, actor: Operator) -> Operator:
     op = get_operator(operator_id)
     before = _snapshot(op)
     if not active and op.role == "admin" and op.active and _active_admins() <= 1:
-        raise BadRequest("The last active admin cannot be deactivated.", field="active")
+        message = "The last active admin cannot be deactivated."
+        audit_now(actor, "operator.deactivate", target_type="operator", target_id=operator_id,
+                  before=before, after=before, result="error", detail=message)
+        raise BadRequest(message, field="active")
     op.active = active
     op.session_version += 1  # signs the operator out everywhere
     audit(actor, "operator.activate" if active else "operator.deactivate", "operator", op.id,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
@@ -46,7 +47,10 @@ def sign_in():
             error = _("Wrong e-mail or password.")
         else:
             session.clear()
-            login_user(op)
+            # A kiosk display stays signed in for KIOSK_SESSION_DAYS (a remember cookie outlives
+            # the browser session and any server restart); everyone else gets the normal session.
+            kiosk_days = timedelta(days=current_app.config["KIOSK_SESSION_DAYS"])
+            login_user(op, remember=op.kiosk, duration=kiosk_days if op.kiosk else None)
             session.permanent = True
             return redirect(_safe_next(request.form.get("next")))
     status = 401 if error else 200
@@ -86,7 +90,8 @@ def accept_invite(token: str):
 def index():
     page = parse_int(request.args, "page", 1)
     return hx.render("operators/index.html", "operator_table", ops=queries.operators_page(page),
-                     invite_link=session.pop("invite_link", None))
+                     invite_link=session.pop("invite_link", None), invite_error=None, invite_email="",
+                     invite_role="viewer")
 
 
 @bp.post("/operators/invite")

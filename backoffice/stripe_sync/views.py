@@ -1,5 +1,160 @@
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from flask_babel import gettext as _
+
+from backoffice.errors import BadRequest
+from backoffice.ledger import archive
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("stripe_sync", __name__, template_folder="templates")
+
+
+@bp.post("/stripe/webhook")
+def webhook():
+    """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
+    slow or failing replay never makes Stripe retry an event that is stored; the replay is
+    enqueued after the answer has been sent (see `_after_response`)."""
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        raise BadRequest(_("The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET)."),
+                         status=503, code="not_configured")
+    body = request.get_data(cache=False)  # 413 above MAX_CONTENT_LENGTH
+    event = archive.verify_and_parse(body, request.headers.get("Stripe-Signature"), secret, request.mimetype)
+    result = archive.archive_event(body, event)
+    response = jsonify(received=True, id=result.event_id, outcome=result.outcome)
+    if result.needs_replay:
+        _after_response(response, result.account_id)
+    return response
+
+
+def _after_response(response, account_id: str | None) -> None:
+    """The WSGI server calls `response.close()` once the answer is sent (PEP 3333): the replay
+    (in-process without a broker) runs then, outside the answer time. Werkzeug's test client
+    never closes a response, so under TESTING the replay runs before answering."""
+    app = current_app._get_current_object()
+    if app.testing:
+        _enqueue_replay(account_id)
+        return
+
+    def replay() -> None:
+        with app.app_context():
+            _enqueue_replay(account_id)
+
+    response.call_on_close(replay)
+
+
+def _enqueue_replay(account_id: str | None) -> None:
+    """Queues the replay (in-process when no broker is configured). Never fails the webhook:
+    the event is stored, and the replayer marks what it could not process as failed."""
+    from backoffice.ledger.tasks import replay_account
+
+    try:
+        replay_account.delay(account_id)
+    except Exception:  # the stored event must still be acknowledged
+        log.exception("replay of account %s after a webhook failed", account_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Reconciliation on the account page (admin only): sync, acknowledge drift, disaster recovery.
+# Each GET renders its confirmation dialog (a page without htmx, the dialog block with it);
+# each POST does the action. The blueprint is CSRF-exempt for the webhook, so these views
+# check the token themselves.
+# --------------------------------------------------------------------------------------------
+import functools
+
+from flask import redirect, url_for
+from flask_login import current_user
+
+from backoffice import hx
+from backoffice.auth import admin_required
+from backoffice.extensions import csrf
+from backoffice.pagination import parse_page
+
+DIALOGS = "stripe_sync/dialogs.html"
+
+
+def _csrf_checked(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.method == "POST":
+            csrf.protect()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _dialog(block: str, status: int = 200, **context):
+    return hx.render(DIALOGS, block, dialog=block, **context), status
+
+
+@bp.route("/stripe/accounts/<account_id>/sync", methods=["GET", "POST"])
+@admin_required
+@_csrf_checked
+def account_sync(account_id: str):
+    """GET: the confirmation dialog (or why a sync cannot run). POST: start the sync."""
+    from backoffice.stripe_sync import services, sync
+
+    if request.method == "GET":
+        try:
+            account = sync.get_syncable_account(account_id)
+            problem = None
+        except BadRequest as e:
+            if e.status == 404:
+                raise
+            account, problem = None, e.message
+        return _dialog("sync_confirm", account_id=account_id, account=account, problem=problem)
+    run = services.start_account_sync(account_id, current_user)
+    if not hx.wants_fragment():
+        return redirect(url_for("stripe_sync.sync_status", run_id=run.id), code=303)
+    return _dialog("sync_status", run=run)
+
+
+@bp.get("/stripe/syncs/<int:run_id>")
+@admin_required
+def sync_status(run_id: int):
+    """The sync's progress (polled while it runs), then its result."""
+    from backoffice.stripe_sync import queries
+
+    return _dialog("sync_status", run=queries.get_sync_run(run_id))
+
+
+@bp.route("/stripe/accounts/<account_id>/drift/acknowledge", methods=["GET", "POST"])
+@admin_required
+@_csrf_checked
+def acknowledge_drift(account_id: str):
+    from backoffice.stripe_sync import drift, queries
+
+    if request.method == "GET":
+        return _dialog("acknowledge_confirm", account_id=account_id,
+                       discrepancies=queries.open_discrepancies(account_id))
+    sub = drift.acknowledge(account_id, current_user)
+    if not hx.wants_fragment():
+        return redirect(url_for("accounts.detail", account_id=account_id), code=303)
+    return _dialog("acknowledge_done", account_id=account_id, subscription=sub)
+
+
+@bp.route("/stripe/accounts/<account_id>/disaster-recovery", methods=["GET", "POST"])
+@admin_required
+@_csrf_checked
+def disaster_recovery(account_id: str):
+    """GET: the second confirmation with the count and date range. POST: replay them."""
+    from backoffice.stripe_sync import recovery
+
+    if request.method == "GET":
+        return _dialog("recovery_confirm", account_id=account_id, plan=recovery.recovery_plan(account_id))
+    result = recovery.run_disaster_recovery(account_id, current_user)
+    return _dialog("recovery_result", account_id=account_id, result=result)
+
+
+@bp.get("/stripe/jobs")
+@admin_required
+def jobs():
+    """Background job runs: drift passes (totals) and account syncs."""
+    from backoffice.stripe_sync import queries
+
+    page, page_size = parse_page(request.args)
+    return hx.render("stripe_sync/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size))

@@ -1,27 +1,40 @@
+"""The users list's state (search, sort, page) from the query string and back."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backoffice.pagination import parse_page, parse_search
+from backoffice.pagination import parse_page, parse_search, parse_sort
+
+SORTS = ("name", "email", "created", "last_seen")
+DEFAULT_SORT = "-created"
+DEFAULT_PAGE_SIZE = 25
 
 
 @dataclass
 class UserFilters:
     search: str = ""
+    sort: str = DEFAULT_SORT
     page: int = 1
-    page_size: int = 25
+    page_size: int = DEFAULT_PAGE_SIZE
 
     @classmethod
     def from_args(cls, args) -> UserFilters:
         page, page_size = parse_page(args)
-        return cls(parse_search(args), page, page_size)
+        return cls(parse_search(args), parse_sort(args, SORTS, DEFAULT_SORT), page, page_size)
 
-    def args(self) -> dict:
-        out = {}
+    def args(self, **overrides) -> dict:
+        out: dict = {}
         if self.search:
             out["search"] = self.search
-        if self.page_size != 25:
+        if self.sort != DEFAULT_SORT:
+            out["sort"] = self.sort
+        if self.page_size != DEFAULT_PAGE_SIZE:
             out["page_size"] = self.page_size
+        for k, v in overrides.items():
+            if v in (None, ""):
+                out.pop(k, None)
+            else:
+                out[k] = v
         return out
 
     @property

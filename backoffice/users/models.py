@@ -54,6 +54,7 @@ class Login(db.Model):
         CheckConstraint("outcome IN ('success', 'failure')", name="outcome"),
         Index("ix_logins_user_id_at", "user_id", "at"),
         Index("ix_logins_at", "at"),
+        Index("ix_logins_at_user_outcome", "at", "user_id", "outcome"),  # dashboard logins, active users
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -70,6 +71,9 @@ class UserSession(db.Model):
     __table_args__ = (
         Index("ix_user_sessions_user_id", "user_id"),
         Index("ix_user_sessions_last_seen_at", "last_seen_at"),
+        # The dashboard's active-sessions tile (migration 0007_dashboard_speed).
+        Index("ix_user_sessions_live_last_seen_at", "last_seen_at",
+              postgresql_where=db.text("revoked_at IS NULL"), sqlite_where=db.text("revoked_at IS NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

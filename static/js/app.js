@@ -21,6 +21,8 @@
   });
   // Errors from htmx requests: show them instead of failing silently.
   document.addEventListener("htmx:responseError", function (e) {
+    // Dashboard cards and the banner slot report their own failures (below).
+    if (e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-card], #banner-slot")) return;
     var target = e.detail.target;
     var msg = document.documentElement.lang === "de" ? "Das hat nicht geklappt. Bitte erneut versuchen." : "That did not work. Please try again.";
     if (e.detail.xhr && e.detail.xhr.status === 403) msg = document.documentElement.lang === "de" ? "Dafür fehlt Ihnen die Berechtigung." : "You do not have permission to do this.";
@@ -32,4 +34,92 @@
     if (main) main.prepend(el);
     if (target && target.hasAttribute && target.hasAttribute("data-error-slot")) target.textContent = msg;
   });
+
+  // --- Dashboard: charts, per-card errors, kiosk staleness, banners. ---
+  // Plotly (4.8 MB) is loaded once, on the first page that has a chart.
+  var plotlyLoading = null;
+  function withPlotly(src, fn) {
+    if (window.Plotly) return fn();
+    if (!plotlyLoading) {
+      plotlyLoading = [];
+      var s = document.createElement("script");
+      s.src = src;
+      s.onload = function () { var q = plotlyLoading; plotlyLoading = null; q.forEach(function (f) { f(); }); };
+      document.head.appendChild(s);
+    }
+    plotlyLoading.push(fn);
+  }
+  function renderCharts(root) {
+    if (!root || !root.querySelectorAll) return;
+    var charts = Array.prototype.slice.call(root.querySelectorAll("[data-plotly]:not([data-rendered])"));
+    if (root.matches && root.matches("[data-plotly]:not([data-rendered])")) charts.push(root);
+    charts.forEach(function (el) {
+      el.setAttribute("data-rendered", "");
+      withPlotly(el.getAttribute("data-plotly-src"), function () {
+        if (!el.isConnected) return;
+        var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
+        window.Plotly.newPlot(el, fig.data, fig.layout, {displayModeBar: false, responsive: true});
+      });
+    });
+  }
+  document.addEventListener("htmx:load", function (e) { renderCharts(e.detail.elt); });
+  // History snapshots keep only each chart's JSON; the restored page draws them again.
+  document.addEventListener("htmx:beforeHistorySave", function () {
+    document.querySelectorAll("[data-plotly][data-rendered]").forEach(function (el) {
+      if (window.Plotly) window.Plotly.purge(el);
+      Array.prototype.slice.call(el.children).forEach(function (c) { if (c.tagName !== "SCRIPT") c.remove(); });
+      el.removeAttribute("data-rendered");
+    });
+  });
+  document.addEventListener("htmx:historyRestore", function () { renderCharts(document.body); });
+  document.addEventListener("DOMContentLoaded", function () { renderCharts(document.body); });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    // A polled banner slot whose answer did not change is left alone (no repeated announcements).
+    if (target && target.id === "banner-slot" && e.detail.xhr.status === 200 &&
+        e.detail.serverResponse.trim() === target.innerHTML.trim()) { e.detail.shouldSwap = false; return; }
+    // Free the old charts of a card about to be replaced (kiosk cards refresh for hours).
+    if (window.Plotly && target && target.querySelectorAll && e.detail.shouldSwap) {
+      target.querySelectorAll("[data-plotly][data-rendered]").forEach(function (el) { window.Plotly.purge(el); });
+    }
+  });
+  function cardFailed(e) {
+    var card = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-card]");
+    if (!card) return;
+    var polling = (card.getAttribute("hx-trigger") || "").indexOf("every") >= 0;
+    if (polling) {
+      // Kiosk: keep the last figures, say they are stale, keep polling until the server is back.
+      card.classList.add("is-stale");
+      var marker = card.querySelector(".dash-stale");
+      if (marker) { marker.textContent = card.getAttribute("data-stale-text") || card.getAttribute("data-error-text"); marker.hidden = false; }
+      return;
+    }
+    // Otherwise: an inline error with a retry button; the other cards carry on.
+    card.classList.remove("is-loading");
+    card.setAttribute("aria-busy", "false");
+    card.classList.add("is-failed");
+    var box = card.querySelector(".dash-error");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "dash-error";
+      box.setAttribute("role", "alert");
+      var p = document.createElement("p");
+      p.textContent = card.getAttribute("data-error-text");
+      var btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "button button-small";
+      btn.textContent = card.getAttribute("data-retry-text");
+      btn.setAttribute("hx-get", card.getAttribute("hx-get") || card.getAttribute("data-url"));
+      btn.setAttribute("hx-target", "closest [data-card]");
+      btn.setAttribute("hx-swap", "outerHTML");
+      box.appendChild(p);
+      box.appendChild(btn);
+      var loading = card.querySelector(".dash-loading");
+      if (loading) loading.remove();
+      card.appendChild(box);
+      if (window.htmx) window.htmx.process(box);
+    }
+  }
+  document.addEventListener("htmx:responseError", cardFailed);
+  document.addEventListener("htmx:sendError", cardFailed);
 })();

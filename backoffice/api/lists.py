@@ -1,0 +1,253 @@
+"""GET /api/v1/accounts, /accounts/<id>, /users, /billing-events, /invoices: the lists of the
+pages as JSON, with the same filters, sorting and paging (and the same 400s, naming the field)."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from flask import jsonify, request
+
+from backoffice.accounts import queries as account_queries
+from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
+from backoffice.api.openapi import contribute
+from backoffice.api.views import bp
+from backoffice.auth import token_required
+from backoffice.invoices import queries as invoice_queries
+from backoffice.invoices.filters import InvoiceFilters
+from backoffice.ledger import queries as ledger_queries
+from backoffice.ledger.filters import EVENT_TYPES, EventFilters
+from backoffice.users import queries as user_queries
+from backoffice.users.filters import UserFilters
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{Decimal(value).quantize(Decimal('0.01'))}"
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _listing(page, serialize) -> dict:
+    # Long lists count up to a cap (LIST_COUNT_CAP): then `total` is a lower bound and total_exact is false.
+    return {"items": [serialize(i) for i in page.items], "total": page.total, "page": page.page,
+            "page_size": page.page_size, "total_exact": not page.capped}
+
+
+def _account_item(account, sub, status, mrr, catalog) -> dict:
+    plan = sub.plan if sub else "free"
+    return {
+        "id": str(account.id),
+        "name": account.name,
+        "country": account.country,
+        "plan": plan,
+        "plan_name": account_queries.plan_name(catalog, plan),
+        "status": status,
+        "price": _money(sub.price_amount if sub else Decimal(0)),
+        "mrr": _money(mrr if mrr is not None else Decimal(0)),
+        "currency": sub.currency if sub else None,
+        "renewal_at": _time(sub.current_period_end if sub else None),
+        "cancel_at_period_end": bool(sub.cancel_at_period_end) if sub else False,
+        "scheduled_plan": sub.scheduled_plan if sub else None,
+        "drift_detected": bool(sub.drift_detected) if sub else False,
+        "created_at": _time(account.created_at),
+        "modified_at": _time(account.modified_at),
+    }
+
+
+@bp.get("/accounts")
+@token_required("read")
+def list_accounts():
+    f = AccountFilters.from_args(request.args)
+    catalog = account_queries.plan_catalog()
+    page = account_queries.accounts_page(f)
+    return jsonify(_listing(page, lambda r: _account_item(*r, catalog)))
+
+
+@bp.get("/accounts/<account_id>")
+@token_required("read")
+def get_account(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    s = account_queries.account_summary(account_id)
+    catalog = account_queries.plan_catalog()
+    a = s.account
+    item = _account_item(a, s.subscription, s.status, s.mrr, catalog)
+    item.update({
+        "currency": s.currency,
+        "subscribed_since": _time(s.subscription.subscribed_since if s.subscription else None),
+        "lifetime_value": _money(s.lifetime_value),
+        "last_invoice": None if s.last_invoice is None else {
+            "date": _time(s.last_invoice.date), "total": _money(s.last_invoice.invoice_total),
+            "currency": s.last_invoice.currency, "status": s.last_invoice.status},
+        "users": {"total": s.users_total, "active": s.users_active, "inactive": s.users_inactive,
+                  "pending": s.users_pending},
+        "owners": [{"id": str(u.id), "email": u.email, "name": u.display_name}
+                   for u in account_queries.owners(account_id)],
+        "billing": {"name": a.billing_name, "email": a.billing_email, "line1": a.billing_line1,
+                    "line2": a.billing_line2, "postal_code": a.billing_postal_code, "city": a.billing_city,
+                    "country": a.billing_country, "vat_id": a.vat_id},
+        "stripe_customer_id": a.stripe_customer_id,
+        "deleted_at": _time(a.deleted_at),
+    })
+    return jsonify(item)
+
+
+@bp.get("/users")
+@token_required("read")
+def list_users():
+    f = UserFilters.from_args(request.args)
+    page = user_queries.users_page(f)
+    accounts = user_queries.accounts_of([u.id for u in page.items])
+    return jsonify(_listing(page, lambda u: {
+        "id": str(u.id), "email": u.email, "first_name": u.first_name, "last_name": u.last_name,
+        "display_name": u.display_name, "created_at": _time(u.created_at), "last_seen_at": _time(u.last_seen_at),
+        "account_ids": [str(a) for a, _name in accounts.get(u.id, [])],
+    }))
+
+
+@bp.get("/billing-events")
+@token_required("read")
+def list_billing_events():
+    f = EventFilters.from_args(request.args)
+    page = ledger_queries.billing_events_page(f)
+    return jsonify(_listing(page, lambda r: {
+        "id": str(r[0].id), "account_id": str(r[0].account_id), "account_name": r[1], "type": r[0].type,
+        "from_plan": r[0].from_plan, "to_plan": r[0].to_plan,
+        "previous_amount": _money(r[0].previous_amount), "new_amount": _money(r[0].new_amount),
+        "amount_delta": _money(r[0].amount_delta), "committed_mrr": _money(r[0].committed_mrr),
+        "currency": r[0].currency, "occurred_at": _time(r[0].occurred_at),
+        "stripe_event_id": r[0].stripe_event_id, "reason": r[0].reason,
+    }))
+
+
+@bp.get("/invoices")
+@token_required("read")
+def list_invoices():
+    f = InvoiceFilters.from_args(request.args)
+    page = invoice_queries.invoice_rows_page(f)
+    return jsonify(_listing(page, lambda r: {
+        "id": f"{r.tx_id}:{r.kind}", "transaction_id": str(r.tx_id), "kind": r.kind, "date": _time(r.row_date),
+        "account_id": str(r.account_id), "account_name": r.account_name, "status": r.status, "number": r.number,
+        "currency": r.currency, "amount_excluding_tax": _money(r.amount_excluding_tax),
+        "tax_amount": _money(r.tax_amount), "total": _money(r.total),
+    }))
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+def _param(name: str, description: str, schema: dict | None = None, where: str = "query") -> dict:
+    return {"name": name, "in": where, "required": where == "path", "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+PAGING = [
+    _param("page", "Page number, from 1.", {"type": "integer", "minimum": 1}),
+    _param("page_size", "Rows per page, at most 100.", {"type": "integer", "minimum": 1, "maximum": 100}),
+]
+MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _list_op(summary: str, item_ref: str, params: list) -> dict:
+    return {"get": {
+        "summary": summary,
+        "parameters": params + PAGING,
+        "responses": {
+            "200": {"description": "One page", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["items", "total", "page", "page_size"],
+                "properties": {"items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item_ref}"}},
+                               "total": {"type": "integer"}, "page": {"type": "integer"},
+                               "page_size": {"type": "integer"},
+                               "total_exact": {"type": "boolean", "description":
+                                               "false when the count stopped at the cap: total is a lower bound"}}}}}},
+            "400": {"description": "Bad parameter (named in error.field)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "401": {"description": "No or unknown token"},
+        },
+    }}
+
+
+def _sort(fields: tuple[str, ...], default: str) -> dict:
+    return _param("sort", f"One of {', '.join(fields)}; prefix - for descending. Default {default}.",
+                  {"type": "string", "enum": [p + s for s in fields for p in ("", "-")]})
+
+
+@contribute
+def _openapi():
+    from backoffice.accounts.filters import SORTS as ACCOUNT_SORTS
+    from backoffice.invoices.filters import SORTS as INVOICE_SORTS
+    from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
+    from backoffice.ledger.filters import SORTS as EVENT_SORTS
+    from backoffice.ledger.filters import VIEWS as EVENT_VIEWS
+    from backoffice.users.filters import SORTS as USER_SORTS
+
+    paths = {
+        "/api/v1/accounts": _list_op("Accounts", "Account", [
+            _param("search", "Name contains (case-insensitive) or exact id; at most 100 characters."),
+            _param("plan", "Plan key; repeat for several.", {"type": "array", "items": {"type": "string"}}),
+            _param("status", "Status; repeat for several.",
+                   {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}}),
+            _param("unsynced", "1: paid accounts without ledger rows.", {"type": "integer", "enum": [0, 1]}),
+            _param("drift", "1: accounts with drift detected.", {"type": "integer", "enum": [0, 1]}),
+            _sort(ACCOUNT_SORTS, "-modified"),
+        ]),
+        "/api/v1/accounts/{account_id}": {"get": {
+            "summary": "One account with its revenue and users summary",
+            "parameters": [_param("account_id", "The account id.", where="path")],
+            "responses": {"200": {"description": "The account", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/AccountDetail"}}}},
+                "400": {"description": "Malformed id"}, "404": {"description": "No such account"}},
+        }},
+        "/api/v1/users": _list_op("Users", "User", [
+            _param("search", "E-mail, first or last name, or account name contains."),
+            _sort(USER_SORTS, "-created"),
+        ]),
+        "/api/v1/billing-events": _list_op("Billing events", "BillingEvent", [
+            _param("account", "Account id."),
+            _param("search", "Account name contains."),
+            _param("view", "all (everything but no_op), mrr, state, other.",
+                   {"type": "string", "enum": list(EVENT_VIEWS)}),
+            _param("type", "One event type.", {"type": "string", "enum": list(EVENT_TYPES)}),
+            _param("from", "From this UTC day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
+            _param("to", "Up to and including this UTC day.", {"type": "string", "format": "date"}),
+            _sort(EVENT_SORTS, "-occurred"),
+        ]),
+        "/api/v1/invoices": _list_op("Invoices, credit notes and refunds", "InvoiceRow", [
+            _param("account", "Account id."),
+            _param("search", "Account name contains."),
+            _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
+            _sort(INVOICE_SORTS, "-date"),
+        ]),
+    }
+    account = {"type": "object", "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "country": {"type": ["string", "null"]},
+        "plan": {"type": "string"}, "plan_name": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES)}, "price": MONEY, "mrr": MONEY,
+        "currency": {"type": ["string", "null"]}, "renewal_at": TIME, "cancel_at_period_end": {"type": "boolean"},
+        "scheduled_plan": {"type": ["string", "null"]}, "drift_detected": {"type": "boolean"},
+        "created_at": TIME, "modified_at": TIME}}
+    detail = {"allOf": [{"$ref": "#/components/schemas/Account"}, {"type": "object", "properties": {
+        "subscribed_since": TIME, "lifetime_value": MONEY, "last_invoice": {"type": ["object", "null"]},
+        "users": {"type": "object"}, "owners": {"type": "array"}, "billing": {"type": "object"},
+        "stripe_customer_id": {"type": ["string", "null"]}, "deleted_at": TIME}}]}
+    schemas = {
+        "Account": account,
+        "AccountDetail": detail,
+        "User": {"type": "object", "properties": {
+            "id": {"type": "string"}, "email": {"type": "string"}, "first_name": {"type": ["string", "null"]},
+            "last_name": {"type": ["string", "null"]}, "display_name": {"type": "string"}, "created_at": TIME,
+            "last_seen_at": TIME, "account_ids": {"type": "array", "items": {"type": "string"}}}},
+        "BillingEvent": {"type": "object", "properties": {
+            "id": {"type": "string"}, "account_id": {"type": "string"}, "account_name": {"type": "string"},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)}, "from_plan": {"type": ["string", "null"]},
+            "to_plan": {"type": ["string", "null"]}, "previous_amount": MONEY, "new_amount": MONEY,
+            "amount_delta": MONEY, "committed_mrr": MONEY, "currency": {"type": ["string", "null"]},
+            "occurred_at": TIME, "stripe_event_id": {"type": "string"}, "reason": {"type": ["string", "null"]}}},
+        "InvoiceRow": {"type": "object", "properties": {
+            "id": {"type": "string"}, "transaction_id": {"type": "string"},
+            "kind": {"type": "string", "enum": ["invoice", "credit_note", "refund"]}, "date": TIME,
+            "account_id": {"type": "string"}, "account_name": {"type": "string"}, "status": {"type": "string"},
+            "number": {"type": ["string", "null"]}, "currency": {"type": "string"},
+            "amount_excluding_tax": MONEY, "tax_amount": MONEY, "total": MONEY}},
+    }
+    return paths, schemas

@@ -1,0 +1,58 @@
+"""The invoices list's state (search, account, view, sort, page) from the query string and back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from backoffice.accounts.filters import parse_id
+from backoffice.errors import BadRequest
+from backoffice.pagination import parse_page, parse_search, parse_sort
+
+SORTS = ("date", "account", "total", "status")
+DEFAULT_SORT = "-date"
+DEFAULT_PAGE_SIZE = 25
+VIEWS = ("all", "invoices", "reversals")
+VIEW_LABELS = {"all": _l("All"), "invoices": _l("Invoices"), "reversals": _l("Refunds and credit notes")}
+
+
+@dataclass
+class InvoiceFilters:
+    search: str = ""
+    account: str = ""
+    view: str = "all"
+    sort: str = DEFAULT_SORT
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @classmethod
+    def from_args(cls, args, account: str = "") -> InvoiceFilters:
+        page, page_size = parse_page(args)
+        view = (args.get("view") or "all").strip()
+        if view not in VIEWS:
+            raise BadRequest(_("view must be one of %(views)s.", views=", ".join(VIEWS)), field="view")
+        if not account and args.get("account"):
+            account = parse_id(args.get("account").strip(), "account")
+        return cls(parse_search(args), account, view, parse_sort(args, SORTS, DEFAULT_SORT), page, page_size)
+
+    def args(self, **overrides) -> dict:
+        out: dict = {}
+        if self.search:
+            out["search"] = self.search
+        if self.view != "all":
+            out["view"] = self.view
+        if self.sort != DEFAULT_SORT:
+            out["sort"] = self.sort
+        if self.page_size != DEFAULT_PAGE_SIZE:
+            out["page_size"] = self.page_size
+        for k, v in overrides.items():
+            if v in (None, ""):
+                out.pop(k, None)
+            else:
+                out[k] = v
+        return out
+
+    @property
+    def active(self) -> bool:
+        return bool(self.search or self.view != "all")

@@ -1,0 +1,340 @@
+"""The Stripe event archive: the webhook's hot path (verify, archive, map the customer to an
+account) and the release of events that waited for their customer.
+
+Nothing here classifies: the replayer (ledger/services.py) reads the archive later. A stored
+row never changes except its processing columns (state, error, processed_at, account_id,
+stripe_subscription_id); on PostgreSQL a trigger enforces that.
+
+Customer → account (DOMAIN.md §2): an account already linked to the Stripe customer id keeps
+it; else the account named by the customer's ``metadata.account_id`` (created with that id
+when Backoffice has not seen it yet); else a new account with the id ``stripe:<customer id>``.
+Names, e-mail and address come from the customer object.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask_babel import gettext as _
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from backoffice.accounts.models import Account
+from backoffice.dbtypes import utcnow
+from backoffice.errors import BadRequest
+from backoffice.extensions import db
+from backoffice.ledger.models import StripeEvent
+from backoffice.stripe_sync import gateway
+from backoffice.stripe_sync.models import Discrepancy
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+PAYLOAD_DIVERGENCE = "PayloadDivergence"
+
+# Stripe event types the replayer reads: the classified ones (ledger rows) and those that only
+# feed the projections (payment transactions, the plan catalog). Everything else is archived
+# and marked ignored at once.
+CLASSIFIED_TYPES = frozenset({
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "payment_method.attached",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "subscription_schedule.created",
+    "subscription_schedule.updated",
+    "subscription_schedule.released",
+    "subscription_schedule.canceled",
+    "invoice.payment_succeeded",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "charge.refunded",
+})
+PROJECTION_TYPES = frozenset({
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "credit_note.created",
+    "credit_note.updated",
+    "credit_note.voided",
+    "price.created",
+    "price.updated",
+    "plan.created",
+    "plan.updated",
+})
+CATALOG_TYPES = frozenset({"price.created", "price.updated", "plan.created", "plan.updated"})
+HANDLED_TYPES = CLASSIFIED_TYPES | PROJECTION_TYPES
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    event_id: str
+    outcome: str  # stored | duplicate | divergent
+    account_id: str | None
+    state: str
+
+    @property
+    def needs_replay(self) -> bool:
+        return self.outcome == "stored" and self.state == "pending"
+
+
+def verify_and_parse(body: bytes, header: str | None, secret: str, mimetype: str) -> dict:
+    """Stripe's v1 signature over the raw body is checked before anything else is looked at;
+    then the content type and the envelope. Every refusal is a 400 and stores nothing."""
+    if not header:
+        raise BadRequest(_("The Stripe-Signature header is missing."), field="Stripe-Signature")
+    try:
+        event = gateway.verify_webhook(body, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
+    except json.JSONDecodeError:
+        raise BadRequest(_("The body is not JSON."), field="body") from None
+    except ValueError:  # a bad signature, or a body that is not even UTF-8
+        raise BadRequest(_("The Stripe signature is invalid."), field="Stripe-Signature") from None
+    if mimetype != "application/json":
+        raise BadRequest(_("The content type must be application/json."), field="Content-Type")
+    return check_envelope(event)
+
+
+def check_envelope(event) -> dict:
+    """A parsed body as an event envelope; 400 for anything that is not one."""
+    if not isinstance(event, dict):
+        raise BadRequest(_("The body is not a Stripe event."), field="body")
+    for name in ("id", "type", "created"):
+        if not event.get(name):
+            raise BadRequest(_("The Stripe event has no %(name)s.", name=name), field=name)
+    if not isinstance(event["id"], str) or len(event["id"]) > 255 or not isinstance(event["type"], str):
+        raise BadRequest(_("The Stripe event id or type is invalid."), field="id")
+    if not isinstance(event["created"], int) or isinstance(event["created"], bool):
+        raise BadRequest(_("The Stripe event's created time is invalid."), field="created")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise BadRequest(_("The Stripe event has no data object."), field="data")
+    return event
+
+
+def event_customer_id(event: dict) -> str | None:
+    obj = event["data"]["object"]
+    if obj.get("object") == "customer":
+        return obj.get("id")
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return customer if isinstance(customer, str) else None
+
+
+def event_subscription_id(event: dict) -> str | None:
+    obj = event["data"]["object"]
+    kind = obj.get("object")
+    if kind == "subscription":
+        return obj.get("id")
+    candidate = obj.get("subscription")
+    if candidate is None and kind == "subscription_schedule":
+        candidate = obj.get("released_subscription")
+    if candidate is None and kind == "invoice":
+        details = (obj.get("parent") or {}).get("subscription_details") or {}
+        candidate = details.get("subscription")
+    if isinstance(candidate, dict):
+        candidate = candidate.get("id")
+    return candidate if isinstance(candidate, str) else None
+
+
+def archive_event(body: bytes, event: dict, *, recovery_source: str | None = None) -> ArchiveResult:
+    """Stores one verified event (one commit). A redelivery stores nothing; a divergent body
+    keeps the stored row and records a PayloadDivergence discrepancy.
+
+    The hot path is one INSERT ... ON CONFLICT DO NOTHING that also looks the customer's
+    account up (and, on PostgreSQL, releases the customer's waiting events in the same
+    statement); the stored row is read back only on a conflict. A customer object may link or
+    create its account first (DOMAIN.md §2), so it takes the slower path."""
+    sha = hashlib.sha256(body).hexdigest()
+    customer_id = event_customer_id(event)
+    if customer_id and event["data"]["object"].get("object") == "customer" and event["type"].startswith("customer."):
+        return _archive_customer_event(body, event, sha, customer_id, recovery_source)
+    values = _row_values(body, event, sha, customer_id, recovery_source)
+    table = StripeEvent.__table__
+    account = (db.select(Account.id).where(Account.stripe_customer_id == customer_id).scalar_subquery()
+               if customer_id else None)
+    if db.session.get_bind().dialect.name == "postgresql":
+        insert = (pg_insert(table).values(**values, account_id=account)
+                  .on_conflict_do_nothing(index_elements=[table.c.id])
+                  .returning(table.c.account_id, table.c.customer_id))
+        if customer_id:
+            inserted = insert.cte("inserted")
+            released = (db.update(table).values(account_id=inserted.c.account_id)
+                        .where(table.c.customer_id == inserted.c.customer_id, table.c.customer_id == customer_id,
+                               table.c.account_id.is_(None), inserted.c.account_id.is_not(None))
+                        .cte("released"))
+            stored = db.session.execute(db.select(inserted.c.account_id).add_cte(released)).first()
+        else:
+            stored = db.session.execute(insert).first()
+    else:
+        insert = (sqlite_insert(table).values(**values, account_id=account)
+                  .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.account_id))
+        stored = db.session.execute(insert).first()
+        if stored is not None and stored.account_id and customer_id:
+            _release_waiting_events(customer_id, stored.account_id)
+    if stored is None:  # redelivered (or a concurrent delivery of the same id won the insert)
+        return _redelivered(event, sha, _stored(event["id"]))
+    db.session.commit()
+    return ArchiveResult(event["id"], "stored", stored.account_id, values["state"])
+
+
+def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
+                recovery_source: str | None) -> dict:
+    handled = event["type"] in HANDLED_TYPES
+    now = utcnow()
+    api_version = event.get("api_version")
+    return {
+        "id": event["id"],
+        "type": event["type"],
+        "api_version": api_version if isinstance(api_version, str) else None,
+        "stripe_created_at": datetime.fromtimestamp(event["created"], UTC),
+        "received_at": now,
+        "payload": body.decode("utf-8"),
+        "payload_sha256": sha,
+        "customer_id": customer_id,
+        "recovery_source": recovery_source,
+        "recovered_at": now if recovery_source else None,
+        "state": "pending" if handled else "ignored",
+        "processed_at": None if handled else now,
+        "error": None if handled else "unrecognised event type",
+        "stripe_subscription_id": event_subscription_id(event),
+    }
+
+
+def _stored(event_id: str):
+    return db.session.execute(
+        db.select(StripeEvent.payload_sha256, StripeEvent.account_id, StripeEvent.state)
+        .where(StripeEvent.id == event_id)
+    ).first()
+
+
+def _archive_customer_event(body: bytes, event: dict, sha: str, customer_id: str,
+                            recovery_source: str | None) -> ArchiveResult:
+    """A customer object: its account is linked or created before the row is stored."""
+    existing = _stored(event["id"])
+    if existing is not None:
+        return _redelivered(event, sha, existing)
+    account_id = _account_for_customer(event["data"]["object"])
+    values = _row_values(body, event, sha, customer_id, recovery_source)
+    db.session.add(StripeEvent(**values, account_id=account_id))
+    try:
+        db.session.flush()
+        _release_waiting_events(customer_id, account_id)
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent delivery of the same id won the insert: answer as a redelivery.
+        db.session.rollback()
+        existing = _stored(event["id"])
+        if existing is None:
+            raise
+        return _redelivered(event, sha, existing)
+    return ArchiveResult(event["id"], "stored", account_id, values["state"])
+
+
+def _redelivered(event: dict, sha: str, existing) -> ArchiveResult:
+    if existing.payload_sha256 == sha:
+        return ArchiveResult(event["id"], "duplicate", existing.account_id, existing.state)
+    message = f"event {event['id']} redelivered with a different body (sha256 {sha}, stored {existing.payload_sha256})"
+    already = db.session.execute(
+        db.select(Discrepancy.id).where(
+            Discrepancy.kind == PAYLOAD_DIVERGENCE,
+            Discrepancy.stripe_event_id == event["id"],
+            Discrepancy.message == message,
+        )
+    ).first()
+    if already is None:
+        account_id = existing.account_id or _account_id_of_customer(event_customer_id(event))
+        db.session.add(Discrepancy(
+            account_id=account_id, kind=PAYLOAD_DIVERGENCE, severity="warning",
+            stripe_event_id=event["id"], message=message,
+        ))
+        db.session.commit()
+    log.warning("stripe event %s: payload divergence", event["id"])
+    return ArchiveResult(event["id"], "divergent", existing.account_id, existing.state)
+
+
+def _account_id_of_customer(customer_id: str | None) -> str | None:
+    if not customer_id:
+        return None
+    return db.session.execute(
+        db.select(Account.id).where(Account.stripe_customer_id == customer_id)
+    ).scalar_one_or_none()
+
+
+def _account_for_customer(customer: dict) -> str:
+    """The account of a Stripe customer object, linked or created (DOMAIN.md §2)."""
+    customer_id = customer["id"]
+    linked = _account_id_of_customer(customer_id)
+    if linked:
+        return linked
+    metadata = customer.get("metadata") or {}
+    wanted = metadata.get("account_id") if isinstance(metadata, dict) else None
+    wanted = str(wanted)[:64] if wanted else None
+    if wanted:
+        account = db.session.get(Account, wanted)
+        if account is not None:
+            if account.stripe_customer_id is None:
+                account.stripe_customer_id = customer_id
+            return account.id
+    account = Account(id=wanted or f"stripe:{customer_id}"[:64], stripe_customer_id=customer_id)
+    _copy_customer_details(account, customer)
+    db.session.add(account)
+    db.session.flush()
+    return account.id
+
+
+def _copy_customer_details(account: Account, customer: dict) -> None:
+    name = customer.get("name") or customer.get("email") or customer["id"]
+    address = customer.get("address") or {}
+    account.name = str(name)[:200]
+    account.email = (customer.get("email") or None) and str(customer["email"])[:254]
+    account.billing_name = (customer.get("name") or None) and str(customer["name"])[:200]
+    account.billing_email = account.email
+    account.billing_line1 = address.get("line1")
+    account.billing_line2 = address.get("line2")
+    account.billing_postal_code = address.get("postal_code")
+    account.billing_city = address.get("city")
+    country = address.get("country")
+    account.billing_country = country.upper()[:2] if isinstance(country, str) and country else None
+    account.country = account.billing_country
+
+
+def _release_waiting_events(customer_id: str, account_id: str) -> int:
+    """Events that arrived before their customer was known now belong to its account."""
+    result = db.session.execute(
+        db.update(StripeEvent)
+        .where(StripeEvent.customer_id == customer_id, StripeEvent.account_id.is_(None))
+        .values(account_id=account_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def attach_customer(customer: dict) -> str:
+    """For a customer fetched from Stripe (a sync): links or creates its account and releases
+    the events that waited for it. Returns the account id; the caller enqueues the replay."""
+    account_id = _account_for_customer(customer)
+    _release_waiting_events(customer["id"], account_id)
+    db.session.commit()
+    return account_id
+
+
+def waiting_customer_ids(limit: int = 1000) -> list[str]:
+    """Customers with events waiting for their account (for a sync to fetch)."""
+    rows = db.session.execute(
+        db.select(StripeEvent.customer_id)
+        .where(StripeEvent.account_id.is_(None), StripeEvent.customer_id.is_not(None),
+               StripeEvent.state == "pending")
+        .group_by(StripeEvent.customer_id)
+        .order_by(StripeEvent.customer_id)
+        .limit(limit)
+    ).scalars()
+    return list(rows)

@@ -1,0 +1,208 @@
+"""The seam between the replayer (database) and the pure classifier (plain data).
+
+Everything the replayer needs from ledger/classifier.py and ledger/readers.py goes through here:
+seeding a `SubscriptionState` from the live subscription and the latest ledger row, the
+`Catalog` from the plans table, the classifier's rows and findings as plain values, and the
+payload reading the projections need (plans, invoice amounts, subscription fields).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from backoffice.extensions import db
+from backoffice.ledger import classifier, readers
+from backoffice.ledger.models import Plan, Subscription
+
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+NOT_STARTED_STATUSES = frozenset({"trialing", "incomplete"})
+
+
+# -- state ------------------------------------------------------------------------------------
+def empty_state():
+    return classifier.SubscriptionState()
+
+
+def seed_state(sub: Subscription | None, latest_committed_mrr: Decimal | None, classified_invoices: set[str]):
+    """The live subscription's plan, price, cancel flag and schedule; the committed MRR of the
+    latest stored ledger row (None when there is none: 0)."""
+    values: dict = {}
+    if sub is not None and sub.status not in ENDED_STATUSES and sub.plan != "free":
+        values.update(
+            subscription_id=sub.stripe_subscription_id,
+            plan=sub.plan,
+            price=sub.price_amount,
+            currency=sub.currency,
+            status=sub.status,
+            cancel_at_period_end=sub.cancel_at_period_end,
+            scheduled_plan=sub.scheduled_plan,
+            scheduled_price=sub.scheduled_price_amount,
+        )
+    elif sub is not None:
+        values.update(currency=sub.currency)
+    if sub is not None:
+        values["awaiting_activation"] = sub.status in NOT_STARTED_STATUSES
+    values["committed_mrr"] = latest_committed_mrr if latest_committed_mrr is not None else ZERO
+    values["classified_invoice_ids"] = tuple(sorted(classified_invoices))
+    return _make_state(values)
+
+
+def _make_state(values: dict):
+    names = {f.name for f in dataclasses.fields(classifier.SubscriptionState)}
+    return classifier.SubscriptionState(**{k: v for k, v in values.items() if k in names})
+
+
+def final_state_of(result):
+    return result.state
+
+
+def apply_state(sub: Subscription, state) -> None:
+    """What the classifier's state says that the payload alone does not: the schedule, and the
+    free plan after the subscription ended."""
+    sub.scheduled_plan = getattr(state, "scheduled_plan", None)
+    sub.scheduled_price_amount = getattr(state, "scheduled_price", None)
+    if sub.status in ENDED_STATUSES:
+        sub.plan, sub.price_amount, sub.cancel_at_period_end = "free", ZERO, False
+        sub.scheduled_plan = sub.scheduled_price_amount = None
+
+
+# -- catalog ------------------------------------------------------------------------------------
+def load_catalog():
+    return catalog_of(db.session.execute(db.select(Plan)).scalars().all())
+
+
+def catalog_of(plans: Iterable[Plan]):
+    return classifier.Catalog.of(
+        classifier.CatalogPrice(p.price_id, p.plan_key, p.name, p.monthly_amount, p.currency) for p in plans)
+
+
+def _plan_in_db(price_id: str) -> Plan | None:
+    return db.session.get(Plan, price_id)
+
+
+def plan_values(price: dict) -> dict | None:
+    """A catalog row for a Stripe price (or an old-API plan object). The plan key is the
+    product id, as the payload readers name plans."""
+    price_id = price.get("id")
+    unit = price.get("unit_amount", price.get("amount"))
+    currency = price.get("currency")
+    recurring = price.get("recurring") or {}
+    interval = recurring.get("interval") or price.get("interval") or "month"
+    count = recurring.get("interval_count") or price.get("interval_count") or 1
+    if not price_id or unit is None or not isinstance(currency, str) or len(currency) != 3:
+        return None
+    if interval not in ("day", "week", "month", "year"):
+        return None
+    monthly = readers.monthly_amount(int(unit), 1, interval, int(count), currency)
+    product = price.get("product")
+    if isinstance(product, dict):
+        product = product.get("id")
+    key = product or price_id
+    name = price.get("nickname") or key
+    return {"price_id": price_id, "plan_key": str(key)[:255], "name": str(name)[:100],
+            "monthly_amount": monthly, "interval": interval, "currency": currency.upper()}
+
+
+# -- classification -----------------------------------------------------------------------------
+def classify(events, state, catalog):
+    return classifier.classify(events, state, catalog)
+
+
+def rows_of(result):
+    return result.rows
+
+
+def row_values(row) -> dict:
+    kind = row.type.value if hasattr(row.type, "value") else str(row.type)
+    return {
+        "stripe_event_id": row.stripe_event_id,
+        "type": kind,
+        "from_plan": row.from_plan,
+        "to_plan": row.to_plan,
+        "previous_amount": row.previous_amount,
+        "new_amount": row.new_amount,
+        "amount_delta": row.amount_delta,
+        "committed_mrr": row.committed_mrr,
+        "currency": row.currency.upper() if row.currency else None,
+        "occurred_at": row.occurred_at,
+        "reason": row.reason,
+    }
+
+
+def discrepancies_of(result) -> list[dict]:
+    unsupported = set(result.unsupported_event_ids)
+    found = []
+    for d in result.discrepancies:
+        values = d.as_dict()
+        # An event that no reader can read waits, failed, until a reader exists.
+        values["fails_event"] = d.stripe_event_id in unsupported
+        found.append(values)
+    return found
+
+
+def skipped_of(result) -> dict[str, str]:
+    """Event id → why the classifier wrote no row for it."""
+    skipped = {event_id: "no currency in the payload or the subscription" for event_id in result.skipped_event_ids}
+    skipped.update({event_id: "not recorded in the ledger" for event_id in result.ignored_event_ids})
+    return skipped
+
+
+# -- payload reading for projections ------------------------------------------------------------
+def invoice_amounts(obj: dict, api_version: str | None) -> dict | None:
+    """Amounts of an invoice in money: paid, total, tax, ex-VAT (clamped at 0), from credit.
+    None when no reader knows the API version (the classifier reports that)."""
+    try:
+        amounts = readers.invoice_amounts(obj, api_version)
+    except readers.UnsupportedStripeApiVersion:
+        return None
+    return {"amount_paid": amounts.amount_paid, "total": amounts.total, "tax": amounts.tax,
+            "amount_excluding_tax": amounts.amount_excluding_tax, "clamped": amounts.clamped,
+            "amount_from_credit": amounts.amount_from_credit}
+
+
+def invoice_plan(obj: dict, plan_of: Callable[[str], Plan | None] = _plan_in_db) -> str | None:
+    for line in (obj.get("lines") or {}).get("data") or []:
+        price = line.get("price") or line.get("plan")
+        price_id = price.get("id") if isinstance(price, dict) else None
+        if price_id is None:
+            details = (line.get("pricing") or {}).get("price_details") or {}
+            price_id = details.get("price")
+        if price_id:
+            plan = plan_of(price_id)
+            if plan is not None:
+                return plan.plan_key
+    return None
+
+
+def apply_subscription_payload(sub: Subscription, event: dict,
+                               plan_of: Callable[[str], Plan | None] = _plan_in_db) -> None:
+    """Status, plan, price, currency, cancel flag and period end as the payload says, read with
+    the reader of the event's API version (an unknown version changes nothing)."""
+    try:
+        parsed = readers.read_event(event)
+    except (readers.UnsupportedStripeApiVersion, readers.MalformedStripeEvent):
+        return
+    if parsed.status:
+        sub.status = parsed.status[:20]
+    price = parsed.monthly_amount
+    plan = plan_of(parsed.price_id) if parsed.price_id else None
+    if parsed.plan_key or plan is not None:
+        sub.plan = parsed.plan_key or plan.plan_key
+    if price is None and plan is not None:
+        price = plan.monthly_amount * sum(line.quantity for line in parsed.lines[:1])
+    if price is not None:
+        sub.price_amount = price
+    currency = parsed.currency or (plan.currency if plan is not None else None)
+    if currency:
+        sub.currency = currency
+    if parsed.cancel_at_period_end is not None:
+        sub.cancel_at_period_end = parsed.cancel_at_period_end
+    if parsed.current_period_end is not None:
+        sub.current_period_end = parsed.current_period_end
+    if event["type"] == "customer.subscription.deleted" or sub.status in ENDED_STATUSES:
+        sub.status = sub.status if sub.status in ENDED_STATUSES else "canceled"
+        sub.plan, sub.price_amount, sub.cancel_at_period_end = "free", ZERO, False
+        sub.scheduled_plan = sub.scheduled_price_amount = None

@@ -1,0 +1,732 @@
+"""The replayer: the only writer of the billing-event ledger, and of the projections that come
+from Stripe payloads (subscriptions, payment transactions, the plan catalog).
+
+`replay_account` takes the pending (and failed) archived events of one account in Stripe's
+order (created, then id), seeds the classifier from the live subscription and the committed MRR
+of the latest ledger row (never a phantom zero), classifies them with the pure classifier
+(ledger/classifier.py), appends only rows whose Stripe event id is missing and updates the
+projections. Of the archive it changes only the processing columns.
+
+`rebuild` replays an account's whole archive from an empty state: it recomputes the
+projections, appends rows that are missing, and reports every stored row that the fresh replay
+would write differently, without changing it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy.dialects.postgresql import JSON as JSON_PG
+
+from backoffice.accounts.models import Account
+from backoffice.dbtypes import utcnow
+from backoffice.extensions import db
+from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import archive
+from backoffice.ledger import replay_adapter as adapter
+from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.stripe_sync.models import Discrepancy
+
+log = logging.getLogger(__name__)
+
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+AMOUNT_CLAMPED = "AmountExcludingTaxClamped"
+ROW_FIELDS = ("type", "from_plan", "to_plan", "previous_amount", "new_amount", "amount_delta",
+              "committed_mrr", "currency", "occurred_at", "reason")
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
+CUSTOMER_TYPES = frozenset({"customer.created", "customer.updated", "payment_method.attached"})
+
+
+@dataclass
+class ReplayReport:
+    account_id: str | None
+    events: int = 0
+    rows_appended: int = 0
+    processed: int = 0
+    ignored: int = 0
+    failed: int = 0
+    discrepancies: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RowDifference:
+    account_id: str
+    stripe_event_id: str
+    field: str
+    stored: object
+    fresh: object
+
+
+@dataclass
+class RebuildReport:
+    accounts: int = 0
+    events: int = 0
+    rows_appended: int = 0
+    differences: list[RowDifference] = field(default_factory=list)
+    missing_in_replay: list[str] = field(default_factory=list)  # stored rows a replay would not write
+
+
+# --------------------------------------------------------------------------------------------
+# Replaying pending events
+# --------------------------------------------------------------------------------------------
+BATCH_EVENTS = 5000  # archived events per batch of accounts (one commit each)
+ID_CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables)
+
+
+def replay_account(account_id: str | None) -> ReplayReport:
+    """One use case, one commit. A failure rolls back and marks the batch failed (its events stay
+    in the archive and are retried with the next replay of the account)."""
+    report = ReplayReport(account_id)
+    try:
+        _replay_catalog_events()
+        if account_id is not None:
+            done = _replay_batch([account_id])
+            if account_id in done:
+                report = done[account_id]
+        db.session.commit()
+    except Exception as e:
+        db.session.rollback()
+        log.exception("replay of account %s failed", account_id)
+        report = ReplayReport(account_id, error=f"{type(e).__name__}: {e}"[:2000])
+        report.failed = _mark_pending_failed(account_id, report.error)
+        db.session.commit()
+    return report
+
+
+def replay_pending(progress: Callable[[int], None] | None = None,
+                   batch_size: int = BATCH_EVENTS) -> list[ReplayReport]:
+    """Every account with pending or failed archived events (a worker's catch-up pass), in
+    batches of accounts of about `batch_size` events: each batch is read with a few queries,
+    classified in memory and written with one multi-row INSERT per table, one commit per batch.
+    A batch that fails is replayed again account by account, so one bad account fails alone."""
+    counts = db.session.execute(
+        db.select(StripeEvent.account_id, db.func.count())
+        .where(StripeEvent.state.in_(("pending", "failed")), StripeEvent.account_id.is_not(None))
+        .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id)
+    ).all()
+    reports: list[ReplayReport] = []
+    for batch in _batches(counts, batch_size):
+        try:
+            _replay_catalog_events()
+            done = _replay_batch(batch)
+            db.session.commit()
+            reports.extend(done.get(a, ReplayReport(a)) for a in batch)
+        except Exception:
+            db.session.rollback()
+            log.exception("batch replay of %d accounts failed; replaying them one by one", len(batch))
+            reports.extend(replay_account(a) for a in batch)
+        if progress:
+            progress(len(batch))
+    return reports
+
+
+def _batches(counts: Sequence, size: int) -> Iterable[list[str]]:
+    batch: list[str] = []
+    events = 0
+    for account_id, count in counts:
+        batch.append(account_id)
+        events += count
+        if events >= size:
+            yield batch
+            batch, events = [], 0
+    if batch:
+        yield batch
+
+
+def _chunks(values: Sequence, size: int = ID_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
+    """Replays the pending and failed events of these accounts; answers a report per account
+    that had any. Every read is one query for the whole batch; the caller commits."""
+    ids = sorted(set(account_ids))
+    _lock_accounts(ids)
+    table = StripeEvent.__table__
+    rows: list = []
+    for chunk in _chunks(ids):
+        rows.extend(db.session.execute(
+            db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id)
+            .where(table.c.account_id.in_(chunk), table.c.state.in_(("pending", "failed")))
+            .order_by(table.c.account_id, table.c.stripe_created_at, table.c.id)
+        ).all())
+    if not rows:
+        return {}
+    by_account: dict[str, tuple[list, list]] = {}
+    for row in rows:
+        entry = by_account.setdefault(row.account_id, ([], []))
+        entry[0].append(row)
+        entry[1].append(json.loads(row.payload))
+    batch = _Batch(by_account)
+    seeds = batch.seeds()
+    reports = {}
+    for account_id in ids:
+        if account_id not in by_account:
+            continue
+        report = reports[account_id] = ReplayReport(account_id)
+        account_rows, events = by_account[account_id]
+        report.events = len(account_rows)
+        batch.project_catalog(events)
+        committed, classified, watermark = seeds(account_id)
+        state = adapter.seed_state(batch.current(account_id), committed, classified)
+        batch.classify(account_id, account_rows, events, state, report, watermark=watermark)
+    batch.write()
+    return reports
+
+
+def _lock_accounts(account_ids: Sequence[str]) -> None:
+    """Serialises replays of an account (row locks on PostgreSQL, taken in id order so two
+    batches never deadlock; SQLite locks the file)."""
+    for chunk in _chunks(account_ids):
+        db.session.execute(db.select(Account.id).where(Account.id.in_(chunk))
+                           .order_by(Account.id).with_for_update())
+
+
+class _Batch:
+    """One replay of a batch of accounts. What the per-account steps read is loaded once for
+    the batch (plans, subscriptions, payment transactions, accounts, existing ledger rows) and
+    what they write is written once: `classify` runs per account, in account order, on the same
+    objects a replay account by account would see; `write` flushes the projections, inserts the
+    ledger rows in one multi-row INSERT and marks the archive rows in one UPDATE per outcome."""
+
+    def __init__(self, by_account: dict[str, tuple[list, list]], *, existing: set[str] | None = None):
+        self.by_account = by_account
+        self.account_ids = sorted(by_account)
+        events = [e for _, evs in by_account.values() for e in evs]
+        self.plans: dict[str, Plan] = {p.price_id: p for p in db.session.execute(db.select(Plan)).scalars()}
+        self._catalog = None
+        sub_ids = sorted({sid for e in events if (sid := archive.event_subscription_id(e))})
+        subs: dict[int, Subscription] = {}
+        for chunk in _chunks(self.account_ids):
+            subs.update((s.id, s) for s in db.session.execute(
+                db.select(Subscription).where(Subscription.account_id.in_(chunk))).scalars())
+        for chunk in _chunks(sub_ids):
+            subs.update((s.id, s) for s in db.session.execute(
+                db.select(Subscription).where(Subscription.stripe_subscription_id.in_(chunk))).scalars())
+        self.subs_by_stripe = {s.stripe_subscription_id: s for s in subs.values() if s.stripe_subscription_id}
+        self.subs_of: dict[str, list[Subscription]] = {}
+        for s in sorted(subs.values(), key=lambda s: s.id):
+            self.subs_of.setdefault(s.account_id, []).append(s)
+        invoice_ids = sorted(_invoice_ids(events))
+        self.transactions: dict[str, PaymentTransaction] = {}
+        for chunk in _chunks(invoice_ids):
+            self.transactions.update((t.stripe_invoice_id, t) for t in db.session.execute(
+                db.select(PaymentTransaction).where(PaymentTransaction.stripe_invoice_id.in_(chunk))).scalars())
+        customer_accounts = sorted({a for a, (_, evs) in by_account.items()
+                                    if any(e["type"] in CUSTOMER_TYPES for e in evs)})
+        self.accounts: dict[str, Account] = {}
+        for chunk in _chunks(customer_accounts):
+            self.accounts.update((a.id, a) for a in db.session.execute(
+                db.select(Account).where(Account.id.in_(chunk))).scalars())
+        if existing is None:
+            existing = set()
+            event_ids = [e["id"] for e in events]
+            for chunk in _chunks(event_ids):
+                existing.update(db.session.execute(
+                    db.select(BillingEvent.stripe_event_id).where(BillingEvent.stripe_event_id.in_(chunk))).scalars())
+        self.existing = existing
+        self.accounted: list[tuple] = []  # per account, what `write` finishes after the flush
+        self.marks: list[tuple[str, str, str | None]] = []
+
+    # -- seeds of the state machine -------------------------------------------------------------
+    def seeds(self) -> Callable[[str], tuple[Decimal | None, set[str], datetime | None]]:
+        """Per account: the committed MRR of the latest ledger row, the invoices of the batch
+        already classified by a paid event, and the newest processed event (the watermark)."""
+        ids = self.account_ids
+        latest: dict[str, Decimal] = {}
+        watermarks: dict[str, datetime] = {}
+        for chunk in _chunks(ids):
+            latest.update(db.session.execute(_latest_committed(chunk)).all())
+            watermarks.update(db.session.execute(
+                db.select(StripeEvent.account_id, db.func.max(StripeEvent.stripe_created_at))
+                .where(StripeEvent.account_id.in_(chunk), StripeEvent.state == "processed")
+                .group_by(StripeEvent.account_id)).all())
+        wanted = {(a, e["data"]["object"].get("id")) for a, (_, evs) in self.by_account.items() for e in evs
+                  if e["type"] in PAID_TYPES}
+        classified: dict[str, set[str]] = {}
+        accounts = sorted({a for a, _ in wanted} & set(latest))  # no ledger row yet: nothing classified
+        for chunk in _chunks(accounts):
+            for account_id, invoice_id in db.session.execute(_classified_invoices(chunk)).all():
+                if (account_id, invoice_id) in wanted:
+                    classified.setdefault(account_id, set()).add(invoice_id)
+        return lambda a: (latest.get(a), classified.get(a, set()), watermarks.get(a))
+
+    # -- catalog ----------------------------------------------------------------------------------
+    def project_catalog(self, events: Sequence[dict]) -> None:
+        if _project_prices(self.plans, events):
+            self._catalog = None
+
+    def catalog(self):
+        if self._catalog is None:
+            self._catalog = adapter.catalog_of(self.plans.values())
+        return self._catalog
+
+    def plan(self, price_id: str | None) -> Plan | None:
+        return self.plans.get(price_id) if price_id else None
+
+    # -- one account ------------------------------------------------------------------------------
+    def current(self, account_id: str) -> Subscription | None:
+        return next((s for s in self.subs_of.get(account_id, ()) if s.is_current), None)
+
+    def classify(self, account_id: str, rows: Sequence, events: Sequence[dict], state, report: ReplayReport,
+                 *, watermark: datetime | None, rebuild: RebuildReport | None = None,
+                 stored: dict[str, BillingEvent] | None = None) -> None:
+        """Classifies the events and projects their payloads (subscriptions, the account's
+        billing info, payment transactions); `write` appends the rows and marks the archive."""
+        result = adapter.classify(events, state, self.catalog())
+        subscriptions = self._project_subscriptions(account_id, events, watermark)
+        final = adapter.final_state_of(result)
+        current = self.current(account_id)
+        latest_event = max((e["created"], e["id"]) for e in events)
+        if current is not None and (watermark is None or _at(latest_event[0]) >= watermark):
+            adapter.apply_state(current, final)
+        _project_customer(self.accounts.get(account_id), events)
+        invoice_plans = {e["id"]: adapter.invoice_plan(e["data"]["object"], self.plan)
+                         for e in events if e["data"]["object"].get("object") == "invoice"}
+        self.accounted.append((account_id, rows, events, result, subscriptions, current, invoice_plans,
+                               report, rebuild, stored))
+
+    def _project_subscriptions(self, account_id: str, events: Sequence[dict],
+                               watermark: datetime | None) -> dict[str, Subscription]:
+        """Subscription rows from subscription payloads; answers Stripe subscription id → row
+        for every subscription the events mention."""
+        sub_ids = {sid for e in events if (sid := archive.event_subscription_id(e))}
+        rows = {sid: self.subs_by_stripe[sid] for sid in sub_ids if sid in self.subs_by_stripe}
+        current = self.current(account_id)
+        for event in events:
+            obj = event["data"]["object"]
+            if obj.get("object") != "subscription" or not event["type"].startswith("customer.subscription."):
+                continue
+            if watermark is not None and _at(event["created"]) < watermark:
+                continue  # a late, older event: its row is written, the projection stays newer
+            sub = rows.get(obj["id"])
+            if sub is None:
+                if current is not None and current.stripe_subscription_id is None:
+                    sub = current  # adopt the placeholder the platform created
+                    sub.stripe_subscription_id = obj["id"]
+                else:
+                    if current is not None:
+                        current.is_current = False
+                        db.session.flush()
+                    sub = Subscription(account_id=account_id, stripe_subscription_id=obj["id"], is_current=True)
+                    db.session.add(sub)
+                    self.subs_of.setdefault(account_id, []).append(sub)
+                rows[obj["id"]] = self.subs_by_stripe[obj["id"]] = sub
+                current = sub
+            elif not sub.is_current and event["type"] != "customer.subscription.deleted":
+                if current is not None and current is not sub:
+                    current.is_current = False
+                    db.session.flush()
+                sub.is_current = True
+                current = sub
+            adapter.apply_subscription_payload(sub, event, self.plan)
+        return rows
+
+    # -- writing ------------------------------------------------------------------------------------
+    def write(self) -> None:
+        db.session.flush()  # new subscriptions get their ids
+        now = utcnow()
+        ledger: list[dict] = []
+        for (account_id, rows, events, result, subscriptions, current, invoice_plans, report, rebuild,
+             stored) in self.accounted:
+            sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
+            clamped = _project_payments(account_id, events, sub_ids, self.transactions, invoice_plans)
+            row_by_event = {row.stripe_event_id: row for row in adapter.rows_of(result)}
+            existing = self.existing if stored is None else set(stored)
+            current_id = current.id if current is not None else None
+            appended = 0
+            for event in events:
+                row = row_by_event.get(event["id"])
+                if row is None:
+                    continue
+                if event["id"] in existing:
+                    if stored is not None and rebuild is not None:
+                        _compare(account_id, stored[event["id"]], row, rebuild)
+                    continue
+                sub_id = archive.event_subscription_id(event)
+                values = adapter.row_values(row)
+                ledger.append({"account_id": account_id,
+                               "subscription_id": sub_ids.get(sub_id, current_id) if sub_id else current_id,
+                               **values})
+                appended += 1
+                if values["type"] == "subscription_created" and sub_id in subscriptions:
+                    sub = subscriptions[sub_id]
+                    if sub.subscribed_since is None:
+                        sub.subscribed_since = values["occurred_at"]
+            report.rows_appended += appended
+            if rebuild is not None:
+                rebuild.rows_appended += appended
+                rebuild.missing_in_replay.extend(sorted(set(stored or ()) - set(row_by_event)))
+            problems = adapter.discrepancies_of(result)
+            report.discrepancies += _record_discrepancies(account_id, problems + clamped)
+            failed = {d["stripe_event_id"]: d["message"] for d in problems if d.get("fails_event")}
+            skipped = adapter.skipped_of(result)
+            for row in rows:
+                if row.id in failed:
+                    self.marks.append((row.id, "failed", failed[row.id][:2000]))
+                    report.failed += 1
+                elif row.id in skipped and row.id not in row_by_event and row.type not in archive.PROJECTION_TYPES:
+                    self.marks.append((row.id, "ignored", skipped[row.id][:2000]))
+                    report.ignored += 1
+                else:
+                    self.marks.append((row.id, "processed", None))
+                    report.processed += 1
+        db.session.flush()
+        if ledger:
+            db.session.execute(db.insert(BillingEvent.__table__), ledger)
+        _mark(self.marks, now)
+
+
+def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
+    """The archive rows' processing columns (the only ones a trigger lets change): one UPDATE
+    ... WHERE id IN (...) for the processed rows, one executemany for the others."""
+    table = StripeEvent.__table__
+    processed = [event_id for event_id, state, _ in marks if state == "processed"]
+    for chunk in _chunks(processed):
+        db.session.execute(db.update(table).where(table.c.id.in_(chunk))
+                           .values(state="processed", error=None, processed_at=now))
+    others = [{"b_id": i, "b_state": s, "b_error": e} for i, s, e in marks if s != "processed"]
+    if others:
+        db.session.execute(db.update(table).where(table.c.id == db.bindparam("b_id"))
+                           .values(state=db.bindparam("b_state"), error=db.bindparam("b_error"), processed_at=now),
+                           others)
+
+
+def _latest_committed(account_ids: Sequence[str]):
+    """(account id, committed MRR of its latest ledger row) for each account with rows."""
+    t = BillingEvent.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        return (db.select(t.c.account_id, t.c.committed_mrr).where(t.c.account_id.in_(account_ids))
+                .distinct(t.c.account_id).order_by(t.c.account_id, t.c.occurred_at.desc(), t.c.id.desc()))
+    ranked = (db.select(t.c.account_id, t.c.committed_mrr,
+                        db.func.row_number().over(partition_by=t.c.account_id,
+                                                  order_by=(t.c.occurred_at.desc(), t.c.id.desc())).label("n"))
+              .where(t.c.account_id.in_(account_ids)).subquery())
+    return db.select(ranked.c.account_id, ranked.c.committed_mrr).where(ranked.c.n == 1)
+
+
+def _classified_invoices(account_ids: Sequence[str]):
+    """(account id, invoice id) of paid / payment_succeeded events that have their ledger row:
+    the other of the pair is then a NoOp (the classifier's state needs them across batches).
+    The invoice id is read from the payload by the database."""
+    se = StripeEvent.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        obj = db.cast(se.c.payload, JSON_PG)["data"]["object"]
+        invoice_id, is_string = obj["id"].astext, db.func.json_typeof(obj["id"]) == "string"
+    else:
+        invoice_id = db.func.json_extract(se.c.payload, "$.data.object.id")
+        is_string = db.func.json_type(se.c.payload, "$.data.object.id") == "text"
+    return (db.select(se.c.account_id, invoice_id)
+            .join(BillingEvent.__table__, BillingEvent.__table__.c.stripe_event_id == se.c.id)
+            .where(se.c.account_id.in_(account_ids), se.c.type.in_(sorted(PAID_TYPES)), is_string))
+
+
+def _invoice_ids(events: Iterable[dict]) -> set[str]:
+    ids = set()
+    for e in events:
+        obj = e["data"]["object"]
+        kind = obj.get("object")
+        if kind == "invoice" and obj.get("id"):
+            ids.add(obj["id"])
+        elif kind in ("credit_note", "charge") and isinstance(obj.get("invoice"), str):
+            ids.add(obj["invoice"])
+    return ids
+
+
+def _at(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _mark_pending_failed(account_id: str, error: str) -> int:
+    result = db.session.execute(
+        db.update(StripeEvent)
+        .where(StripeEvent.account_id == account_id, StripeEvent.state == "pending")
+        .values(state="failed", error=error, processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def _record_discrepancies(account_id: str, problems: Iterable[dict]) -> int:
+    """Adds each finding once (kind + Stripe event id), on the account."""
+    problems = list(problems)
+    if not problems:
+        return 0
+    ids = [p.get("stripe_event_id") for p in problems if p.get("stripe_event_id")]
+    known = {tuple(r) for r in db.session.execute(
+        db.select(Discrepancy.kind, Discrepancy.stripe_event_id)
+        .where(Discrepancy.account_id == account_id, Discrepancy.stripe_event_id.in_(ids))
+    )} if ids else set()
+    added = 0
+    for p in problems:
+        key = (p["kind"], p.get("stripe_event_id"))
+        if key in known:
+            continue
+        known.add(key)
+        db.session.add(Discrepancy(account_id=account_id, kind=p["kind"], severity=p["severity"],
+                                   field=p.get("field"), stripe_event_id=p.get("stripe_event_id"),
+                                   message=p["message"]))
+        added += 1
+    return added
+
+
+# --------------------------------------------------------------------------------------------
+# Projections from payloads
+# --------------------------------------------------------------------------------------------
+def _replay_catalog_events() -> None:
+    """Price and plan events carry no customer: they only feed the catalog."""
+    rows = db.session.execute(
+        db.select(StripeEvent)
+        .where(StripeEvent.account_id.is_(None), StripeEvent.state == "pending",
+               StripeEvent.type.in_(sorted(archive.CATALOG_TYPES)))
+        .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
+    ).scalars().all()
+    if not rows:
+        return
+    plans = {p.price_id: p for p in db.session.execute(db.select(Plan)).scalars()}
+    _project_prices(plans, [json.loads(row.payload) for row in rows])
+    now = utcnow()
+    for row in rows:
+        row.state, row.processed_at = "processed", now
+
+
+def _project_prices(plans: dict[str, Plan], events: Sequence[dict]) -> bool:
+    """The plan catalog from the prices the payloads carry (price id → plan, monthly amount).
+    `plans` holds every plan by price id; answers whether any changed."""
+    seen: dict[str, dict] = {}
+    for event in events:
+        for price in _price_objects(event):
+            values = adapter.plan_values(price)
+            if values is not None:
+                seen[values["price_id"]] = values
+    changed = False
+    for price_id, values in seen.items():
+        plan = plans.get(price_id)
+        if plan is None:
+            plan = plans[price_id] = Plan(**values)
+            db.session.add(plan)
+            changed = True
+            continue
+        for key, value in values.items():
+            changed = changed or getattr(plan, key) != value
+            setattr(plan, key, value)
+    return changed
+
+
+def _price_objects(event: dict) -> Iterable[dict]:
+    obj = event["data"]["object"]
+    kind = obj.get("object")
+    if kind in ("price", "plan"):
+        yield obj
+    elif kind == "subscription":
+        for item in (obj.get("items") or {}).get("data") or []:
+            candidate = item.get("price") or item.get("plan")
+            if isinstance(candidate, dict):
+                yield candidate
+
+
+def _project_customer(account: Account | None, events: Sequence[dict]) -> None:
+    """Billing info and card from customer and payment-method payloads (the platform's own
+    account name is kept)."""
+    if account is None:
+        return
+    for event in events:
+        obj = event["data"]["object"]
+        if event["type"] in ("customer.created", "customer.updated") and obj.get("object") == "customer":
+            address = obj.get("address") or {}
+            account.billing_name = obj.get("name") or account.billing_name
+            account.billing_email = obj.get("email") or account.billing_email
+            if address:
+                account.billing_line1 = address.get("line1")
+                account.billing_line2 = address.get("line2")
+                account.billing_postal_code = address.get("postal_code")
+                account.billing_city = address.get("city")
+                country = address.get("country")
+                account.billing_country = country.upper()[:2] if country else None
+        elif event["type"] == "payment_method.attached":
+            card = obj.get("card") or {}
+            if card.get("last4"):
+                account.card_brand = str(card.get("brand") or "")[:20] or None
+                account.card_last4 = str(card["last4"])[:4]
+
+
+_INVOICE_STATUS = {"paid": "succeeded", "open": "open", "draft": "draft", "void": "void",
+                   "uncollectible": "uncollectible"}
+
+
+def _project_payments(account_id: str, events: Sequence[dict], subscriptions: dict[str, int],
+                      transactions: dict[str, PaymentTransaction], invoice_plans: dict[str, str | None]) -> list[dict]:
+    """Payment transactions from invoice, charge and credit-note payloads (`transactions`: the
+    batch's, by invoice id, loaded at once). Answers the AmountExcludingTaxClamped findings."""
+    clamped: list[dict] = []
+    for event in events:
+        obj = event["data"]["object"]
+        kind = obj.get("object")
+        if kind == "invoice" and event["type"].startswith("invoice."):
+            _project_invoice(account_id, event, transactions, subscriptions, clamped, invoice_plans)
+        elif kind == "charge" and event["type"] == "charge.refunded":
+            _project_refund(account_id, event, transactions)
+        elif kind == "credit_note" and event["type"].startswith("credit_note."):
+            _project_credit_note(event, transactions)
+    return clamped
+
+
+def _project_invoice(account_id, event, transactions, subscriptions, clamped, invoice_plans) -> None:
+    obj = event["data"]["object"]
+    currency = (obj.get("currency") or "").upper()
+    if len(currency) != 3:
+        return
+    amounts = adapter.invoice_amounts(obj, event.get("api_version"))
+    if amounts is None:
+        return
+    pt = transactions.get(obj["id"])
+    if pt is None:
+        pt = PaymentTransaction(account_id=account_id, stripe_invoice_id=obj["id"])
+        db.session.add(pt)
+        transactions[obj["id"]] = pt
+    status = _INVOICE_STATUS.get(obj.get("status") or "", "open")
+    if event["type"] == "invoice.payment_failed" and status == "open":
+        status = "failed"
+    elif event["type"] in ("invoice.paid", "invoice.payment_succeeded"):
+        status = "succeeded"
+    if pt.status == "succeeded" and status in ("open", "draft", "failed"):
+        status = "succeeded"  # a stale update never un-pays an invoice
+    transitions = obj.get("status_transitions") or {}
+    moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") or event["created"]
+    sub_id = archive.event_subscription_id(event)
+    pt.status = status
+    pt.date = _at(moment)
+    pt.currency = currency
+    pt.number = obj.get("number")
+    pt.invoice_url = obj.get("hosted_invoice_url") or obj.get("invoice_pdf")
+    pt.amount = amounts["amount_paid"]
+    pt.invoice_total = amounts["total"]
+    pt.tax_amount = amounts["tax"]
+    pt.amount_excluding_tax = amounts["amount_excluding_tax"]
+    pt.amount_from_credit = amounts["amount_from_credit"]
+    pt.subscription_id = subscriptions.get(sub_id) if sub_id else pt.subscription_id
+    pt.plan = invoice_plans.get(event["id"]) or pt.plan
+    charge = obj.get("charge")
+    if isinstance(charge, str):
+        pt.stripe_charge_id = charge
+    # A clamped ex-VAT amount is reported by the classifier (AmountExcludingTaxClamped), once
+    # per invoice, on the event that classifies it.
+
+
+def _project_refund(account_id, event, transactions) -> None:
+    obj = event["data"]["object"]
+    pt = None
+    if isinstance(obj.get("invoice"), str):
+        pt = transactions.get(obj["invoice"])
+    if pt is None:
+        pt = db.session.execute(
+            db.select(PaymentTransaction).where(PaymentTransaction.stripe_charge_id == obj.get("id"))
+        ).scalar_one_or_none()
+    if pt is None:
+        # The current API no longer names the invoice on a charge: the latest succeeded payment
+        # of the account with the same amount and currency, not refunded yet.
+        pt = db.session.execute(
+            db.select(PaymentTransaction)
+            .where(PaymentTransaction.account_id == account_id, PaymentTransaction.status == "succeeded",
+                   PaymentTransaction.refunded_at.is_(None),
+                   PaymentTransaction.currency == (obj.get("currency") or "").upper(),
+                   PaymentTransaction.amount == Decimal(int(obj.get("amount") or 0)) / HUNDRED,
+                   PaymentTransaction.date <= _at(event["created"]))
+            .order_by(PaymentTransaction.date.desc(), PaymentTransaction.id.desc()).limit(1)
+        ).scalar_one_or_none()
+    if pt is None:
+        log.warning("charge.refunded %s: no payment transaction found", event["id"])
+        return
+    pt.stripe_charge_id = pt.stripe_charge_id or obj.get("id")
+    pt.refunded_at = pt.refunded_at or _at(event["created"])
+    pt.refund_amount = Decimal(int(obj.get("amount_refunded") or 0)) / HUNDRED
+
+
+def _project_credit_note(event, transactions) -> None:
+    obj = event["data"]["object"]
+    invoice_id = obj.get("invoice")
+    pt = transactions.get(invoice_id) if isinstance(invoice_id, str) else None
+    if pt is None:
+        log.warning("%s %s: no payment transaction for invoice %s", event["type"], event["id"], invoice_id)
+        return
+    if obj.get("status") == "void" or event["type"] == "credit_note.voided":
+        pt.credit_noted_at = pt.credit_note_url = pt.credit_note_amount = None
+        return
+    pt.credit_noted_at = _at(obj.get("effective_at") or obj.get("created") or event["created"])
+    pt.credit_note_url = obj.get("pdf")
+    pt.credit_note_amount = Decimal(int(obj.get("total") or obj.get("amount") or 0)) / HUNDRED
+
+
+# --------------------------------------------------------------------------------------------
+# Rebuild and verify
+# --------------------------------------------------------------------------------------------
+def accounts_with_archive(account_id: str | None = None) -> list[str]:
+    stmt = (db.select(StripeEvent.account_id).where(StripeEvent.account_id.is_not(None))
+            .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id))
+    if account_id is not None:
+        stmt = stmt.where(StripeEvent.account_id == account_id)
+    return list(db.session.execute(stmt).scalars())
+
+
+def rebuild(account_ids: Sequence[str], progress: Callable[[int], None] | None = None) -> RebuildReport:
+    """Replays each account's whole archive from an empty state. Projections are recomputed,
+    missing rows appended; stored rows are compared, never changed. One commit per account."""
+    report = RebuildReport()
+    for account_id in account_ids:
+        _rebuild_account(account_id, report)
+        db.session.commit()
+        report.accounts += 1
+        if progress:
+            progress(1)
+    return report
+
+
+def _rebuild_account(account_id: str, report: RebuildReport) -> None:
+    _lock_accounts([account_id])
+    _replay_catalog_events()
+    table = StripeEvent.__table__
+    rows = db.session.execute(
+        db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id)
+        .where(table.c.account_id == account_id, table.c.type.in_(sorted(archive.HANDLED_TYPES)))
+        .order_by(table.c.stripe_created_at, table.c.id)
+    ).all()
+    if not rows:
+        return
+    report.events += len(rows)
+    events = [json.loads(row.payload) for row in rows]
+    stored = {r.stripe_event_id: r for r in db.session.execute(
+        db.select(BillingEvent).where(BillingEvent.account_id == account_id,
+                                      BillingEvent.baseline.is_(False))).scalars()}
+    # Projections are recomputed from scratch: subscriptions are reset to what the payloads say.
+    for sub in db.session.execute(db.select(Subscription).where(Subscription.account_id == account_id)).scalars():
+        sub.scheduled_plan = None
+        sub.scheduled_price_amount = None
+    batch = _Batch({account_id: (rows, events)}, existing=set(stored))
+    batch.project_catalog(events)
+    batch.classify(account_id, rows, events, adapter.empty_state(), ReplayReport(account_id), watermark=None,
+                   rebuild=report, stored=stored)
+    batch.write()
+
+
+def _compare(account_id: str, stored: BillingEvent, fresh, report: RebuildReport) -> None:
+    values = adapter.row_values(fresh)
+    for name in ROW_FIELDS:
+        a, b = getattr(stored, name), values.get(name)
+        if isinstance(a, Decimal) or isinstance(b, Decimal):
+            same = (a is None and b is None) or (a is not None and b is not None and Decimal(a) == Decimal(b))
+        else:
+            same = a == b
+        if not same:
+            report.differences.append(RowDifference(account_id, stored.stripe_event_id, name, a, b))

@@ -1,0 +1,536 @@
+"""Drift detection (DOMAIN §4): what Backoffice believes about an account against what Stripe
+says, and against what a fresh replay of the archive would write.
+
+`detect` computes the findings; `store` reconciles them with the account's open discrepancy list
+and sets the flag exactly when that list is non-empty; `check_subscription` is the drift pass's
+detect mode (reads Stripe, writes only the drift columns and the discrepancy list).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from backoffice.accounts.models import Account
+from backoffice.dbtypes import utcnow
+from backoffice.errors import BadRequest, NotFound
+from backoffice.extensions import db
+from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.stripe_sync import gateway as gw
+from backoffice.stripe_sync import snapshot
+from backoffice.stripe_sync.models import Discrepancy
+from backoffice.stripe_sync.text import _
+
+log = logging.getLogger(__name__)
+
+WARNING, CRITICAL = "warning", "critical"
+STRIPE_EVENTS_WINDOW = timedelta(days=30)
+CENT = Decimal("0.01")
+
+# The kinds `detect` computes. Others on the list (a webhook's PayloadDivergence, the replayer's
+# findings) are kept until an operator has acknowledged them.
+STATE_MISMATCH = "SubscriptionStateMismatch"
+COMPUTED_KINDS = frozenset({
+    STATE_MISMATCH,
+    "MissingEvent",
+    "ScheduledPriceMissing",
+    "UnclassifiedStripeEvent",
+    "UnsupportedStripeApiVersion",
+    "StalePersistedRow",
+    "AmountExcludingTaxClamped",
+    "MissingHistoricalEvent",
+})
+SUPPORTED_API_VERSIONS_FALLBACK = frozenset({"2017-08-15"})
+
+# Ledger types that move the subscription state the ledger implies.
+_PLAN_SET = {"subscription_created", "subscription_upgraded", "subscription_downgraded"}
+_TO_FREE = {"subscription_expired", "subscription_immediately_cancelled", "subscription_suspended"}
+_INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded",
+                   "invoice.payment_failed", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    message: str
+    field: str | None = None
+    stripe_event_id: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.field, self.stripe_event_id, self.message)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "severity": self.severity, "field": self.field,
+                "stripe_event_id": self.stripe_event_id, "message": self.message}
+
+    @classmethod
+    def of(cls, row: Discrepancy) -> Finding:
+        return cls(row.kind, row.severity, row.message, row.field, row.stripe_event_id)
+
+
+@dataclass
+class Context:
+    """What Stripe said during this check. `events_list` is None in detect mode: it is then
+    fetched only if the archive cannot cover a resource (one call per account at most)."""
+
+    live: snapshot.LiveSubscription
+    live_raw: dict | None
+    schedule: dict | None
+    invoices: list[dict]
+    clamped: list[snapshot.LiveInvoice] = field(default_factory=list)
+    events_list: list[dict] | None = None
+    events_list_from: datetime | None = None
+    divergent: list[Finding] = field(default_factory=list)
+    now: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class LedgerState:
+    plan: str = snapshot.FREE_PLAN
+    price: Decimal = Decimal(0)
+    cancel_at_period_end: bool = False
+    currency: str | None = None
+    known: bool = False  # the ledger holds at least one subscription-lifecycle row
+
+
+def ledger_state(rows: list[BillingEvent]) -> LedgerState:
+    """The subscription state the ledger's rows imply, in their order."""
+    state = LedgerState()
+    for row in rows:
+        if row.currency:
+            state.currency = row.currency
+        if row.type in _PLAN_SET:
+            state.known = True
+            state.plan = row.to_plan or state.plan
+            state.price = row.new_amount if row.new_amount is not None else state.price
+            if row.type == "subscription_created":
+                state.cancel_at_period_end = False
+        elif row.type == "subscription_cancelled":
+            state.known = True
+            state.cancel_at_period_end = True
+        elif row.type == "subscription_reactivated":
+            state.known = True
+            state.cancel_at_period_end = False
+            if row.to_plan:
+                state.plan = row.to_plan
+            if row.new_amount is not None:
+                state.price = row.new_amount
+        elif row.type in _TO_FREE:
+            state.known = True
+            state.plan, state.price, state.cancel_at_period_end = snapshot.FREE_PLAN, Decimal(0), False
+    return state
+
+
+def _money(value: Decimal | None) -> Decimal:
+    return (value or Decimal(0)).quantize(CENT)
+
+
+# -- detection ----------------------------------------------------------------------------------------
+def detect(account: Account, sub: Subscription | None, ctx: Context,
+           gateway: gw.StripeGateway | None = None) -> list[Finding]:
+    """Every finding of §4 for one account. Reads only; may call events.list (detect mode)."""
+    rows = list(db.session.execute(
+        db.select(BillingEvent).where(BillingEvent.account_id == account.id)
+        .order_by(BillingEvent.occurred_at, BillingEvent.id)
+    ).scalars())
+    findings: list[Finding] = []
+    findings += _state_mismatch(ledger_state(rows), ctx.live)
+    findings += _missing_event(account.id, rows)
+    findings += _scheduled_price_missing(sub, ctx)
+    findings += [
+        Finding("UnclassifiedStripeEvent", WARNING,
+                f"Stripe event {r.stripe_event_id} could not be classified; the ledger records it as Unclassified.",
+                stripe_event_id=r.stripe_event_id)
+        for r in rows if r.type == "unclassified"
+    ]
+    findings += _unsupported_api_versions(account.id)
+    findings += _stale_rows(account.id, rows)
+    findings += [f for f in ctx.divergent]
+    findings += [
+        Finding("AmountExcludingTaxClamped", WARNING,
+                f"Invoice {inv.id}: Stripe's amount excluding tax is negative; it is stored as 0.",
+                field="amount_excluding_tax")
+        for inv in (ctx.clamped or [snapshot.read_invoice(i) for i in ctx.invoices if _is_clamped(i)])
+    ]
+    findings += _missing_historical(account, sub, ctx, gateway)
+    return findings
+
+
+def _is_clamped(inv: dict) -> bool:
+    try:
+        return snapshot.read_invoice(inv).clamped
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _state_mismatch(local: LedgerState, live: snapshot.LiveSubscription) -> list[Finding]:
+    if not local.known:
+        return []  # nothing replayed yet: MissingEvent / MissingHistoricalEvent name the gap
+    out = []
+    if local.plan != live.plan:
+        out.append(Finding(STATE_MISMATCH, CRITICAL,
+                           f"Plan: Backoffice has {local.plan}, Stripe has {live.plan}.", field="plan"))
+    elif _money(local.price) != _money(live.price):
+        # A different plan already explains a different price: one finding, not two.
+        out.append(Finding(STATE_MISMATCH, CRITICAL,
+                           f"Price: Backoffice has {_money(local.price)}, Stripe has {_money(live.price)}.",
+                           field="price"))
+    if live.plan != snapshot.FREE_PLAN and local.cancel_at_period_end != live.cancel_at_period_end:
+        out.append(Finding(STATE_MISMATCH, WARNING,
+                           f"Cancel at period end: Backoffice has {str(local.cancel_at_period_end).lower()}, "
+                           f"Stripe has {str(live.cancel_at_period_end).lower()}.", field="cancel_at_period_end"))
+    if local.currency and live.currency and local.currency != live.currency:
+        out.append(Finding(STATE_MISMATCH, WARNING,
+                           f"Currency: Backoffice has {local.currency}, Stripe has {live.currency}.",
+                           field="currency"))
+    return out
+
+
+def _missing_event(account_id: str, rows: list[BillingEvent]) -> list[Finding]:
+    if rows:
+        return []
+    payments = db.session.execute(
+        db.select(db.func.count()).select_from(PaymentTransaction).where(
+            PaymentTransaction.account_id == account_id, PaymentTransaction.status == "succeeded")
+    ).scalar_one()
+    if not payments:
+        return []
+    return [Finding("MissingEvent", WARNING,
+                    f"{payments} succeeded payment(s) but no billing events: the ledger misses this account's history.")]
+
+
+def _scheduled_price_missing(sub: Subscription | None, ctx: Context) -> list[Finding]:
+    change = snapshot.read_schedule(ctx.schedule, ctx.live.plan) if ctx.schedule else None
+    if change is not None and change.price is None:
+        return [Finding("ScheduledPriceMissing", CRITICAL,
+                        f"Stripe schedules a change to {change.plan} without a price Backoffice can read.",
+                        field="scheduled_price_amount")]
+    if sub is not None and sub.scheduled_plan and sub.scheduled_price_amount is None:
+        return [Finding("ScheduledPriceMissing", CRITICAL,
+                        f"The scheduled plan {sub.scheduled_plan} has no price.", field="scheduled_price_amount")]
+    return []
+
+
+def _supported_api_versions() -> frozenset[str] | None:
+    try:
+        from backoffice.ledger import readers
+    except ImportError:
+        return None
+    for name in ("SUPPORTED_API_VERSIONS", "API_VERSIONS", "READERS"):
+        value = getattr(readers, name, None)
+        if value:
+            return frozenset(value)
+    return None
+
+
+def _unsupported_api_versions(account_id: str) -> list[Finding]:
+    from backoffice.ledger import archive
+
+    supported = _supported_api_versions()
+    rows = db.session.execute(
+        db.select(StripeEvent.id, StripeEvent.api_version, StripeEvent.state, StripeEvent.error)
+        .where(StripeEvent.account_id == account_id, StripeEvent.type.in_(sorted(archive.HANDLED_TYPES)))
+        .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
+    ).all()
+    out = []
+    for r in rows:
+        unsupported = (
+            (supported is not None and r.api_version not in supported and r.state != "processed")
+            or (r.state == "failed" and "api" in (r.error or "").lower() and "version" in (r.error or "").lower())
+        )
+        if unsupported:
+            out.append(Finding("UnsupportedStripeApiVersion", CRITICAL,
+                               f"Stripe event {r.id} has API version {r.api_version or '(none)'}, which no reader supports; "
+                               "it is not replayed.", stripe_event_id=r.id))
+    return out
+
+
+def _stale_rows(account_id: str, rows: list[BillingEvent]) -> list[Finding]:
+    """Stored rows that differ from a fresh replay of the archive. A row sharing its second with
+    another row is skipped: siblings in one second have no reliable order (Stripe's `created` is
+    in seconds), so their replay may legitimately differ."""
+    fresh = fresh_replay(account_id)
+    if fresh is None or not rows:
+        return []
+    per_second = Counter(int(r.occurred_at.timestamp()) for r in rows)
+    out = []
+    for row in rows:
+        if row.baseline or per_second[int(row.occurred_at.timestamp())] > 1:
+            continue
+        expected = fresh.get(row.stripe_event_id)
+        if expected is None:
+            continue
+        compared = _COMPARED if {row.type, expected.get("type")} & _MOVEMENTS else ("type",)
+        diffs = [name for name in compared if _normal(getattr(row, name, None)) != _normal(expected.get(name))]
+        if diffs:
+            out.append(Finding("StalePersistedRow", WARNING,
+                               f"The stored row of {row.stripe_event_id} differs from a fresh replay in "
+                               f"{', '.join(sorted(diffs))}; it is kept unchanged.",
+                               field=",".join(sorted(diffs))[:60], stripe_event_id=row.stripe_event_id))
+    return out
+
+
+# What a fresh replay must reproduce: the type of every row, and the money of MRR movements.
+# Informational rows (NoOp, BillingInfo..., payments) carry the seed's plan and committed MRR,
+# which a replay from an empty state cannot know, so only their type is compared.
+_COMPARED = ("type", "to_plan", "previous_amount", "new_amount", "amount_delta", "currency")
+_MOVEMENTS = frozenset({
+    "subscription_created", "subscription_upgraded", "subscription_downgraded",
+    "subscription_downgrade_scheduled", "subscription_downgrade_cancelled", "subscription_cancelled",
+    "subscription_reactivated", "subscription_expired", "subscription_immediately_cancelled",
+    "subscription_suspended",
+})
+
+
+def _normal(value):
+    if isinstance(value, Decimal):
+        return value.quantize(Decimal("0.0001"))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(str(value)).quantize(Decimal("0.0001"))
+    return value
+
+
+def fresh_replay(account_id: str) -> dict[str, dict] | None:
+    """{stripe_event_id: row fields} a replay of the account's whole archive from an empty state
+    would write: the replayer's own classifier, run as a dry run (nothing is written)."""
+    from backoffice.ledger import archive
+    from backoffice.ledger import replay_adapter as adapter
+
+    payloads = db.session.execute(
+        db.select(StripeEvent.payload)
+        .where(StripeEvent.account_id == account_id, StripeEvent.type.in_(sorted(archive.HANDLED_TYPES)))
+        .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
+    ).scalars().all()
+    if not payloads:
+        return None
+    try:
+        events = [json.loads(p) for p in payloads]
+        result = adapter.classify(events, adapter.empty_state(), adapter.load_catalog())
+        return {values["stripe_event_id"]: values
+                for values in (adapter.row_values(r) for r in adapter.rows_of(result))}
+    except Exception:
+        log.exception("dry replay of %s failed", account_id)
+        return None
+
+
+# -- missing historical events ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # subscription | invoice | refund | credit_note
+    id: str
+    created: datetime | None
+    event_types: tuple[str, ...]
+    match: str  # which id in the event's object names the resource: id | invoice | charge
+
+
+def _resources(account_id: str, sub: Subscription | None, ctx: Context) -> list[Resource]:
+    out = []
+    sub_id = (sub.stripe_subscription_id if sub else None) or ctx.live.id
+    if sub_id:
+        created = ctx.live.started_at if ctx.live.id == sub_id else None
+        created = created or (sub.subscribed_since if sub else None) or (sub.created_at if sub else None)
+        out.append(Resource("subscription", sub_id, created, ("customer.subscription.created",), "id"))
+    txs = db.session.execute(
+        db.select(PaymentTransaction.stripe_invoice_id, PaymentTransaction.date,
+                  PaymentTransaction.stripe_charge_id, PaymentTransaction.refunded_at,
+                  PaymentTransaction.credit_noted_at)
+        .where(PaymentTransaction.account_id == account_id)
+    ).all()
+    for tx in txs:
+        out.append(Resource("invoice", tx.stripe_invoice_id, tx.date, _INVOICE_EVENTS, "id"))
+        if tx.refunded_at and tx.stripe_charge_id:
+            out.append(Resource("refund", tx.stripe_charge_id, tx.refunded_at, ("charge.refunded",), "id"))
+        if tx.credit_noted_at:
+            out.append(Resource("credit_note", tx.stripe_invoice_id, tx.credit_noted_at,
+                                ("credit_note.created",), "invoice"))
+    return out
+
+
+def _covered_ids(events) -> set[tuple[str, str]]:
+    """(event type, object id) and (event type, invoice id) pairs the events cover."""
+    covered = set()
+    for etype, obj in events:
+        if not isinstance(obj, dict):
+            continue
+        if obj.get("id"):
+            covered.add((etype, "id", obj["id"]))
+        invoice = obj.get("invoice")
+        if isinstance(invoice, dict):
+            invoice = invoice.get("id")
+        if invoice:
+            covered.add((etype, "invoice", invoice))
+    return covered
+
+
+def _archived_objects(account: Account, types: set[str]):
+    rows = db.session.execute(
+        db.select(StripeEvent.type, StripeEvent.payload).where(
+            db.or_(StripeEvent.account_id == account.id,
+                   StripeEvent.customer_id == account.stripe_customer_id) if account.stripe_customer_id
+            else StripeEvent.account_id == account.id,
+            StripeEvent.type.in_(sorted(types)),
+        )
+    ).all()
+    for etype, payload in rows:
+        try:
+            yield etype, (json.loads(payload).get("data") or {}).get("object")
+        except (ValueError, AttributeError):
+            continue
+
+
+def _is_covered(res: Resource, covered: set) -> bool:
+    return any((t, res.match, res.id) in covered for t in res.event_types)
+
+
+def _missing_historical(account: Account, sub: Subscription | None, ctx: Context,
+                        gateway: gw.StripeGateway | None) -> list[Finding]:
+    resources = _resources(account.id, sub, ctx)
+    if not resources:
+        return []
+    types = {t for r in resources for t in r.event_types}
+    covered = _covered_ids(_archived_objects(account, types))
+    missing = [r for r in resources if not _is_covered(r, covered)]
+    if not missing:
+        return []
+    # archive ∪ events.list: consult Stripe's list (the last 30 days) for what the archive lacks.
+    listed = ctx.events_list
+    window_start = ctx.now - STRIPE_EVENTS_WINDOW
+    needs_full_window = ctx.events_list_from is not None and ctx.events_list_from > window_start
+    if (listed is None or needs_full_window) and gateway is not None and account.stripe_customer_id:
+        young = [r for r in missing if r.created is None or r.created >= window_start]
+        if young:
+            listed = gateway.events_since(account.stripe_customer_id, window_start)
+    if listed:
+        covered |= _covered_ids(
+            (e["type"], (e.get("data") or {}).get("object")) for e in listed if e["type"] in types)
+    out = []
+    for res in missing:
+        if _is_covered(res, covered):
+            continue
+        old = res.created is not None and res.created < window_start
+        when = res.created.strftime("%Y-%m-%d") if res.created else "unknown date"
+        if old:
+            out.append(Finding("MissingHistoricalEvent", CRITICAL,
+                               f"Unrecoverable: {res.kind} {res.id} ({when}) has no event in the archive, and "
+                               "Stripe no longer lists events that old.", field=res.kind))
+        else:
+            out.append(Finding("MissingHistoricalEvent", WARNING,
+                               f"{res.kind} {res.id} ({when}) has no event in the archive or Stripe's events list "
+                               "yet; the next sync retries.", field=res.kind))
+    return out
+
+
+# -- the discrepancy list -------------------------------------------------------------------------------
+def store(account_id: str, sub: Subscription | None, findings: list[Finding], now: datetime) -> list[Finding]:
+    """Reconciles the open list with `findings` (same finding → same row), sets the flag exactly
+    when the list is non-empty and the check time. Answers the open list. Does not commit."""
+    open_rows = list(db.session.execute(
+        db.select(Discrepancy).where(Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None))
+        .order_by(Discrepancy.id)
+    ).scalars())
+    wanted = {f.key: f for f in findings}
+    acknowledged_at = sub.drift_acknowledged_at if sub else None
+    kept: list[Finding] = []
+    for row in open_rows:
+        finding = Finding.of(row)
+        if finding.key in wanted:
+            kept.append(wanted.pop(finding.key))
+        elif row.kind in COMPUTED_KINDS:
+            row.resolved_at = now  # the cause is gone
+        elif acknowledged_at is not None and row.detected_at <= acknowledged_at:
+            row.resolved_at = now  # recorded elsewhere, seen and acknowledged by an operator
+        else:
+            kept.append(finding)
+    for f in wanted.values():
+        db.session.add(Discrepancy(account_id=account_id, subscription_id=sub.id if sub else None,
+                                   kind=f.kind, severity=f.severity, field=f.field,
+                                   stripe_event_id=f.stripe_event_id, message=f.message, detected_at=now))
+        kept.append(f)
+    if sub is not None:
+        sub.drift_detected = bool(kept)
+        sub.drift_checked_at = now
+    db.session.flush()
+    return kept
+
+
+# -- detect mode (the drift pass) -----------------------------------------------------------------
+def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = None) -> str:
+    """One account of the drift pass: 'processed', 'skipped' (nothing to check) or
+    'unavailable' (Stripe down: nothing written, the row stays due). One commit."""
+    sub = db.session.get(Subscription, subscription_id)
+    account = db.session.get(Account, sub.account_id) if sub else None
+    if sub is None or account is None or not account.stripe_customer_id:
+        return "skipped"
+    from backoffice.stripe_sync.sync import plan_catalog
+
+    gateway = gateway or gw.get_gateway()
+    now = utcnow()
+    try:
+        live_subs = gateway.subscriptions(account.stripe_customer_id)
+        live_raw = snapshot.current_subscription(live_subs)
+        schedule_id = live_raw.get("schedule") if live_raw else None
+        if isinstance(schedule_id, dict):
+            schedule_id = schedule_id.get("id")
+        schedule = gateway.subscription_schedule(schedule_id) if schedule_id else None
+        invoices = gateway.invoices(account.stripe_customer_id)
+        catalog, amounts = plan_catalog()
+        live = snapshot.read_subscription(live_raw, catalog, amounts)
+        ctx = Context(live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, now=now)
+        findings = detect(account, sub, ctx, gateway=gateway)
+    except gw.StripeUnavailable as e:
+        db.session.rollback()
+        log.warning("drift check of %s: Stripe unavailable: %s", account.id, e)
+        return "unavailable"
+    store(account.id, sub, findings, now)
+    db.session.commit()
+    return "processed"
+
+
+def due_subscription_ids(now: datetime | None = None, limit: int | None = None) -> list[int]:
+    """Current subscriptions of accounts with a Stripe customer, unchecked for more than 23 h."""
+    cutoff = (now or utcnow()) - timedelta(hours=23)
+    stmt = (
+        db.select(Subscription.id)
+        .join(Account, Account.id == Subscription.account_id)
+        .where(Subscription.is_current.is_(True), Account.stripe_customer_id.is_not(None),
+               db.or_(Subscription.drift_checked_at.is_(None), Subscription.drift_checked_at < cutoff))
+        .order_by(Subscription.drift_checked_at.is_not(None), Subscription.drift_checked_at, Subscription.id)
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(db.session.execute(stmt).scalars())
+
+
+# -- acknowledge ------------------------------------------------------------------------------------
+def acknowledge(account_id: str, actor) -> Subscription:
+    """Clears the flag, keeps the list, records who and when. No drift → 400."""
+    from backoffice.operators.services import audit
+
+    if db.session.get(Account, account_id) is None:
+        raise NotFound(_("No account with the id %(id)s.", id=account_id))
+    sub = db.session.execute(
+        db.select(Subscription).where(Subscription.account_id == account_id, Subscription.is_current.is_(True))
+        .with_for_update()
+    ).scalar_one_or_none()
+    if sub is None or not sub.drift_detected:
+        raise BadRequest(_("This account has no drift to acknowledge."), code="no_drift")
+    before = {"drift_detected": True, "drift_acknowledged_at": _iso(sub.drift_acknowledged_at),
+              "drift_acknowledged_by": sub.drift_acknowledged_by}
+    sub.drift_detected = False
+    sub.drift_acknowledged_at = utcnow()
+    sub.drift_acknowledged_by = actor.email if actor else "system"
+    audit(actor, "stripe.acknowledge_drift", "account", account_id, before=before,
+          after={"drift_detected": False, "drift_acknowledged_at": _iso(sub.drift_acknowledged_at),
+                 "drift_acknowledged_by": sub.drift_acknowledged_by})
+    db.session.commit()
+    return sub
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

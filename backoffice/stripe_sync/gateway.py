@@ -1,0 +1,220 @@
+"""The Stripe gateway: the one module that imports `stripe`.
+
+Everything else talks to Stripe through `StripeGateway`, which answers plain dicts (never
+`StripeObject`s), retries 429 and 5xx with exponential backoff and jitter, and turns an outage
+into one exception, `StripeUnavailable`, that the services treat as an expected state.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import stripe
+from flask import current_app
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0  # seconds per HTTP request
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5  # seconds, doubled per attempt
+MAX_BACKOFF = 8.0
+PAGE_SIZE = 100
+
+
+class StripeNotConfigured(Exception):
+    """No STRIPE_SECRET_KEY: reconciliation cannot run."""
+
+
+class StripeUnavailable(Exception):
+    """Stripe could not be reached or kept failing (timeouts, 429, 5xx, a page that failed)."""
+
+
+def verify_webhook(body: bytes | str, header: str | None, secret: str, tolerance: int = 300) -> dict:
+    """Checks `Stripe-Signature` before anything is parsed; answers the event as a dict.
+
+    Raises ValueError for a missing or invalid signature or an unparsable body.
+    """
+    if not header or not secret:
+        raise ValueError("missing Stripe-Signature header or webhook secret")
+    payload = body.decode("utf-8") if isinstance(body, bytes) else body
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+    except stripe.SignatureVerificationError as e:
+        raise ValueError(str(e)) from e
+    return json.loads(payload)
+
+
+def signature_header(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """A valid `Stripe-Signature` for `payload` (tests, the demo's Stripe simulator)."""
+    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+
+
+def event_customer(event: dict) -> str | None:
+    """The Stripe customer an event is about (Stripe cannot filter events.list by customer)."""
+    obj = (event.get("data") or {}).get("object") or {}
+    if obj.get("object") == "customer":
+        return obj.get("id")
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        return customer.get("id")
+    return customer
+
+
+def _to_timestamp(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.astimezone(UTC).timestamp())
+
+
+class StripeGateway:
+    """Reads from Stripe. One instance per app (thread-safe: the client holds no request state)."""
+
+    def __init__(self, api_key: str, api_base: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                 max_retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF,
+                 sleep: Callable[[float], None] = time.sleep):
+        if not api_key:
+            raise StripeNotConfigured("STRIPE_SECRET_KEY is not set")
+        kwargs: dict = {
+            # Our own retry loop (below) owns backoff and jitter; stripe's would multiply it.
+            "max_network_retries": 0,
+            "http_client": stripe.RequestsClient(timeout=timeout),
+        }
+        if api_base:
+            kwargs["base_addresses"] = {"api": api_base.rstrip("/")}
+        self.client = stripe.StripeClient(api_key, **kwargs)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.sleep = sleep
+        self.calls = 0  # requests made (benchmarks report it)
+
+    @classmethod
+    def from_config(cls, config) -> StripeGateway:
+        return cls(
+            config.get("STRIPE_SECRET_KEY") or "",
+            config.get("STRIPE_API_BASE") or None,
+            timeout=float(config.get("STRIPE_TIMEOUT", DEFAULT_TIMEOUT)),
+            max_retries=int(config.get("STRIPE_MAX_RETRIES", DEFAULT_RETRIES)),
+            backoff=float(config.get("STRIPE_RETRY_BACKOFF", DEFAULT_BACKOFF)),
+        )
+
+    # -- the retry loop -------------------------------------------------------------------------
+    def _delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: a random wait in [base/2, base] of this attempt."""
+        base = min(MAX_BACKOFF, self.backoff * (2 ** attempt))
+        return base / 2 + random.uniform(0, base / 2)
+
+    @staticmethod
+    def _retryable(e: stripe.StripeError) -> bool:
+        if isinstance(e, (stripe.RateLimitError, stripe.APIConnectionError)):
+            return True
+        status = getattr(e, "http_status", None)
+        return status is None or status == 429 or status >= 500
+
+    def _call(self, fn: Callable, *args):
+        attempt = 0
+        while True:
+            self.calls += 1
+            try:
+                return fn(*args)
+            except stripe.AuthenticationError as e:
+                raise StripeUnavailable(f"Stripe refused the API key: {e.user_message or e}") from e
+            except stripe.StripeError as e:
+                if not self._retryable(e):
+                    raise
+                if attempt >= self.max_retries:
+                    raise StripeUnavailable(f"Stripe is unavailable: {e.user_message or e}") from e
+                delay = self._delay(attempt)
+                log.warning("stripe: %s, retry %d in %.2fs", type(e).__name__, attempt + 1, delay)
+                self.sleep(delay)
+                attempt += 1
+
+    def _list(self, service, params: dict) -> Iterator[dict]:
+        """Every item of a list endpoint, page by page (`starting_after`). A failed page raises
+        StripeUnavailable, so a caller never mistakes a partial list for a complete one."""
+        params = {**params, "limit": PAGE_SIZE}
+        while True:
+            page = self._call(service.list, params)
+            items = [item.to_dict() for item in page.data]
+            yield from items
+            if not page.has_more or not items:
+                return
+            params = {**params, "starting_after": items[-1]["id"]}
+
+    def _retrieve(self, service, object_id: str) -> dict | None:
+        try:
+            return self._call(service.retrieve, object_id).to_dict()
+        except stripe.InvalidRequestError as e:
+            if getattr(e, "http_status", None) == 404:
+                return None
+            raise StripeUnavailable(str(e)) from e
+        except stripe.APIError as e:  # a server without this resource answers a bare 404
+            if getattr(e, "http_status", None) == 404:
+                return None
+            raise
+
+    def _list_optional(self, service, params: dict) -> list[dict]:
+        """A list endpoint some Stripe-compatible servers lack (credit notes, schedules): empty."""
+        try:
+            return list(self._list(service, params))
+        except (stripe.APIError, stripe.InvalidRequestError) as e:
+            if getattr(e, "http_status", None) == 404:
+                return []
+            raise StripeUnavailable(str(e)) from e
+
+    # -- events ---------------------------------------------------------------------------------
+    def events(self, since: datetime | None = None) -> list[dict]:
+        """Every event created at or after `since`, oldest first (created, then id).
+
+        Stripe lists newest first and keeps 30 days; the whole pull is collected before it is
+        answered, so a page that fails midway raises and nothing partial leaks out.
+        """
+        params: dict = {}
+        if since is not None:
+            params["created"] = {"gte": _to_timestamp(since)}
+        events = list(self._list(self.client.v1.events, params))
+        events.sort(key=lambda e: (e["created"], e["id"]))
+        return events
+
+    def events_since(self, customer_id: str, anchor: datetime | None) -> list[dict]:
+        """The customer's events from the anchor (inclusive), chronological."""
+        return [e for e in self.events(anchor) if event_customer(e) == customer_id]
+
+    # -- resources ------------------------------------------------------------------------------
+    def customer(self, customer_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.customers, customer_id)
+
+    def customers(self) -> Iterator[dict]:
+        return self._list(self.client.v1.customers, {})
+
+    def subscriptions(self, customer_id: str) -> list[dict]:
+        return list(self._list(self.client.v1.subscriptions, {"customer": customer_id, "status": "all"}))
+
+    def subscription_schedule(self, schedule_id: str) -> dict | None:
+        return self._retrieve(self.client.v1.subscription_schedules, schedule_id)
+
+    def invoices(self, customer_id: str) -> list[dict]:
+        return list(self._list(self.client.v1.invoices, {"customer": customer_id}))
+
+    def charges(self, customer_id: str) -> list[dict]:
+        return list(self._list(self.client.v1.charges, {"customer": customer_id}))
+
+    def refunds(self, charge_id: str) -> list[dict]:
+        return list(self._list(self.client.v1.refunds, {"charge": charge_id}))
+
+    def credit_notes(self, customer_id: str) -> list[dict]:
+        return self._list_optional(self.client.v1.credit_notes, {"customer": customer_id})
+
+
+def get_gateway() -> StripeGateway:
+    """The app's gateway (tests may put their own in app.extensions['stripe_gateway'])."""
+    gateway = current_app.extensions.get("stripe_gateway")
+    if gateway is None:
+        gateway = StripeGateway.from_config(current_app.config)
+        current_app.extensions["stripe_gateway"] = gateway
+    return gateway
+
+
+def is_configured() -> bool:
+    return bool(current_app.extensions.get("stripe_gateway") or current_app.config.get("STRIPE_SECRET_KEY"))

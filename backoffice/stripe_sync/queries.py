@@ -1,0 +1,31 @@
+"""Reads of reconciliation: job runs (the Jobs page, a sync's polled status), an account's
+discrepancy list."""
+from __future__ import annotations
+
+from backoffice.errors import NotFound
+from backoffice.extensions import db
+from backoffice.pagination import Page, paginate
+from backoffice.stripe_sync.models import Discrepancy, JobRun
+
+
+def job_runs_page(page: int, page_size: int, kind: str | None = None) -> Page:
+    stmt = db.select(JobRun).order_by(JobRun.started_at.desc(), JobRun.id.desc())
+    if kind:
+        stmt = stmt.where(JobRun.kind == kind)
+    return paginate(stmt, page, page_size)
+
+
+def get_sync_run(run_id: int) -> JobRun:
+    run = db.session.get(JobRun, run_id)
+    if run is None or run.kind != "account_sync":
+        raise NotFound("No such sync.")
+    return run
+
+
+def open_discrepancies(account_id: str) -> list[Discrepancy]:
+    """The account's current list (bounded: one row per distinct finding)."""
+    return list(db.session.execute(
+        db.select(Discrepancy)
+        .where(Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None))
+        .order_by(Discrepancy.severity, Discrepancy.kind, Discrepancy.id)
+    ).scalars())

@@ -1,0 +1,434 @@
+"""Sync an account with Stripe (DOMAIN §4).
+
+One use case per account: lock the subscription row (PostgreSQL: SELECT ... FOR UPDATE), pull
+`events.list` for the customer from the anchor (inclusive), archive what the archive lacks as
+recovered (`recovery_source = events_list`), refresh the live subscription and the payment
+transactions, replay, move the anchor only if the pull completed, then detect drift.
+A Stripe outage rolls everything back: pending events stay pending, nothing moves.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from flask import current_app
+
+from backoffice.accounts.models import Account
+from backoffice.dbtypes import utcnow
+from backoffice.errors import BadRequest, NotFound
+from backoffice.extensions import db
+from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.stripe_sync import drift, snapshot
+from backoffice.stripe_sync import gateway as gw
+from backoffice.stripe_sync.models import Discrepancy
+from backoffice.stripe_sync.text import _
+
+log = logging.getLogger(__name__)
+
+STRIPE_EVENTS_WINDOW = timedelta(days=30)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Awaiting:
+    """Archived events outside Stripe's window with no ledger row: disaster recovery candidates."""
+
+    count: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "count": self.count,
+            "oldest": _iso(self.oldest),
+            "newest": _iso(self.newest),
+        }
+
+
+@dataclass
+class SyncResult:
+    account_id: str
+    events_recovered: int = 0  # archive rows a missed webhook should have stored
+    events_appended: int = 0  # ledger rows the replay appended
+    drift_detected: bool = False
+    discrepancies: list[dict] = field(default_factory=list)
+    synced_at: datetime | None = None
+    awaiting: Awaiting = field(default_factory=Awaiting)
+
+    @property
+    def nothing_new(self) -> bool:
+        return not self.events_recovered and not self.events_appended and not self.discrepancies
+
+    def as_dict(self) -> dict:
+        return {
+            "account_id": self.account_id,
+            "events_recovered": self.events_recovered,
+            "events_appended": self.events_appended,
+            "drift_detected": self.drift_detected,
+            "discrepancies": self.discrepancies,
+            "synced_at": _iso(self.synced_at),
+            "awaiting_confirmation": self.awaiting.as_dict() if self.awaiting.count else None,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- preconditions ----------------------------------------------------------------------------------
+def get_syncable_account(account_id: str) -> Account:
+    """The account, or a clean 404/400 naming why it cannot be synced."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound(_("No account with the id %(id)s.", id=account_id))
+    if not gw.is_configured():
+        raise BadRequest(_("Stripe is not configured: set STRIPE_SECRET_KEY to sync accounts."),
+                         code="stripe_not_configured")
+    if not account.stripe_customer_id:
+        raise BadRequest(_("This account has no Stripe customer, so there is nothing to sync."),
+                         field="stripe_customer_id", code="no_stripe_customer")
+    sub = current_subscription(account.id)
+    _check_currency(sub.currency if sub else None)
+    return account
+
+
+def _check_currency(currency: str | None) -> None:
+    platform = current_app.config.get("PLATFORM_CURRENCY", "EUR").upper()
+    if currency and currency.upper() != platform:
+        raise BadRequest(
+            _("The subscription is billed in %(currency)s, but Backoffice reports in %(platform)s; "
+              "it cannot be synced.", currency=currency.upper(), platform=platform),
+            field="currency", code="foreign_currency")
+
+
+def current_subscription(account_id: str, *, lock: bool = False) -> Subscription | None:
+    stmt = db.select(Subscription).where(Subscription.account_id == account_id,
+                                         Subscription.is_current.is_(True))
+    if lock:
+        stmt = stmt.with_for_update()  # a row lock on PostgreSQL; SQLite serialises writers anyway
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+# -- the use case -----------------------------------------------------------------------------------
+def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | None = None,
+                 progress: Progress | None = None, actor_label: str | None = None) -> SyncResult:
+    """Runs the whole sync of one account. StripeUnavailable → 503 BadRequest, nothing changed.
+    `actor` is the operator (None for the CLI, the scheduler or an API token: `actor_label`)."""
+    from backoffice.operators.services import audit, audit_now
+
+    say = progress or (lambda step: None)
+    account = get_syncable_account(account_id)
+    gateway = gateway or gw.get_gateway()
+    customer_id = account.stripe_customer_id
+    now = utcnow()
+
+    sub = current_subscription(account.id, lock=True)
+    anchor = sub.events_anchor if sub else None
+    try:
+        say("events")
+        events = gateway.events_since(customer_id, anchor)
+        say("subscription")
+        live_subs = gateway.subscriptions(customer_id)
+        live_raw = snapshot.current_subscription(live_subs)
+        schedule = None
+        schedule_id = live_raw.get("schedule") if live_raw else None
+        if isinstance(schedule_id, dict):
+            schedule_id = schedule_id.get("id")
+        if schedule_id:
+            schedule = gateway.subscription_schedule(schedule_id)
+        say("payments")
+        invoices = gateway.invoices(customer_id)
+        credit_notes = gateway.credit_notes(customer_id)
+    except gw.StripeUnavailable as e:
+        log.warning("sync of %s: Stripe unavailable: %s", account.id, e)
+        audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
+                  detail=_detail(actor_label, str(e)))
+        raise BadRequest(_("Stripe is unavailable right now; nothing was changed. Try again later."),
+                         status=503, code="stripe_unavailable") from e
+
+    catalog, amounts = plan_catalog()
+    live = snapshot.read_subscription(live_raw, catalog, amounts)
+    _check_currency(live.currency if live_raw and live_raw.get("status") != "canceled" else None)
+
+    say("archive")
+    recovered, divergent = archive_recovered(account.id, customer_id, events, now)
+    before_rows = _ledger_count(account.id)
+    # The replayer seeds its state from the live subscription, so refresh it first.
+    sub = refresh_subscription(account.id, live, live_raw, schedule, catalog, amounts, existing=sub)
+    refresh_payments(account.id, sub, invoices, credit_notes, catalog)
+    if events:
+        newest = max(datetime.fromtimestamp(e["created"], UTC) for e in events)
+        if anchor is None or newest > anchor:
+            sub.events_anchor = newest  # the pull completed: the next one starts here (inclusive)
+    db.session.flush()
+
+    say("replay")
+    report = replay_account(account.id)  # commits the archive rows, the refresh and the anchor with it
+    if report.get("error"):
+        audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
+                  detail=_detail(actor_label, f"replay failed: {report['error']}"))
+        raise BadRequest(_("The replay of this account's events failed; nothing was changed. "
+                           "The error has been logged."), status=500, code="replay_failed")
+    appended = _ledger_count(account.id) - before_rows
+
+    say("drift")
+    # Stripe's live state wins over what the payloads said: refresh again after the replay.
+    catalog, amounts = plan_catalog()
+    live = snapshot.read_subscription(live_raw, catalog, amounts)
+    sub = refresh_subscription(account.id, live, live_raw, schedule, catalog, amounts,
+                               existing=current_subscription(account.id, lock=True))
+    clamped = refresh_payments(account.id, sub, invoices, credit_notes, catalog)
+    context = drift.Context(
+        live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, clamped=clamped,
+        events_list=events, events_list_from=anchor, divergent=divergent, now=now,
+    )
+    try:
+        found = drift.detect(account, sub, context, gateway=gateway)
+    except gw.StripeUnavailable as e:  # the pull and the replay are kept; the check did not happen
+        audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
+                  detail=_detail(actor_label, f"drift check: {e}"))
+        raise BadRequest(_("Stripe became unavailable during the drift check; the events were synced, "
+                           "the drift check will run again."), status=503, code="stripe_unavailable") from e
+    findings = drift.store(account.id, sub, found, now)
+    awaiting = awaiting_confirmation(account.id, now)
+    result = SyncResult(
+        account_id=account.id,
+        events_recovered=recovered,
+        events_appended=appended,
+        drift_detected=bool(findings),
+        discrepancies=[f.as_dict() for f in findings],
+        synced_at=now,
+        awaiting=awaiting,
+    )
+    audit(actor, "stripe.sync", "account", account.id,
+          after={"events_recovered": recovered, "events_appended": appended,
+                 "discrepancies": len(findings), "awaiting_confirmation": awaiting.count},
+          result="ok", detail=actor_label)
+    db.session.commit()
+    return result
+
+
+def _detail(label: str | None, text: str) -> str:
+    return (f"{label}: {text}" if label else text)[:2000]
+
+
+# -- steps --------------------------------------------------------------------------------------------
+def archive_recovered(account_id: str, customer_id: str, events: list[dict], now: datetime
+                      ) -> tuple[int, list[drift.Finding]]:
+    """Inserts the pulled events the archive lacks, marked recovered; a re-pulled event whose
+    content differs from the stored one is a PayloadDivergence (the stored row is kept)."""
+    from backoffice.ledger import archive
+
+    if not events:
+        return 0, []
+    ids = [e["id"] for e in events]
+    stored = {
+        row.id: row.payload
+        for row in db.session.execute(
+            db.select(StripeEvent.id, StripeEvent.payload).where(StripeEvent.id.in_(ids))
+        )
+    }
+    recovered = 0
+    divergent: list[drift.Finding] = []
+    for event in events:
+        if event["id"] in stored:
+            if _content(stored[event["id"]]) != _content(event):
+                divergent.append(drift.Finding(
+                    "PayloadDivergence", "warning",
+                    f"Stripe's events list returns {event['id']} with a body that differs from the archived one.",
+                    stripe_event_id=event["id"]))
+            continue
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
+        handled = event["type"] in archive.HANDLED_TYPES
+        db.session.add(StripeEvent(
+            id=event["id"],
+            type=event["type"],
+            api_version=event.get("api_version") if isinstance(event.get("api_version"), str) else None,
+            stripe_created_at=datetime.fromtimestamp(event["created"], UTC),
+            received_at=now,
+            payload=body,
+            payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
+            customer_id=customer_id,
+            recovery_source="events_list",
+            recovered_at=now,
+            state="pending" if handled else "ignored",
+            processed_at=None if handled else now,
+            error=None if handled else "unrecognised event type",
+            account_id=account_id,
+            stripe_subscription_id=archive.event_subscription_id(event),
+        ))
+        recovered += 1
+    db.session.flush()
+    return recovered, divergent
+
+
+def _content(event: dict | str) -> str:
+    """What must not differ between two copies of one event: its type, time and data."""
+    if isinstance(event, str):
+        try:
+            event = json.loads(event)
+        except ValueError:
+            return event
+    return json.dumps([event.get("type"), event.get("created"), event.get("data")], sort_keys=True)
+
+
+def plan_catalog() -> tuple[dict[str, str], dict[str, Decimal]]:
+    rows = db.session.execute(db.select(Plan.price_id, Plan.plan_key, Plan.monthly_amount)).all()
+    return {r.price_id: r.plan_key for r in rows}, {r.price_id: r.monthly_amount for r in rows}
+
+
+def _remember_price(item: dict | None) -> None:
+    """The catalog learns the prices it sees on live subscriptions (the replayer's rule)."""
+    from backoffice.ledger import replay_adapter
+
+    price = (item or {}).get("price") or (item or {}).get("plan")
+    values = replay_adapter.plan_values(price) if isinstance(price, dict) else None
+    if values is None or db.session.get(Plan, values["price_id"]) is not None:
+        return
+    db.session.add(Plan(**values))
+    db.session.flush()
+
+
+def refresh_subscription(account_id: str, live: snapshot.LiveSubscription, live_raw: dict | None,
+                         schedule: dict | None, catalog: dict[str, str], amounts: dict[str, Decimal],
+                         existing: Subscription | None) -> Subscription:
+    """The current subscription row mirrors Stripe's live subscription (free when none)."""
+    sub = existing
+    if live.id and (sub is None or sub.stripe_subscription_id != live.id):
+        mirrored = db.session.execute(
+            db.select(Subscription).where(Subscription.stripe_subscription_id == live.id)
+        ).scalar_one_or_none()
+        if sub is not None and sub is not mirrored:
+            sub.is_current = False
+            db.session.flush()
+        sub = mirrored
+    if sub is None:
+        sub = Subscription(account_id=account_id, stripe_subscription_id=live.id, is_current=True,
+                           events_anchor=existing.events_anchor if existing else None)
+        db.session.add(sub)
+    sub.is_current = True
+    if live_raw:
+        item = ((live_raw.get("items") or {}).get("data") or [None])[0] or {"plan": live_raw.get("plan")}
+        _remember_price(item)
+    sub.status = live.status
+    sub.plan = live.plan
+    sub.price_amount = live.price
+    sub.currency = live.currency or sub.currency
+    sub.cancel_at_period_end = live.cancel_at_period_end
+    sub.current_period_end = live.current_period_end
+    if live.started_at and live.is_paid:
+        sub.subscribed_since = sub.subscribed_since or live.started_at
+    change = snapshot.read_schedule(schedule, live.plan, catalog, amounts)
+    sub.scheduled_plan = change.plan if change else None
+    sub.scheduled_price_amount = change.price if change else None
+    db.session.flush()
+    return sub
+
+
+def refresh_payments(account_id: str, sub: Subscription, invoices: list[dict], credit_notes: list[dict],
+                     catalog: dict[str, str]) -> list[snapshot.LiveInvoice]:
+    """One payment transaction per Stripe invoice, upserted; answers the clamped invoices."""
+    if not invoices:
+        return []
+    live = [snapshot.read_invoice(inv, catalog) for inv in invoices]
+    existing = {
+        tx.stripe_invoice_id: tx
+        for tx in db.session.execute(
+            db.select(PaymentTransaction).where(
+                PaymentTransaction.stripe_invoice_id.in_([inv.id for inv in live]))
+        ).scalars()
+    }
+    notes_by_invoice: dict[str, dict] = {}
+    for note in credit_notes:
+        if note.get("status") != "void" and note.get("invoice"):
+            notes_by_invoice.setdefault(note["invoice"], note)
+    charges = {inv["id"]: inv.get("charge") for inv in invoices if isinstance(inv.get("charge"), dict)}
+    clamped = []
+    for inv in live:
+        if not inv.currency:
+            continue
+        tx = existing.get(inv.id)
+        if tx is None:
+            tx = PaymentTransaction(account_id=account_id, stripe_invoice_id=inv.id)
+            db.session.add(tx)
+        tx.subscription_id = sub.id if inv.subscription_id and inv.subscription_id == sub.stripe_subscription_id \
+            else tx.subscription_id
+        tx.stripe_charge_id = inv.charge_id
+        tx.number = inv.number
+        tx.plan = inv.price.plan_key if inv.price else tx.plan
+        tx.status = inv.status
+        tx.date = inv.date
+        tx.currency = inv.currency
+        tx.amount = inv.amount
+        tx.amount_excluding_tax = inv.amount_excluding_tax
+        tx.tax_amount = inv.tax_amount
+        tx.invoice_total = inv.invoice_total
+        tx.amount_from_credit = inv.amount_from_credit
+        tx.invoice_url = inv.invoice_url or tx.invoice_url
+        charge = charges.get(inv.id)
+        if charge and (charge.get("amount_refunded") or 0) > 0:
+            refunds = ((charge.get("refunds") or {}).get("data")) or []
+            when = max((r.get("created") or 0 for r in refunds), default=charge.get("created"))
+            tx.refunded_at = snapshot.moment(when)
+            tx.refund_amount = snapshot.money(charge["amount_refunded"])
+        note = notes_by_invoice.get(inv.id)
+        if note:
+            tx.credit_noted_at = snapshot.moment(note.get("effective_at") or note.get("created"))
+            tx.credit_note_amount = snapshot.money(note.get("amount"))
+            tx.credit_note_url = note.get("pdf") or tx.credit_note_url
+        if inv.clamped:
+            clamped.append(inv)
+    db.session.flush()
+    return clamped
+
+
+def replay_account(account_id: str) -> dict:
+    """The ledger's replayer (the only writer of billing events), run in this process. It commits
+    on success; on failure it rolls back (our uncommitted work with it) and answers the error."""
+    from backoffice.ledger import services as ledger_services
+
+    return ledger_services.replay_account(account_id).as_dict()
+
+
+def _ledger_count(account_id: str) -> int:
+    return db.session.execute(
+        db.select(db.func.count()).select_from(BillingEvent).where(BillingEvent.account_id == account_id)
+    ).scalar_one()
+
+
+def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Awaiting:
+    """Archived events Stripe no longer lists (older than 30 days), recognised by the replayer,
+    with no ledger row: what disaster recovery would replay."""
+    from backoffice.ledger import archive
+
+    cutoff = (now or utcnow()) - STRIPE_EVENTS_WINDOW
+    row = db.session.execute(
+        db.select(db.func.count(), db.func.min(StripeEvent.stripe_created_at),
+                  db.func.max(StripeEvent.stripe_created_at))
+        .where(
+            StripeEvent.account_id == account_id,
+            StripeEvent.stripe_created_at < cutoff,
+            StripeEvent.type.in_(sorted(archive.CLASSIFIED_TYPES)),
+            StripeEvent.state != "ignored",
+            ~db.select(BillingEvent.id).where(BillingEvent.stripe_event_id == StripeEvent.id).exists(),
+        )
+    ).one()
+    count, oldest, newest = row
+    from backoffice.dbtypes import UTCDateTime
+
+    convert = UTCDateTime().process_result_value
+    dialect = db.engine.dialect
+    return Awaiting(int(count or 0), convert(oldest, dialect), convert(newest, dialect))
+
+
+def open_discrepancies(account_id: str) -> list[Discrepancy]:
+    return list(db.session.execute(
+        db.select(Discrepancy).where(Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None))
+        .order_by(Discrepancy.severity, Discrepancy.id)
+    ).scalars())

@@ -1,0 +1,215 @@
+"""Background jobs of reconciliation: the hourly drift pass and account syncs started from a page.
+
+With no broker (CELERY_BROKER_URL unset) Celery runs tasks in-process: the drift pass then checks
+accounts on a small thread pool. With a broker the pass fans out over the workers: N chains of
+per-account tasks, so at most N accounts are checked at once; each task has a 30 s soft time limit
+and counts its outcome on the job-runs row; the last one closes the run and logs the totals.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from celery import chain, group
+from celery.exceptions import SoftTimeLimitExceeded
+from flask import current_app
+
+from backoffice.dbtypes import utcnow
+from backoffice.errors import BadRequest
+from backoffice.extensions import db
+from backoffice.jobs import celery_app
+from backoffice.stripe_sync import drift
+from backoffice.stripe_sync import gateway as gw
+from backoffice.stripe_sync.models import JobRun
+
+log = logging.getLogger(__name__)
+
+DRIFT_PASS = "drift_pass"
+ACCOUNT_SYNC = "account_sync"
+DEFAULT_PARALLEL = 4
+DEFAULT_TIMEOUT = 30  # seconds per account
+OUTCOME_COLUMNS = {"processed": "processed", "skipped": "skipped", "unavailable": "skipped",
+                   "failed": "failed", "timed_out": "timed_out"}
+
+
+def _settings() -> tuple[int, int]:
+    cfg = current_app.config
+    return int(cfg.get("DRIFT_PARALLEL", DEFAULT_PARALLEL)), int(cfg.get("DRIFT_TIMEOUT", DEFAULT_TIMEOUT))
+
+
+# -- the job-runs row ----------------------------------------------------------------------------
+def start_run(kind: str, total: int = 0, target_id: str | None = None, actor_email: str | None = None) -> JobRun:
+    run = JobRun(kind=kind, status="running", total=total, target_id=target_id, actor_email=actor_email,
+                 started_at=utcnow())
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def count_outcome(run_id: int, outcome: str) -> None:
+    """Adds one outcome to the run (an atomic UPDATE: tasks on many workers count at once) and
+    closes the run when every account is counted."""
+    column = getattr(JobRun, OUTCOME_COLUMNS.get(outcome, "failed"))
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values({column: column + 1}))
+    db.session.commit()
+    _finish_if_complete(run_id)
+
+
+def _finish_if_complete(run_id: int) -> None:
+    done = JobRun.processed + JobRun.skipped + JobRun.failed + JobRun.timed_out
+    closed = db.session.execute(
+        db.update(JobRun).where(JobRun.id == run_id, JobRun.status == "running", done >= JobRun.total)
+        .values(status="done", finished_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    if closed:
+        _log_totals(db.session.get(JobRun, run_id))
+
+
+def _log_totals(run: JobRun) -> None:
+    log.info("drift pass %s finished: %d accounts, %d processed, %d skipped, %d failed, %d timed out",
+             run.id, run.total, run.processed, run.skipped, run.failed, run.timed_out)
+
+
+# -- the drift pass ----------------------------------------------------------------------------------
+def _check(subscription_id: int) -> str:
+    try:
+        return drift.check_subscription(subscription_id)
+    except gw.StripeNotConfigured:
+        return "skipped"
+    except SoftTimeLimitExceeded:
+        db.session.rollback()
+        return "timed_out"
+    except Exception:
+        db.session.rollback()
+        log.exception("drift check of subscription %s failed", subscription_id)
+        return "failed"
+
+
+@celery_app.task(name="stripe_sync.check_subscription", soft_time_limit=DEFAULT_TIMEOUT,
+                 time_limit=DEFAULT_TIMEOUT + 15)
+def check_subscription_task(subscription_id: int, run_id: int | None = None) -> str:
+    """One account of the pass, in detect mode. Never raises: a chain must go on."""
+    outcome = _check(subscription_id)
+    if run_id is not None:
+        count_outcome(run_id, outcome)
+    return outcome
+
+
+@celery_app.task(name="stripe_sync.drift_pass")
+def drift_pass_task() -> int | None:
+    """The hourly pass: one task per due account (checked more than 23 h ago)."""
+    if not current_app.config.get("STRIPE_SECRET_KEY") and "stripe_gateway" not in current_app.extensions:
+        log.info("drift pass skipped: Stripe is not configured")
+        return None
+    run = run_drift_pass()
+    return run.id
+
+
+def run_drift_pass(*, parallel: int | None = None, timeout: int | None = None,
+                   progress: Callable[[int], None] | None = None, limit: int | None = None) -> JobRun:
+    """Starts one pass. On workers it fans out and returns at once (the run closes itself);
+    in-process it checks on a thread pool and returns the closed run."""
+    default_parallel, default_timeout = _settings()
+    parallel = max(1, parallel or default_parallel)
+    timeout = timeout or default_timeout
+    ids = drift.due_subscription_ids(limit=limit)
+    run = start_run(DRIFT_PASS, total=len(ids))
+    if not ids:
+        _finish_if_complete(run.id)
+        return db.session.get(JobRun, run.id)
+    if celery_app.conf.task_always_eager:
+        _run_in_process(run.id, ids, parallel, timeout, progress)
+        db.session.expire_all()
+        return db.session.get(JobRun, run.id)
+    chunks = [ids[i::parallel] for i in range(parallel)]
+    group(
+        chain(*[check_subscription_task.si(sub_id, run.id).set(soft_time_limit=timeout, time_limit=timeout + 15)
+                for sub_id in chunk])
+        for chunk in chunks if chunk
+    ).apply_async()
+    return run
+
+
+def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
+                    progress: Callable[[int], None] | None) -> None:
+    app = current_app._get_current_object()
+    gw.get_gateway() if app.config.get("STRIPE_SECRET_KEY") else None  # built once, shared by threads
+
+    def work(sub_id: int) -> str:
+        with app.app_context():
+            try:
+                return _check(sub_id)
+            finally:
+                db.session.remove()
+
+    totals = {"processed": 0, "skipped": 0, "failed": 0, "timed_out": 0}
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="drift") as pool:
+        futures = [pool.submit(work, sub_id) for sub_id in ids]
+        for future in futures:
+            try:
+                outcome = future.result(timeout=timeout)
+            except FutureTimeout:
+                outcome = "timed_out"  # the thread ends on its own (HTTP timeouts bound it)
+            totals[OUTCOME_COLUMNS.get(outcome, "failed")] += 1
+            if progress:
+                progress(1)
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
+        processed=totals["processed"], skipped=totals["skipped"], failed=totals["failed"],
+        timed_out=totals["timed_out"], status="done", finished_at=utcnow()))
+    db.session.commit()
+    _log_totals(db.session.get(JobRun, run_id))
+
+
+# -- an account sync started from a page -------------------------------------------------------------
+@celery_app.task(name="stripe_sync.sync_account")
+def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> dict:
+    """Runs the sync and stores its answer (or its error) on the job-runs row the page polls."""
+    from backoffice.operators.models import Operator
+    from backoffice.stripe_sync import sync
+
+    actor = db.session.get(Operator, operator_id) if operator_id else None
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(status="running"))
+    db.session.commit()
+
+    def progress(step: str) -> None:
+        """Published on its own connection so the polling page sees it before the sync commits
+        (not on SQLite, whose single writer would wait for the sync's own transaction)."""
+        if db.engine.dialect.name == "sqlite":
+            return
+        with db.engine.begin() as conn:
+            conn.execute(db.update(JobRun).where(JobRun.id == run_id).values(result={"step": step}))
+
+    try:
+        result = sync.sync_account(account_id, actor, progress=progress).as_dict()
+    except BadRequest as e:
+        db.session.rollback()
+        db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
+            status="failed", error=e.message, result={"status": e.status, "code": e.code},
+            finished_at=utcnow()))
+        db.session.commit()
+        return {"error": e.message}
+    except Exception as e:
+        db.session.rollback()
+        log.exception("sync of %s failed", account_id)
+        db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
+            status="failed", error=f"{type(e).__name__}", finished_at=utcnow()))
+        db.session.commit()
+        return {"error": type(e).__name__}
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
+        status="done", result=result, processed=1, total=1, finished_at=utcnow()))
+    db.session.commit()
+    return result
+
+
+def setup_beat() -> None:
+    """The beat schedule: the drift pass every hour."""
+    celery_app.conf.beat_schedule = {
+        **(celery_app.conf.beat_schedule or {}),
+        "stripe-drift-pass": {"task": "stripe_sync.drift_pass", "schedule": 3600.0},
+    }
+
+
+setup_beat()

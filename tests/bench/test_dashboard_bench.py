@@ -1,0 +1,188 @@
+"""Benchmark of the dashboard on PostgreSQL (excluded by default; not a timed unit test).
+
+    TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/dash_bench \
+      pytest -m bench tests/bench/test_dashboard_bench.py -s -p no:cacheprovider
+
+Sizes (defaults: the issue's full size): BENCH_ACCOUNTS=50000 BENCH_LEDGER=2000000
+BENCH_TRANSACTIONS=500000 BENCH_USERS=100000 BENCH_LOGINS=1000000, BENCH_PERIOD=90, BENCH_RUNS=20.
+The data is generated with SQL generate_series: 70 % of the accounts subscribe; each subscription's
+ledger is coherent (created, monthly renewals, an upgrade every 15th row, a cancellation for the
+churned ones), so the MRR queries do their real work. Each card fragment is then requested
+BENCH_RUNS times in-process (server time, p95) beside its bare SQL (the queries alone, p95); the
+whole dashboard is the shell plus every card plus the banners. Targets: each card ≤ 100 ms,
+the whole dashboard ≤ 300 ms.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from backoffice.dashboard import queries
+from backoffice.dashboard.mrr import Window
+from backoffice.dbtypes import utcnow
+from backoffice.extensions import db
+from tests.conftest import IS_POSTGRES
+
+pytestmark = pytest.mark.bench
+
+ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "50000"))
+LEDGER = int(os.environ.get("BENCH_LEDGER", "2000000"))
+TRANSACTIONS = int(os.environ.get("BENCH_TRANSACTIONS", "500000"))
+USERS = int(os.environ.get("BENCH_USERS", "100000"))
+LOGINS = int(os.environ.get("BENCH_LOGINS", "1000000"))
+PERIOD = int(os.environ.get("BENCH_PERIOD", "90"))
+RUNS = int(os.environ.get("BENCH_RUNS", "20"))
+
+GENERATE = [
+    """INSERT INTO plans (price_id, plan_key, name, monthly_amount, interval, currency) VALUES
+       ('price_basic', 'basic', 'Basic', 49, 'month', 'EUR'), ('price_pro', 'pro', 'Pro', 159, 'month', 'EUR'),
+       ('price_business', 'business', 'Business', 499, 'month', 'EUR')""",
+    """INSERT INTO accounts (id, name, country, created_at, modified_at, pay_by, auto_invoice, auto_reminders,
+                             payment_terms_days, deleted_at)
+       SELECT 'acc_' || lpad(i::text, 7, '0'), 'Account ' || i, 'CH', now() - (i % 1200) * interval '1 day',
+              now(), 'card', true, true, 30, CASE WHEN i % 97 = 0 THEN now() END
+       FROM generate_series(1, :accounts) AS i""",
+    # 70 % subscribe; every 23rd subscription churned (free now), some cancel or downgrade, a few drift.
+    """INSERT INTO subscriptions (account_id, stripe_subscription_id, is_current, status, plan, price_amount,
+                                  currency, cancel_at_period_end, scheduled_plan, scheduled_price_amount,
+                                  subscribed_since, drift_detected, created_at, updated_at)
+       SELECT 'acc_' || lpad(i::text, 7, '0'), 'sub_' || i, true,
+              CASE WHEN i % 23 = 0 THEN 'canceled' ELSE 'active' END,
+              CASE WHEN i % 23 = 0 THEN 'free' ELSE (ARRAY['basic','pro','business'])[i % 3 + 1] END,
+              CASE WHEN i % 23 = 0 THEN 0 ELSE (ARRAY[49,159,499])[i % 3 + 1] END,
+              'EUR', i % 17 = 0, CASE WHEN i % 19 = 0 AND i % 3 > 0 THEN 'basic' END,
+              CASE WHEN i % 19 = 0 AND i % 3 > 0 THEN 49 END,
+              now() - interval '1100 days', i % 50 = 0, now(), now()
+       FROM generate_series(1, :accounts) AS i WHERE i % 10 < 7""",
+    # The ledger: per subscription `per` rows over three years. A(k) = base + 10 * (k / 15).
+    """INSERT INTO billing_events (account_id, subscription_id, stripe_event_id, type, from_plan, to_plan,
+                                   previous_amount, new_amount, amount_delta, committed_mrr, currency,
+                                   occurred_at, baseline, created_at)
+       SELECT s.account_id, s.id, 'evt_' || s.id || '_' || k,
+              CASE WHEN k = 1 THEN 'subscription_created'
+                   WHEN k = p.per AND s.status = 'canceled' THEN 'subscription_cancelled'
+                   WHEN k % 15 = 0 THEN 'subscription_upgraded'
+                   ELSE 'subscription_renewed' END,
+              s.plan, s.plan,
+              CASE WHEN k = 1 THEN 0
+                   WHEN (k = p.per AND s.status = 'canceled') OR k % 15 = 0 THEN b.base + 10 * ((k - 1) / 15) END,
+              CASE WHEN k = 1 THEN b.base WHEN k = p.per AND s.status = 'canceled' THEN 0
+                   WHEN k % 15 = 0 THEN b.base + 10 * (k / 15) END,
+              CASE WHEN k = 1 THEN b.base WHEN k = p.per AND s.status = 'canceled' THEN -(b.base + 10 * ((k - 1) / 15))
+                   WHEN k % 15 = 0 THEN 10 END,
+              CASE WHEN k = p.per AND s.status = 'canceled' THEN 0 ELSE b.base + 10 * (k / 15) END,
+              'EUR',
+              now() - interval '1100 days' + (s.id % 30) * interval '1 day' + k * (interval '1065 days' / p.per),
+              false, now()
+       FROM subscriptions s
+       CROSS JOIN (SELECT greatest(2, :ledger / (SELECT count(*) FROM subscriptions))::int AS per) p
+       CROSS JOIN LATERAL (SELECT (ARRAY[49,159,499])[s.id % 3 + 1] AS base) b
+       CROSS JOIN LATERAL generate_series(1, p.per) AS k""",
+    """INSERT INTO payment_transactions (account_id, stripe_invoice_id, status, date, currency, amount,
+                                         amount_excluding_tax, tax_amount, invoice_total, amount_from_credit,
+                                         refunded_at, refund_amount, credit_noted_at, credit_note_url)
+       SELECT 'acc_' || lpad(((i - 1) % :accounts + 1)::text, 7, '0'), 'in_' || i,
+              CASE WHEN i % 31 = 0 THEN 'failed' ELSE 'succeeded' END,
+              now() - (i % 900000) * interval '100 seconds', 'EUR', 171.88, 159, 12.88, 171.88, 0,
+              CASE WHEN i % 20 = 0 THEN now() - (i % 900000) * interval '100 seconds' + interval '2 days' END,
+              CASE WHEN i % 20 = 0 THEN 171.88 END,
+              CASE WHEN i % 33 = 0 THEN now() - (i % 900000) * interval '100 seconds' + interval '3 days' END,
+              CASE WHEN i % 33 = 0 THEN 'https://cn/' || i END
+       FROM generate_series(1, :transactions) AS i""",
+    """INSERT INTO users (id, email, created_at)
+       SELECT 'usr_' || lpad(i::text, 8, '0'), 'user' || i || '@example.com', now() - (i % 1500) * interval '1 day'
+       FROM generate_series(1, :users) AS i""",
+    """INSERT INTO logins (user_id, at, method, outcome)
+       SELECT 'usr_' || lpad(((i - 1) % :users + 1)::text, 8, '0'),
+              now() - (i::bigint * 400 * 86400 / :logins) * interval '1 second', 'password',
+              CASE WHEN i % 9 = 0 THEN 'failure' ELSE 'success' END
+       FROM generate_series(1, :logins) AS i""",
+    """INSERT INTO user_sessions (id, user_id, created_at, last_seen_at, revoked_at)
+       SELECT 'ses_' || i, 'usr_' || lpad(((i - 1) % :users + 1)::text, 8, '0'), now() - interval '3 days',
+              now() - (i % 72) * interval '1 hour', CASE WHEN i % 5 = 0 THEN now() END
+       FROM generate_series(1, :users) AS i""",
+]
+
+
+def _generate() -> tuple[float, int]:
+    started = time.perf_counter()
+    params = {"accounts": ACCOUNTS, "ledger": LEDGER, "transactions": TRANSACTIONS, "users": USERS,
+              "logins": LOGINS}
+    with db.engine.begin() as conn:
+        # The ledger is append-only (a trigger); bulk generation runs as the owner with triggers off.
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        for sql in GENERATE:
+            conn.execute(sa.text(sql), {k: v for k, v in params.items() if f":{k}" in sql})
+        rows = conn.execute(sa.text("SELECT count(*) FROM billing_events")).scalar_one()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    return time.perf_counter() - started, rows
+
+
+def _p95(fn) -> tuple[float, float]:
+    times = []
+    for _ in range(RUNS):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(0.95 * len(times)))]
+
+
+def _get(client, url: str, headers: dict | None = None):
+    def run():
+        resp = client.get(url, headers=headers or {})
+        resp.get_data()
+        assert resp.status_code == 200, (url, resp.status_code)
+    return run
+
+
+HX = {"HX-Request": "true"}
+
+
+def _bare(w: Window) -> dict:
+    """The queries of each card alone (no rendering, no figure)."""
+    return {
+        "kpis": lambda: queries.kpis(w, True),
+        "mrr-trend": lambda: queries.mrr_trend(w),
+        "revenue-trend": lambda: queries.revenue_trend(w),
+        "movements": lambda: queries.mrr_movements(w),
+        "plan-distribution": queries.plan_distribution,
+        "growth": lambda: queries.account_growth(w),
+        "logins": lambda: queries.login_trend(w),
+        "recent-signups": queries.recent_signups,
+        "recent-billing-events": queries.recent_billing_events,
+        "recent-payments": queries.recent_payments,
+    }
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="the dashboard benchmark runs on PostgreSQL (set TEST_DATABASE_URL)")
+def test_dashboard_bench(app, admin_client):
+    seconds, rows = _generate()
+    subs = db.session.execute(sa.text("SELECT count(*) FROM subscriptions")).scalar_one()
+    deltas = db.session.execute(sa.text("SELECT count(*) FROM billing_events WHERE amount_delta IS NOT NULL")).scalar_one()
+    print(f"\ngenerated {ACCOUNTS} accounts, {subs} subscriptions, {rows} ledger rows ({deltas} moving MRR), "
+          f"{TRANSACTIONS} payments, {USERS} users, {LOGINS} logins in {seconds:.1f} s; period={PERIOD}, runs={RUNS}")
+    w = Window.ending(PERIOD, utcnow())
+    bare = _bare(w)
+    print(f"{'fragment':28} {'p50':>7} {'p95':>7} {'bare SQL p50':>13} {'p95':>7}  (ms)")
+    results = {}
+    for name, query in bare.items():
+        f50, f95 = _p95(_get(admin_client, f"/dashboard/cards/{name}?period={PERIOD}", HX))
+        b50, b95 = _p95(query)
+        db.session.rollback()
+        results[name] = f95
+        print(f"{name:28} {f50:7.1f} {f95:7.1f} {b50:13.1f} {b95:7.1f}")
+    s50, s95 = _p95(_get(admin_client, f"/?period={PERIOD}"))
+    n50, n95 = _p95(_get(admin_client, "/banners", HX))
+    q50, q95 = _p95(queries.banners)
+    print(f"{'shell page':28} {s50:7.1f} {s95:7.1f}")
+    print(f"{'banners':28} {n50:7.1f} {n95:7.1f} {q50:13.1f} {q95:7.1f}")
+    whole = s95 + n95 + sum(results.values())
+    print(f"whole dashboard (shell + banners + every card, p95 summed): {whole:.1f} ms; "
+          f"slowest card {max(results.values()):.1f} ms")
+    assert max(results.values()) <= 100, results
+    assert whole <= 300, whole

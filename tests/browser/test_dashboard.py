@@ -1,0 +1,215 @@
+"""The dashboard in a real browser: cards load after the shell and draw plotly charts, the period
+switches in the URL, a banner appears and clears by polling, and kiosk mode rides out a server
+restart (stale marker, then recovery without a reload). Screenshots in en, de and kiosk mode."""
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import Page, expect
+from werkzeug.serving import make_server
+
+from backoffice.extensions import db
+from tests.browser.conftest import DESKTOP
+from tests.browser.test_shell import sign_in
+from tests.factories import (
+    AccountFactory,
+    BillingEventFactory,
+    LoginFactory,
+    PaymentTransactionFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.browser
+D = Decimal
+CARDS = ["kpis", "mrr-trend", "revenue-trend", "movements", "plan-distribution", "growth", "logins",
+         "recent-signups", "recent-billing-events", "recent-payments"]
+
+
+@pytest.fixture(scope="module")
+def dashboard_data(live_server):
+    """Some months of a small platform, inserted as rows."""
+    now = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    with live_server.app.app_context():
+        PlanFactory(plan_key="basic", name="Basic", monthly_amount=D("49"))
+        PlanFactory(plan_key="pro", name="Pro", monthly_amount=D("149"))
+        for i, (price, plan, days) in enumerate([("149", "pro", 80), ("49", "basic", 60), ("149", "pro", 25),
+                                                 ("49", "basic", 12), ("149", "pro", 3)]):
+            account = AccountFactory(name=f"Dash Customer {i}", created_at=now - timedelta(days=days + 1))
+            sub = SubscriptionFactory(account_id=account.id, plan=plan, price_amount=D(price))
+            BillingEventFactory(subscription=sub, new_amount=D(price), to_plan=plan,
+                                occurred_at=now - timedelta(days=days))
+            PaymentTransactionFactory(account_id=account.id, amount_excluding_tax=D(price),
+                                      date=now - timedelta(days=days))
+        user = UserFactory()
+        for d in range(0, 40, 3):
+            LoginFactory(user_id=user.id, at=now - timedelta(days=d))
+        db.session.commit()
+        db.session.remove()
+
+
+def open_dashboard(page: Page, live_server, path: str = "/") -> None:
+    page.goto(live_server.url(path))
+    for name in CARDS:
+        expect(page.locator(f"#card-{name}")).not_to_have_class(re.compile(r"is-loading"))
+    # plotly.js (4.8 MB) is parsed once per page: give the first chart time.
+    expect(page.locator("#card-mrr-trend .dash-chart .main-svg").first).to_be_visible(timeout=30_000)
+
+
+def test_cards_load_and_period_switches_in_the_url(page, live_server, dashboard_data, screenshots):
+    sign_in(page, live_server, "admin@example.com")
+    open_dashboard(page, live_server)
+    expect(page.locator("#card-kpis .tile-value").nth(1)).to_have_text("€545.00")
+    expect(page.locator("#card-mrr-trend details tbody tr")).to_have_count(30)
+    # Every chart is drawn by the vendored plotly.js, with its accessible table beside it.
+    for name in ("mrr-trend", "revenue-trend", "movements", "plan-distribution", "growth", "logins"):
+        expect(page.locator(f"#card-{name} .dash-chart .main-svg").first).to_be_visible()
+        expect(page.locator(f"#card-{name} details table")).to_have_count(1)
+    page.screenshot(path=str(screenshots / "dashboard-en.png"), full_page=True)
+
+    page.get_by_role("link", name="Last 7 days", exact=True).click()
+    expect(page).to_have_url(live_server.url("/?period=7"))
+    expect(page.get_by_role("link", name="Last 7 days", exact=True)).to_have_attribute("aria-current", "true")
+    expect(page.locator("#card-mrr-trend details tbody tr")).to_have_count(7)
+    expect(page.locator("#card-kpis")).to_contain_text("+1 new in the last 7 days")
+    page.get_by_role("link", name="Last 90 days", exact=True).click()
+    expect(page).to_have_url(live_server.url("/?period=90"))
+    expect(page.locator("#card-mrr-trend details tbody tr")).to_have_count(90)
+    page.go_back()
+    expect(page).to_have_url(live_server.url("/?period=7"))
+    expect(page.locator("#card-mrr-trend details tbody tr")).to_have_count(7)
+    # A hover on the MRR chart shows the date and the signed change vs the prior period.
+    expect(page.locator("#card-mrr-trend .dash-chart .main-svg").first).to_be_visible(timeout=30_000)
+    page.evaluate("""() => { const gd = document.querySelector('#card-mrr-trend .dash-chart');
+                             Plotly.Fx.hover(gd, [{curveNumber: 1, pointNumber: 3}]); }""")
+    hover = page.locator("#card-mrr-trend .hoverlayer")
+    expect(hover).to_contain_text("vs prior period")
+    expect(hover).to_contain_text(re.compile(r"[+−]?€[0-9,.]+ vs prior period"))
+
+    # German: same dashboard, German labels and number format.
+    page.locator("details.operator-menu > summary").click()
+    page.get_by_role("button", name="Deutsch").click()
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    open_dashboard(page, live_server, "/?period=30")
+    expect(page.locator("#card-kpis .tile-value").nth(1)).to_have_text("545,00\xa0€")
+    expect(page.get_by_role("link", name="Letzte 7 Tage", exact=True)).to_be_visible()
+    page.screenshot(path=str(screenshots / "dashboard-de.png"), full_page=True)
+    page.locator("details.operator-menu > summary").click()
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_banner_appears_and_clears(page, live_server, dashboard_data):
+    live_server.app.config["BANNER_POLL_SECONDS"] = 1
+    try:
+        sign_in(page, live_server, "admin@example.com")
+        slot = page.locator("#banner-slot")
+        expect(slot.locator("[data-banner]")).to_have_count(0)
+        with live_server.app.app_context():
+            sub = SubscriptionFactory(plan="pro", price_amount=D("149"))  # paid, no ledger rows yet
+            db.session.commit()
+            sub_id = sub.id
+            db.session.remove()
+        # The page is not reloaded: the slot polls and the banner appears, linking to the list.
+        unsynced = slot.locator('[data-banner="unsynced"]')
+        expect(unsynced).to_contain_text("1 account has not been synced yet")
+        expect(unsynced.get_by_role("link")).to_have_attribute("href", "/accounts?unsynced=1")
+        expect(slot).to_have_attribute("aria-live", "polite")
+        expect(slot.locator('[data-banner="mrr-mismatch"]')).to_contain_text("the tile shows €694.00")
+        with live_server.app.app_context():
+            from backoffice.ledger.models import Subscription
+
+            BillingEventFactory(subscription=db.session.get(Subscription, sub_id), new_amount=D("149"),
+                                occurred_at=datetime.now(UTC) - timedelta(minutes=1))
+            db.session.commit()
+            db.session.remove()
+        expect(slot.locator("[data-banner]")).to_have_count(0)
+        assert slot.evaluate("el => el.getBoundingClientRect().height") == 0
+    finally:
+        live_server.app.config.pop("BANNER_POLL_SECONDS", None)
+
+
+class RestartableServer:
+    """The live app on a port of its own, which the test can stop and start again."""
+
+    def __init__(self, app):
+        self.app = app
+        self.port = 0
+        self.server = None
+        self.thread = None
+        self.running = False
+
+    def start(self) -> None:
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.running = True
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def test_kiosk_survives_a_server_restart(browser, live_server, dashboard_data, screenshots):
+    live_server.app.config["KIOSK_REFRESH_SECONDS"] = 2
+    server = RestartableServer(live_server.app)
+    server.start()
+    # Its own context: a stopped server makes the browser log network errors, which is the point here.
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    js_errors: list[str] = []
+    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+    try:
+        with live_server.app.app_context():
+            from backoffice.operators import services
+            from tests.conftest import PASSWORD
+
+            services.create_operator("wall@example.com", PASSWORD, "viewer", kiosk=True)
+            db.session.remove()
+        page.goto(server.url("/sign-in"))
+        page.get_by_label("E-mail").fill("wall@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(server.url("/dashboard?kiosk=1"))
+        for name in CARDS:
+            expect(page.locator(f"#card-{name}")).not_to_have_class(re.compile(r"is-loading"))
+        expect(page.locator("nav.sidebar")).to_have_count(0)
+        expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+        card = page.locator("#card-mrr-trend")
+        first = card.locator(".dash-updated").inner_text()
+        # Each card refreshes itself without a page load.
+        page.evaluate("window.__samePage = true")
+        expect(card.locator(".dash-updated")).not_to_have_text(first, timeout=10_000)
+        page.screenshot(path=str(screenshots / "dashboard-kiosk.png"), full_page=True)
+
+        server.stop()
+        expect(card).to_have_class(re.compile(r"is-stale"), timeout=15_000)
+        expect(card.locator(".dash-stale")).to_be_visible()
+        expect(card.locator(".dash-stale")).to_contain_text("Cannot reach the server")
+        expect(page.locator("#card-kpis .tile-value").first).to_be_visible()  # the last figures stay
+        page.screenshot(path=str(screenshots / "dashboard-kiosk-stale.png"), full_page=True)
+
+        server.start()  # same port
+        expect(card).not_to_have_class(re.compile(r"is-stale"), timeout=15_000)
+        expect(card.locator(".dash-stale")).to_be_hidden()
+        expect(page.locator(".is-stale")).to_have_count(0, timeout=15_000)
+        assert page.evaluate("window.__samePage") is True  # recovered without a reload
+        assert js_errors == []
+    finally:
+        live_server.app.config.pop("KIOSK_REFRESH_SECONDS", None)
+        context.close()
+        server.stop()

@@ -1,0 +1,200 @@
+"""POST /stripe/webhook: verification before parsing, the archive, redelivery, divergence,
+customer → account mapping, bad input. Every request goes through the real endpoint."""
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+
+from backoffice.accounts.models import Account
+from backoffice.extensions import db
+from backoffice.ledger.models import StripeEvent
+from backoffice.stripe_sync.models import Discrepancy
+from tests.stripe_sync import helpers as h
+
+
+def _events() -> list[StripeEvent]:
+    return list(db.session.execute(db.select(StripeEvent).order_by(StripeEvent.id)).scalars())
+
+
+def _customer_created(cus="cus_A", account_id=None, created=None, **kw):
+    return h.envelope("customer.created", h.customer(cus, account_id=account_id, **kw),
+                      created or h.ts("2026-01-05T09:00:00"))
+
+
+def test_signed_event_is_archived_as_received(client):
+    event = _customer_created("cus_A", account_id="acc-1")
+    body = h.encode(event)
+    resp = h.deliver(client, body)
+    assert resp.status_code == 200
+    assert resp.json == {"received": True, "id": event["id"], "outcome": "stored"}
+    (row,) = _events()
+    assert row.payload == body.decode()
+    assert row.payload_sha256 == hashlib.sha256(body).hexdigest()
+    assert row.type == "customer.created"
+    assert row.api_version == "2026-10-28.endive"
+    assert row.stripe_created_at == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert row.customer_id == "cus_A"
+    assert row.account_id == "acc-1"
+    assert row.recovery_source is None
+    assert (datetime.now(UTC) - row.received_at).total_seconds() < 60
+
+
+def test_missing_signature_is_refused_and_nothing_stored(client):
+    resp = h.deliver(client, _customer_created(), signature="")
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "Stripe-Signature"
+    assert _events() == []
+
+
+def test_wrong_secret_is_refused(client):
+    resp = h.deliver(client, _customer_created(), secret="whsec_other")
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "bad_request"
+    assert _events() == []
+
+
+def test_signature_older_than_300_seconds_is_refused(client):
+    body = h.encode(_customer_created())
+    resp = h.deliver(client, body, signature=h.sign(body, timestamp=int(time.time()) - 301))
+    assert resp.status_code == 400
+    assert _events() == []
+
+
+def test_tampered_body_is_refused(client):
+    body = h.encode(_customer_created(account_id="acc-1"))
+    signature = h.sign(body)
+    resp = h.deliver(client, body.replace(b"acc-1", b"acc-2"), signature=signature)
+    assert resp.status_code == 400
+    assert _events() == []
+
+
+def test_no_secret_configured_answers_503(app, client):
+    app.config["STRIPE_WEBHOOK_SECRET"] = ""
+    resp = h.deliver(client, _customer_created())
+    assert resp.status_code == 503
+    assert resp.json["error"]["code"] == "not_configured"
+    assert _events() == []
+
+
+def test_webhook_needs_no_sign_in_and_no_csrf(app, client):
+    # The test app keeps CSRF on: the endpoint is exempt and public.
+    assert app.config.get("WTF_CSRF_ENABLED", True) is True
+    assert h.deliver(client, _customer_created()).status_code == 200
+
+
+def test_non_json_body_is_refused(client):
+    resp = h.deliver(client, b"this is not json")
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "body"
+    assert _events() == []
+
+
+def test_wrong_content_type_is_refused(client):
+    resp = h.deliver(client, _customer_created(), content_type="text/plain")
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "Content-Type"
+    assert _events() == []
+
+
+def test_json_that_is_not_an_event_is_refused(client):
+    resp = h.deliver(client, b'{"hello": "world"}')
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "id"
+    assert _events() == []
+
+
+def test_body_over_one_mebibyte_answers_413(client):
+    event = _customer_created()
+    event["data"]["object"]["description"] = "x" * (1024 * 1024)
+    resp = h.deliver(client, event)
+    assert resp.status_code == 413
+    assert resp.json["error"]["code"] == "request_entity_too_large"
+    assert _events() == []
+
+
+def test_redelivery_answers_200_and_stores_nothing_new(client):
+    event = _customer_created()
+    assert h.deliver(client, event).status_code == 200
+    again = h.deliver(client, event)
+    assert again.status_code == 200
+    assert again.json["outcome"] == "duplicate"
+    assert len(_events()) == 1
+    assert db.session.execute(db.select(db.func.count(Discrepancy.id))).scalar_one() == 0
+
+
+def test_same_id_different_body_keeps_row_and_records_divergence(client):
+    event = _customer_created("cus_A", account_id="acc-1")
+    body = h.encode(event)
+    h.deliver(client, body)
+    changed = dict(event, data={"object": dict(event["data"]["object"], name="Changed GmbH")})
+    resp = h.deliver(client, changed)
+    assert resp.status_code == 200
+    assert resp.json["outcome"] == "divergent"
+    (row,) = _events()
+    assert row.payload == body.decode()
+    (disc,) = db.session.execute(db.select(Discrepancy)).scalars()
+    assert (disc.kind, disc.severity, disc.account_id, disc.stripe_event_id) == (
+        "PayloadDivergence", "warning", "acc-1", event["id"])
+    # The same divergent body again records nothing new.
+    h.deliver(client, changed)
+    assert db.session.execute(db.select(db.func.count(Discrepancy.id))).scalar_one() == 1
+
+
+def test_unrecognised_type_is_archived_and_ignored(client):
+    event = h.envelope("balance.available", {"object": "balance", "available": []}, h.ts("2026-01-05"))
+    resp = h.deliver(client, event)
+    assert resp.status_code == 200
+    (row,) = _events()
+    assert (row.type, row.state, row.error) == ("balance.available", "ignored", "unrecognised event type")
+
+
+def test_customer_with_known_account_id_maps_to_that_account(client):
+    db.session.add(Account(id="acc-7", name="Seven AG"))
+    db.session.commit()
+    h.deliver(client, _customer_created("cus_7", account_id="acc-7"))
+    account = db.session.get(Account, "acc-7")
+    assert account.stripe_customer_id == "cus_7"
+    assert account.name == "Seven AG"  # the platform's name stays
+    assert db.session.execute(db.select(db.func.count(Account.id))).scalar_one() == 1
+
+
+def test_customer_with_unseen_account_id_creates_that_account(client):
+    h.deliver(client, _customer_created("cus_8", account_id="acc-8", name="Eight GmbH", email="a@eight.test"))
+    account = db.session.get(Account, "acc-8")
+    assert (account.name, account.email, account.stripe_customer_id) == ("Eight GmbH", "a@eight.test", "cus_8")
+    assert (account.billing_line1, account.billing_postal_code, account.billing_city, account.billing_country) == (
+        "Bahnhofstrasse 1", "8001", "Zürich", "CH")
+
+
+def test_customer_without_metadata_creates_stripe_prefixed_account(client):
+    h.deliver(client, _customer_created("cus_9", name="Nine SA"))
+    account = db.session.get(Account, "stripe:cus_9")
+    assert (account.name, account.stripe_customer_id) == ("Nine SA", "cus_9")
+
+
+def test_events_of_unknown_customer_wait_pending_until_customer_created(client):
+    sub = h.subscription("sub_X", "cus_X", h.price("price_basic", 4900), created=h.ts("2026-01-05T10:00:00"))
+    early = h.envelope("customer.subscription.created", sub, h.ts("2026-01-05T10:00:00"))
+    h.deliver(client, early)
+    row = db.session.get(StripeEvent, early["id"])
+    assert (row.state, row.account_id, row.customer_id, row.stripe_subscription_id) == (
+        "pending", None, "cus_X", "sub_X")
+    assert db.session.execute(db.select(db.func.count(Account.id))).scalar_one() == 0
+
+    h.deliver(client, _customer_created("cus_X", account_id="acc-x", created=h.ts("2026-01-05T09:59:00")))
+    db.session.expire_all()
+    assert db.session.get(StripeEvent, early["id"]).account_id == "acc-x"
+
+
+def test_attach_customer_releases_waiting_events(app):
+    from backoffice.ledger import archive
+
+    db.session.add(StripeEvent(id="evt_wait", type="invoice.paid", stripe_created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                               payload="{}", payload_sha256="0" * 64, customer_id="cus_W"))
+    db.session.commit()
+    assert archive.waiting_customer_ids() == ["cus_W"]
+    account_id = archive.attach_customer(h.customer("cus_W", account_id="acc-w"))
+    assert account_id == "acc-w"
+    assert db.session.get(StripeEvent, "evt_wait").account_id == "acc-w"
+    assert archive.waiting_customer_ids() == []

@@ -1,0 +1,203 @@
+"""The drift pass: in-process (no broker) and on a real Celery worker with Redis."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from backoffice import create_app, jobs
+from backoffice.extensions import db
+from backoffice.ledger.models import Subscription
+from backoffice.stripe_sync import drift, sync, tasks
+from backoffice.stripe_sync import gateway as gw
+from backoffice.stripe_sync.models import JobRun
+from tests.stripe_sync import helpers as h
+from tests.stripe_sync.conftest import API_KEY, make_account
+from tests.stripe_sync.stubs import RecordedGateway, days_ago
+
+REDIS_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
+STANDARD = h.price("price_standard", 4900, product="standard")
+
+
+class SlowOrDownGateway(RecordedGateway):
+    """Down for cus_down; slow (then down) for cus_slow; recorded answers for everyone else."""
+
+    def subscriptions(self, customer_id):
+        if customer_id == "cus_down":
+            raise gw.StripeUnavailable("recorded outage")
+        if customer_id == "cus_slow":
+            time.sleep(1.5)
+            raise gw.StripeUnavailable("too slow")
+        return super().subscriptions(customer_id)
+
+
+def _account(account_id: str, customer: str | None, checked: datetime | None) -> Subscription:
+    make_account(account_id, customer)
+    sub = Subscription(account_id=account_id, plan="free", price_amount=Decimal(0), drift_checked_at=checked)
+    db.session.add(sub)
+    db.session.commit()
+    return sub
+
+
+def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin_client, caplog):
+    now = datetime.now(UTC)
+    ok = _account("acc_ok", "cus_ok", None)
+    _account("acc_fresh", "cus_fresh", now - timedelta(hours=2))  # checked recently: not due
+    _account("acc_nocus", None, None)  # no Stripe customer: not due
+    down = _account("acc_down", "cus_down", now - timedelta(hours=30))
+    slow = _account("acc_slow", "cus_slow", now - timedelta(hours=24))
+    app.extensions["stripe_gateway"] = SlowOrDownGateway(
+        subscriptions=[h.subscription("sub_ok", "cus_ok", STANDARD, created=days_ago(3))])
+    app.config.update(STRIPE_SECRET_KEY=API_KEY, DRIFT_PARALLEL=2, DRIFT_TIMEOUT=1)
+    assert set(drift.due_subscription_ids()) == {ok.id, down.id, slow.id}
+
+    with caplog.at_level(logging.INFO, logger="backoffice.stripe_sync.tasks"):
+        run_id = tasks.drift_pass_task.delay().get()
+
+    run = db.session.get(JobRun, run_id)
+    assert (run.kind, run.status, run.total) == ("drift_pass", "done", 3)
+    assert (run.processed, run.skipped, run.failed, run.timed_out) == (1, 1, 0, 1)
+    assert "3 accounts, 1 processed, 1 skipped, 0 failed, 1 timed out" in caplog.text
+    db.session.expire_all()
+    assert db.session.get(Subscription, ok.id).drift_checked_at > now
+    # Unavailable and timed out: untouched, still due.
+    assert db.session.get(Subscription, down.id).drift_checked_at == now - timedelta(hours=30)
+    assert set(drift.due_subscription_ids()) == {down.id, slow.id}
+    time.sleep(0.6)  # let the slow thread finish before the database goes away
+
+    html = admin_client.get("/stripe/jobs").get_data(as_text=True)
+    assert "Drift pass" in html and "Timed out" in html
+    fragment = admin_client.get("/stripe/jobs", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="job-table"')
+
+
+def test_detect_mode_writes_only_the_drift_columns(app):
+    sub_obj = h.subscription("sub_1", "cus_1", STANDARD, created=days_ago(3))
+    sub = _account("acc_1", "cus_1", None)
+    app.extensions["stripe_gateway"] = RecordedGateway(subscriptions=[sub_obj])
+    app.config["STRIPE_SECRET_KEY"] = API_KEY
+    before = {c: getattr(sub, c) for c in ("plan", "price_amount", "status", "stripe_subscription_id",
+                                            "events_anchor", "currency")}
+
+    assert drift.check_subscription(sub.id) == "processed"
+
+    db.session.expire_all()
+    sub = db.session.get(Subscription, sub.id)
+    assert {c: getattr(sub, c) for c in before} == before
+    assert sub.drift_checked_at is not None
+    assert sub.drift_detected is True  # the live subscription has no archived event yet
+
+
+def test_drift_scan_command(app, runner):
+    _account("acc_1", "cus_1", None)
+    app.extensions["stripe_gateway"] = RecordedGateway()
+    app.config["STRIPE_SECRET_KEY"] = API_KEY
+    result = runner.invoke(args=["drift", "scan", "--parallel", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 accounts due, 1 processed, 0 skipped, 0 failed, 0 timed out." in result.output
+
+
+def test_stripe_sync_command(stripe_app, fake_stripe, runner):
+    fake_stripe.plan("standard", 4900)
+    customer = fake_stripe.customer("acc_1")
+    make_account("acc_1", customer)
+    fake_stripe.subscribe(customer, "standard")
+    make_account("acc_2", None)
+    result = runner.invoke(args=["stripe", "sync", "--account", "acc_1"])
+    assert result.exit_code == 0, result.output
+    assert "1 accounts synced, 6 missed events recovered, 4 ledger rows appended, 0 with drift, 0 failed." in result.output
+    result = runner.invoke(args=["stripe", "sync", "--all"])
+    assert "1 accounts synced, 0 missed events recovered, 0 ledger rows appended" in result.output
+    result = runner.invoke(args=["stripe", "sync", "--account", "acc_2"])
+    assert result.exit_code == 1 and "no Stripe customer" in result.output
+    assert runner.invoke(args=["stripe", "sync"]).exit_code == 2
+
+
+# -- a real worker ------------------------------------------------------------------------------
+def _redis_available() -> bool:
+    import redis
+
+    try:
+        return redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def broker_app(app_config):
+    """A second app on the same database, with the broker set; the eager default comes back after."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    _forget_connections()
+    app = create_app({**app_config, "CELERY_BROKER_URL": REDIS_URL})
+    try:
+        yield app
+    finally:
+        _forget_connections()
+        jobs.celery_app.conf.update(task_always_eager=True, broker_url="memory://", result_backend=None)
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def _forget_connections() -> None:
+    """Celery keeps its producer pool and result backend from the first use; a test that
+    changes the broker of the one process-wide app must drop them."""
+    from kombu import pools
+
+    jobs.celery_app.close()
+    jobs.celery_app.__dict__.pop("amqp", None)
+    jobs.celery_app._local = threading.local()
+    pools.reset()
+
+
+@pytest.mark.skipif(not _redis_available(), reason="needs Redis at " + REDIS_URL)
+def test_a_real_worker_completes_a_drift_pass(stripe_app, fake_stripe, app_config, broker_app, tmp_path):
+    fake_stripe.plan("standard", 4900)
+    customer = fake_stripe.customer("acc_1")
+    make_account("acc_1", customer)
+    fake_stripe.subscribe(customer, "standard")
+    sync.sync_account("acc_1")
+    sub = db.session.execute(db.select(Subscription).where(Subscription.account_id == "acc_1")).scalar_one()
+    sub.drift_checked_at = datetime.now(UTC) - timedelta(hours=24)
+    db.session.commit()
+    checked = sub.drift_checked_at
+
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "CELERY_BROKER_URL": REDIS_URL,
+           "STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": fake_stripe.url, "SECRET_KEY": "worker-test",
+           "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "worker"), "BACKOFFICE_CURRENCY": "EUR"}
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen([str(Path(sys.executable).parent / "backoffice"), "worker", "--concurrency", "2"],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with broker_app.app_context():
+            assert not jobs.celery_app.conf.task_always_eager
+            run = tasks.run_drift_pass(parallel=2)
+            run_id = run.id
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                run = db.session.get(JobRun, run_id)
+                if run.status == "done" or worker.poll() is not None:
+                    break
+                time.sleep(0.5)
+            assert (run.status, run.total, run.processed, run.skipped, run.failed, run.timed_out) == (
+                "done", 1, 1, 0, 0, 0), (tmp_path / "worker.log").read_text()[-3000:]
+            sub = db.session.get(Subscription, sub.id)
+            assert sub.drift_checked_at > checked and sub.drift_detected is False
+            db.session.remove()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+    assert f"drift pass {run_id} finished: 1 accounts, 1 processed" in (tmp_path / "worker.log").read_text()

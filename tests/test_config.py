@@ -1,0 +1,137 @@
+"""Configuration from the environment, with defaults that make a one-machine start work."""
+from __future__ import annotations
+
+import re
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from backoffice import create_app
+from backoffice.config import PROJECT_ROOT, load_config
+
+VARIABLES = (
+    "DATABASE_URL", "SECRET_KEY", "BACKOFFICE_ENV", "BACKOFFICE_INSTANCE_PATH", "SESSION_COOKIE_SECURE",
+    "BACKOFFICE_SESSION_MINUTES", "BACKOFFICE_SIGN_IN_RATE_LIMIT",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_use_sqlite_under_instance(tmp_path):
+    instance = tmp_path / "instance"
+    config = load_config(instance)
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'backoffice.db'}"
+    assert config["BACKOFFICE_ENV"] == "development"
+    assert config["SESSION_COOKIE_SECURE"] is False
+    assert config["SESSION_COOKIE_HTTPONLY"] is True
+    assert config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert config["PERMANENT_SESSION_LIFETIME"] == timedelta(hours=8)
+    assert config["RATELIMIT_SIGN_IN"] == "10 per minute"
+    assert instance.is_dir()
+
+
+def test_the_app_puts_its_sqlite_file_in_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKOFFICE_INSTANCE_PATH", str(tmp_path / "inst"))
+    app = create_app()
+    assert app.instance_path == str((tmp_path / "inst").resolve())
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{(tmp_path / 'inst').resolve() / 'backoffice.db'}"
+    assert (tmp_path / "inst" / "secret_key").exists()
+
+
+def test_default_instance_folder_is_beside_the_package():
+    """Without BACKOFFICE_INSTANCE_PATH, instance/ in the checkout (git-ignored)."""
+    import backoffice
+
+    source = Path(backoffice.__file__).read_text()
+    assert 'PROJECT_ROOT / "instance"' in source
+    assert "instance/" in (PROJECT_ROOT / ".gitignore").read_text().split()
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    instance = tmp_path / "instance"
+    first = load_config(instance)["SECRET_KEY"]
+    path = instance / "secret_key"
+    assert path.read_text().strip() == first
+    assert len(first) >= 48
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_config(instance)["SECRET_KEY"] == first  # kept across restarts
+    assert load_config(tmp_path / "other")["SECRET_KEY"] != first  # one per instance
+
+
+def test_secret_key_from_the_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    assert load_config(tmp_path)["SECRET_KEY"] == "from-the-environment"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_requires_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKOFFICE_ENV", "production")
+    with pytest.raises(RuntimeError, match="SECRET_KEY must be set when BACKOFFICE_ENV=production"):
+        load_config(tmp_path)
+    assert not (tmp_path / "secret_key").exists()
+    (tmp_path / "secret_key").write_text("a key left over from local use")
+    with pytest.raises(RuntimeError):
+        load_config(tmp_path)  # a generated file is not good enough in production
+    monkeypatch.setenv("SECRET_KEY", "real-secret")
+    config = load_config(tmp_path)
+    assert config["SECRET_KEY"] == "real-secret"
+    assert config["BACKOFFICE_ENV"] == "production"
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["REMEMBER_COOKIE_SECURE"] is True
+
+
+def test_create_app_refuses_production_without_secret_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKOFFICE_ENV", "PRODUCTION")
+    with pytest.raises(RuntimeError):
+        create_app({"INSTANCE_PATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("true", True), ("yes", True), ("0", False),
+                                                 ("false", False), ("", False)])
+def test_session_cookie_secure_can_be_set(tmp_path, monkeypatch, value, expected):
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", value)
+    assert load_config(tmp_path)["SESSION_COOKIE_SECURE"] is expected
+
+
+def test_session_cookie_secure_can_be_turned_off_in_production(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKOFFICE_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "k")
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "false")  # e.g. TLS ends at a proxy on the same host
+    assert load_config(tmp_path)["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgres://u:p@db.example.com:5432/bo", "postgresql+psycopg://u:p@db.example.com:5432/bo"),
+    ("postgresql://u@localhost/bo", "postgresql+psycopg://u@localhost/bo"),
+    ("postgresql+psycopg://u@localhost/bo", "postgresql+psycopg://u@localhost/bo"),
+    ("sqlite:////var/lib/backoffice/bo.db", "sqlite:////var/lib/backoffice/bo.db"),
+])
+def test_database_url_is_normalised(tmp_path, monkeypatch, url, expected):
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert load_config(tmp_path)["SQLALCHEMY_DATABASE_URI"] == expected
+
+
+def test_session_minutes_and_rate_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKOFFICE_SESSION_MINUTES", "30")
+    monkeypatch.setenv("BACKOFFICE_SIGN_IN_RATE_LIMIT", "3 per minute")
+    config = load_config(tmp_path)
+    assert config["PERMANENT_SESSION_LIFETIME"] == timedelta(minutes=30)
+    assert config["RATELIMIT_SIGN_IN"] == "3 per minute"
+
+
+def test_every_environment_variable_is_documented_in_the_readme():
+    """Each variable the code reads appears in the README's configuration table."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)`", readme, re.MULTILINE))
+    read = set()
+    for path in (PROJECT_ROOT / "backoffice").rglob("*.py"):
+        read |= set(re.findall(r"""(?:environ\.get|env\.get|getenv|environ)\(?\[?\s*["']([A-Z][A-Z0-9_]+)["']""",
+                               path.read_text()))
+    assert read, "found no environment variables; the pattern above is out of date"
+    assert read - documented == set(), "document these in the README's configuration table"
