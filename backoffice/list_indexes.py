@@ -11,11 +11,24 @@ from sqlalchemy import Index
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction as PT
-from backoffice.ledger.models import BillingEvent
+from backoffice.ledger.models import BillingEvent, Subscription
 from backoffice.users.models import User
 
 _EMPTY = db.literal_column("''")
+_CREDIT = "credit_noted_at IS NOT NULL OR credit_note_url IS NOT NULL"
 REVERSED = "credit_noted_at IS NOT NULL OR credit_note_url IS NOT NULL OR refunded_at IS NOT NULL"
+
+_PRICE = "COALESCE(price_amount, 0)"
+SUBSCRIPTION_SORT_KEYS = {
+    "price": _PRICE,
+    "mrr": ("\nCASE\n    WHEN cancel_at_period_end IS TRUE THEN 0\n"
+            "    WHEN scheduled_price_amount IS NOT NULL THEN scheduled_price_amount\n"
+            f"    ELSE {_PRICE}\nEND"),
+    "status": (f"\nCASE\n    WHEN cancel_at_period_end IS TRUE AND {_PRICE} > 0 THEN 0\n"
+               "    WHEN scheduled_plan IS NOT NULL AND scheduled_price_amount IS NOT NULL"
+               f" AND scheduled_price_amount < {_PRICE} THEN 1\n"
+               f"    WHEN {_PRICE} > 0 THEN 2\n    WHEN subscribed_since IS NOT NULL THEN 3\n    ELSE 4\nEND"),
+}
 
 INDEXES = (
     Index("ix_accounts_modified_id", Account.modified_at, Account.id),
@@ -36,4 +49,31 @@ INDEXES = (
           db.func.lower(db.func.coalesce(db.func.nullif(User.first_name, _EMPTY),
                                          db.func.nullif(User.last_name, _EMPTY), User.email)),
           User.id),
+    # Sorting the reversal rows of the invoices page by total or status (migration 0008_list_search_trgm):
+    # the same CASE expressions as backoffice.invoices.queries._branch, partial like the date index.
+    # The text laid out as PostgreSQL reflects it (pg_get_indexdef's line breaks included), so
+    # Alembic's models-vs-migrations comparison finds them equal.
+    Index("ix_payment_transactions_reversal_total",
+          db.text(f"\nCASE\n    WHEN {_CREDIT} THEN COALESCE(credit_note_amount, invoice_total)\n"
+                  "    ELSE COALESCE(refund_amount, amount)\nEND"),
+          db.func.coalesce(PT.credit_noted_at, PT.refunded_at, PT.date), PT.id,
+          postgresql_where=db.text(REVERSED), sqlite_where=db.text(REVERSED)),
+    Index("ix_payment_transactions_reversal_status",
+          db.text(f"\nCASE\n    WHEN {_CREDIT} THEN 'credit_noted'::text\n    ELSE 'refunded'::text\nEND"),
+          db.func.coalesce(PT.credit_noted_at, PT.refunded_at, PT.date), PT.id,
+          postgresql_where=db.text(REVERSED), sqlite_where=db.text(REVERSED)),
+    # Sorting the unfiltered accounts list by plan, MRR, status or renewal (migration
+    # 0008_list_search_trgm): the current subscriptions in the order of backoffice.accounts.queries'
+    # sort expressions (same SQL, constants inlined; laid out as PostgreSQL reflects it).
+    *(Index(f"ix_subscriptions_current_{name}", db.text(expression), Subscription.account_id,
+            postgresql_where=db.text("is_current"), sqlite_where=db.text("is_current"))
+      for name, expression in SUBSCRIPTION_SORT_KEYS.items()),
+    Index("ix_subscriptions_current_renewal", Subscription.current_period_end, Subscription.account_id,
+          postgresql_where=db.text("is_current"), sqlite_where=db.text("is_current")),
+    # "Contains" searches (migration 0008_list_search_trgm): pg_trgm GIN indexes on PostgreSQL, plain
+    # indexes of the same names on SQLite. Account names are searched with ILIKE, users with lower() LIKE.
+    Index("ix_accounts_name_trgm", Account.name, postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    *(Index(f"ix_users_{column.key}_trgm", db.func.lower(column).label(f"lower_{column.key}"),
+            postgresql_using="gin", postgresql_ops={f"lower_{column.key}": "gin_trgm_ops"})
+      for column in (User.email, User.first_name, User.last_name)),
 )

@@ -108,6 +108,8 @@ def app_config(db_url, tmp_path):
         "STRIPE_WEBHOOK_SECRET": "whsec_test",
         "SERVER_NAME": "backoffice.test",
         "PLATFORM_CURRENCY": "EUR",
+        # A cheap hash keeps sign-in fast in tests; production uses scrypt.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     }
 
 

@@ -22,7 +22,7 @@ def _code_msgids() -> set:
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
         str(PROJECT_ROOT / "backoffice"), method_map, options_map, keywords=KEYWORDS
     ):
-        ids.add(message if isinstance(message, str) else tuple(message)[0])
+        ids.add(message if isinstance(message, str) else next(iter(message)))
     return ids
 
 
@@ -68,8 +68,8 @@ def test_catalogs_compile_at_start():
 
 
 def test_german_shell_and_money_format(app, admin_client):
-    from backoffice.operators.models import Operator
     from backoffice.extensions import db
+    from backoffice.operators.models import Operator
 
     op = db.session.execute(db.select(Operator)).scalar_one()
     op.locale = "de"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 
 from backoffice.accounts.filters import STATUSES, AccountFilters
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import Money, utcnow
 from backoffice.errors import NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
@@ -25,11 +25,14 @@ from backoffice.users.models import Membership, User
 # The current subscription of an account (at most one: a partial unique index guarantees it).
 Sub = aliased(Subscription, name="sub")
 ZERO = Decimal(0)
+# Constants rendered into the SQL (not parameters), so the sort expressions below are exactly the
+# expressions indexed on subscriptions (backoffice/list_indexes.py); 0 is 0 in Money's storage too.
+_SQL_ZERO = db.literal_column("0", Money())
 ACTIVE_USER_DAYS = 30
 
 
 def _price():
-    return db.func.coalesce(Sub.price_amount, ZERO)
+    return db.func.coalesce(Sub.price_amount, _SQL_ZERO)
 
 
 def _paid_once():
@@ -43,10 +46,10 @@ def _paid_once():
 def _status_case(values: tuple):
     canceling, downgrading, active, canceled, free = values
     return db.case(
-        (db.and_(Sub.cancel_at_period_end.is_(True), _price() > ZERO), canceling),
+        (db.and_(Sub.cancel_at_period_end.is_(True), _price() > _SQL_ZERO), canceling),
         (db.and_(Sub.scheduled_plan.is_not(None), Sub.scheduled_price_amount.is_not(None),
                  Sub.scheduled_price_amount < _price()), downgrading),
-        (_price() > ZERO, active),
+        (_price() > _SQL_ZERO, active),
         (_paid_once(), canceled),
         else_=free,
     )
@@ -59,13 +62,13 @@ def status_expr():
 
 def status_rank_expr():
     """The status as its rank in `STATUSES` (for sorting by status in rule order)."""
-    return _status_case(tuple(range(len(STATUSES))))
+    return _status_case(tuple(db.literal_column(str(i), db.Integer) for i in range(len(STATUSES))))
 
 
 def forward_mrr_expr():
     """Forward MRR: 0 while cancelling, the scheduled price when a downgrade is queued, else the price."""
     return db.case(
-        (Sub.cancel_at_period_end.is_(True), ZERO),
+        (Sub.cancel_at_period_end.is_(True), _SQL_ZERO),
         (Sub.scheduled_price_amount.is_not(None), Sub.scheduled_price_amount),
         else_=_price(),
     )
@@ -74,8 +77,9 @@ def forward_mrr_expr():
 def unsynced_expr():
     """Paid, but not one ledger row yet (the "not synced yet" banner's rule)."""
     # LIMIT 1 keeps it a per-account index probe (never a hash anti-join over the whole ledger).
-    no_rows = ~db.select(BillingEvent.id).where(BillingEvent.account_id == Account.id).limit(1).exists()
-    return db.and_(_price() > ZERO, no_rows)
+    # Selecting a constant lets the probe be index-only on (account_id, occurred_at).
+    no_rows = ~db.select(db.literal(1)).where(BillingEvent.account_id == Account.id).limit(1).exists()
+    return db.and_(_price() > _SQL_ZERO, no_rows)
 
 
 def _sort_column(name: str):
@@ -143,6 +147,45 @@ def _needs_subscription(f: AccountFilters) -> bool:
     return bool(f.plans or f.statuses or f.unsynced or f.drift)
 
 
+# The sort keys read from the subscription alone, and their value for an account without one.
+SUBSCRIPTION_SORTS = {"plan": _SQL_ZERO, "mrr": _SQL_ZERO, "status": None, "renewal": None}
+
+
+def _page_ids_stmt(f: AccountFilters):
+    """The ids of one page, in order. Unfiltered and sorted by a key of the subscription (plan, MRR,
+    status, renewal), the page is merged from two streams each read in order from an index: current
+    subscriptions by (key, account id) (expression indexes in list_indexes.py) and accounts without
+    one by id. The first offset + limit rows of each suffice, however many accounts there are."""
+    name, desc = f.sort.lstrip("-"), f.sort.startswith("-")
+    offset = (f.page - 1) * f.page_size
+    if name not in SUBSCRIPTION_SORTS or _needs_subscription(f) or f.search:
+        return _ordered(_base(f, Account.id), f.sort).limit(f.page_size).offset(offset)
+    key = _sort_column(name)
+    none_key = SUBSCRIPTION_SORTS[name]
+    if name == "status":
+        none_key = db.literal_column(str(STATUSES.index("free")), db.Integer)
+    elif none_key is None:
+        none_key = db.cast(db.null(), key.type)
+
+    def ordered(column, tie):
+        order = column.desc() if desc else column.asc()
+        if name in NULLABLE_SORTS:
+            order = order.nulls_last()
+        return order, (tie.desc() if desc else tie.asc())
+
+    n = offset + f.page_size
+    with_sub = (db.select(Sub.account_id.label("id"), key.label("k")).select_from(Sub)
+                .join(Account, Account.id == Sub.account_id)
+                .where(Sub.is_current, Account.deleted_at.is_(None))
+                .order_by(*ordered(key, Sub.account_id)).limit(n))
+    has_sub = db.select(Sub.account_id).where(Sub.account_id == Account.id, Sub.is_current).exists()
+    without = (db.select(Account.id.label("id"), none_key.label("k"))
+               .where(Account.deleted_at.is_(None), ~has_sub)
+               .order_by(*ordered(none_key, Account.id)[1:]).limit(n))
+    merged = db.union_all(db.select(with_sub.subquery()), db.select(without.subquery())).subquery()
+    return db.select(merged.c.id).order_by(*ordered(merged.c.k, merged.c.id)).limit(f.page_size).offset(offset)
+
+
 def accounts_page(f: AccountFilters) -> Page:
     if _needs_subscription(f):
         count_stmt = _base(f, db.func.count(Account.id))
@@ -153,7 +196,13 @@ def accounts_page(f: AccountFilters) -> Page:
                 Account.name.ilike(f"%{_escape_like(f.search)}%", escape="\\"), Account.id == f.search))
     total = db.session.execute(count_stmt).scalar_one()
     check_page_in_range(f.page, f.page_size, total)
-    rows = db.session.execute(accounts_stmt(f).limit(f.page_size).offset((f.page - 1) * f.page_size)).all()
+    # Late row lookup: order and cut the page on the narrow ids, then load the page's rows whole.
+    ids = list(db.session.execute(_page_ids_stmt(f)).scalars())
+    rows = db.session.execute(
+        _base(None, Account, Sub, status_expr().label("status"), forward_mrr_expr().label("mrr"))
+        .where(Account.id.in_(ids))).all() if ids else []
+    position = {account_id: i for i, account_id in enumerate(ids)}
+    rows.sort(key=lambda r: position[r.Account.id])
     return Page(rows, total, f.page, f.page_size)
 
 

@@ -1,6 +1,8 @@
 """Accounts: the list (with its side pane), the detail page and its tabs, the CSV export."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, current_app, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -13,13 +15,17 @@ from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.queries import invoice_rows_page, invoice_rows_preview
 from backoffice.ledger.filters import EventFilters
 from backoffice.ledger.queries import billing_events_page, billing_events_preview
-from backoffice.pagination import parse_page
+from backoffice.pagination import parse_int, parse_page
+from backoffice.usage import queries as usage_queries
+from backoffice.usage.models import METRICS
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts", template_folder="templates")
 
 # The reconciliation actions (another feature's endpoints), shown only when they exist.
 ACTION_ENDPOINTS = ("stripe_sync.account_sync", "stripe_sync.acknowledge_drift", "stripe_sync.disaster_recovery")
-TABS = ("overview", "users", "invoices", "billing_events", "drift")
+TABS = ("overview", "users", "invoices", "billing_events", "deployments", "drift")
+DEPLOYMENTS_PER_PAGE = 10
+TIMELINE_EVENTS = 10  # per deployment on the tab; the deployment's own page has the whole timeline
 
 
 @bp.app_template_global()
@@ -135,6 +141,20 @@ def billing_events(account_id: str):
     f = EventFilters.from_args(request.args, account=account_id)
     queries.get_account(account_id)
     return _detail(account_id, "billing_events", ev_f=f, events=billing_events_page(f))
+
+
+@bp.get("/<account_id>/deployments")
+def deployments(account_id: str):
+    """Each deployment: lifecycle, add-ons on now, suspension, usage this month, latest events."""
+    account_id = parse_id(account_id, "account_id")
+    page = parse_int(request.args, "page", 1)
+    queries.get_account(account_id)
+    deps = usage_queries.deployments_page(page, DEPLOYMENTS_PER_PAGE, account_id=account_id)
+    names = [r.Deployment.name for r in deps.items]
+    start, end = usage_queries.month_bounds(datetime.now(UTC))
+    return _detail(account_id, "deployments", deployments=deps, metrics=METRICS,
+                   states=usage_queries.states_for(names), usage=usage_queries.usage_totals(names, start, end),
+                   timelines=usage_queries.recent_timelines(names, TIMELINE_EVENTS))
 
 
 @bp.get("/<account_id>/drift")

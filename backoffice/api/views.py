@@ -14,4 +14,4 @@ def openapi():
 
 
 # Each feature's endpoints live in their own module and register on `bp` (one import each).
-from backoffice.api import endpoints_registry  # noqa: E402,F401
+from backoffice.api import endpoints_registry  # noqa: F401

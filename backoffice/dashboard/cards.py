@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache, partial
 
+from flask import current_app
 from flask_babel import format_date, format_percent, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -52,22 +54,29 @@ def _kpis(w: Window, billing: bool) -> dict:
             "mrr_change": None if change is None else signed_percent(change)}
 
 
-def _memo(fn: Callable) -> Callable:
-    """Babel's money formatting costs ~0.1 ms a call and a 90-day card needs hundreds; trend values
-    repeat a lot, so each card formats each distinct amount once (same locale within a request)."""
-    cache: dict = {}
+def _medium_date(d) -> str:
+    return format_date(d, "medium")
 
-    def formatted(value):
-        if value not in cache:
-            cache[value] = fn(value)
-        return cache[value]
 
-    return formatted
+_FORMATS: dict[str, Callable] = {"money": money, "signed_money": signed_money, "date": _medium_date,
+                                 "number": number, "signed_number": signed_number}
+
+
+@lru_cache(maxsize=20_000)
+def _formatted(kind: str, locale: str, currency: str, value) -> str:
+    return _FORMATS[kind](value)
+
+
+def _memo(kind: str) -> Callable:
+    """Babel's formatting costs ~0.1 ms a call and a 90-day chart needs several hundred (every date,
+    every amount, every change): each distinct (locale, currency, value) is formatted once per
+    process. The output depends on nothing else."""
+    locale, currency = str(get_locale()), current_app.config["PLATFORM_CURRENCY"]
+    return partial(_formatted, kind, locale, currency)
 
 
 def _money_series(s: queries.Series, title: str, y_title: str, area: bool = False) -> dict:
-    fmt, signed = _memo(money), _memo(signed_money)
-    day = _memo(lambda d: format_date(d, "medium"))
+    fmt, signed, day = _memo("money"), _memo("signed_money"), _memo("date")
     fig = figures.trend(title, y_title, s.dates, s.values, s.prior_dates, s.prior_values, fmt, signed,
                         area=area, date_fmt=day)
     rows = [(day(d), fmt(v), day(pd), fmt(p), signed(v - p), v - p)
@@ -115,22 +124,26 @@ def _plan_distribution(w: Window) -> dict:
 
 def _growth(w: Window) -> dict:
     s, new, new_prior = queries.account_growth(w)
+    num, day = _memo("number"), _memo("date")
     fig = figures.trend(_("Accounts over time"), _("Accounts"), s.dates, s.values, s.prior_dates, s.prior_values,
-                        _memo(number), _memo(signed_number))
-    return {"series": s, "new": new, "new_prior": new_prior, "figure": fig}
+                        num, _memo("signed_number"), date_fmt=day)
+    rows = [(day(d), num(v), num(n), num(p)) for d, v, n, p in zip(s.dates, s.values, new, new_prior, strict=True)]
+    return {"series": s, "new": new, "new_prior": new_prior, "figure": fig, "rows": rows}
 
 
 def _logins(w: Window) -> dict:
     ok, prior, failed = queries.login_trend(w)
     dates = w.dates()
+    num, signed, day = _memo("number"), _memo("signed_number"), _memo("date")
     labels = [d.isoformat() for d in dates]
-    texts = [_("%(count)s sign-ins (%(change)s vs prior period)", count=number(n), change=signed_number(n - p))
+    texts = [_("%(count)s sign-ins (%(change)s vs prior period)", count=num(n), change=signed(n - p))
              for n, p in zip(ok, prior, strict=True)]
     fig = figures.bars(_("Successful sign-ins per day"), _("Date"), _("Sign-ins"), labels, ok, texts,
                        colors=[figures.tone(n - p) for n, p in zip(ok, prior, strict=True)],
-                       hover_title=[format_date(d, "medium") for d in dates], prior=prior,
-                       prior_texts=[_("%(count)s sign-ins", count=number(p)) for p in prior])
-    return {"dates": dates, "ok": ok, "prior": prior, "failed": failed, "figure": fig}
+                       hover_title=[day(d) for d in dates], prior=prior,
+                       prior_texts=[_("%(count)s sign-ins", count=num(p)) for p in prior])
+    rows = [(day(d), num(n), num(f), num(p)) for d, n, f, p in zip(dates, ok, failed, prior, strict=True)]
+    return {"dates": dates, "ok": ok, "prior": prior, "failed": failed, "figure": fig, "rows": rows}
 
 
 def _recent_signups(w: Window) -> dict:

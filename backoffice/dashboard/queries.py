@@ -1,8 +1,9 @@
 """Reads for the dashboard, the banners and /api/v1/metrics/ (DOMAIN §3 "Reading MRR and revenue").
 
 Every figure is one or two SQL aggregates: money is summed by the database as exact Decimal (the
-Money type), days are bucketed in UTC by the database, and Python only walks the ≤ 180 daily
-buckets. Nothing here loops over accounts.
+Money type), days are bucketed in UTC by the database, and Python only walks daily buckets (at most
+one per day). Nothing here loops over accounts. The expensive aggregates are kept per process and
+reused until their tables change (see "per-process caches" below and migration 0007).
 """
 from __future__ import annotations
 
@@ -60,11 +61,6 @@ def _bucketed(rows, first_day: date, days: int, zero) -> tuple:
     return opening, [per_day.get(first_day + timedelta(days=i), zero) for i in range(days)]
 
 
-def _bucket_column(time_column, since: datetime):
-    """A day bucket for rows at or after `since`, NULL before it (they form the opening balance)."""
-    return sa.case((time_column < since, None), else_=_day(time_column)).label("day")
-
-
 @dataclass
 class Series:
     """Daily closing values of a window and of the period before it (same length)."""
@@ -93,14 +89,13 @@ def _series(window: Window, opening, per_day: list) -> Series:
     return Series(window.dates(), totals[n:], window.prior_dates(), totals[:n], opening_current)
 
 
-# --- per-process caches of all-time daily series ------------------------------------------
+# --- per-process caches keyed on change markers ---------------------------------------------
 # Revenue, logins and the ledger's MRR are all-time daily series: recomputing one walks hundreds
-# of thousands of rows, yet they change only when their table does. Each is kept per process
-# under a cheap change marker read from the database, and for at most CACHE_SECONDS (a bound on
-# staleness should a marker ever miss a change). Only figures that fit in memory are kept: ≤ one
-# row per day, or a single count.
+# of thousands of rows, yet they change only when their table does; the counts over accounts and
+# subscriptions (tens of thousands of rows) likewise. Each figure is kept per process under a cheap
+# change marker read from the database, and for at most CACHE_SECONDS (a bound on staleness should
+# a marker ever miss a change). Only small results are kept: ≤ one row per day, or a few counts.
 CACHE_SECONDS = 300
-MRR_CACHE_SECONDS = CACHE_SECONDS
 
 
 def _cached(name, key, compute):
@@ -113,28 +108,37 @@ def _cached(name, key, compute):
     if entry and entry[0] == key and now - entry[1] < CACHE_SECONDS:
         return entry[2]
     value = compute()
-    for stale in [k for k, e in cache.items() if now - e[1] >= CACHE_SECONDS]:
+    for stale in [k for k, e in list(cache.items()) if now - e[1] >= CACHE_SECONDS]:
         cache.pop(stale, None)
     cache[name] = (key, now, value)
     return value
 
 
-def _table_version(sequence: str):
-    """The change marker of payment_transactions or logins: a sequence every write advances
-    (triggers of migration 0007, PostgreSQL). On SQLite, the embedded single-machine database,
-    there is no marker and nothing is cached."""
+_MARKERS = {"payments": "dashboard_payments_version", "logins": "dashboard_logins_version",
+            "subscriptions": "dashboard_subscriptions_version", "accounts": "dashboard_accounts_version"}
+
+
+def _marker(*tables: str):
+    """The change marker of some tables, in one statement: per table a sequence that every write
+    advances (triggers of migration 0007, PostgreSQL). None (compute, do not cache) on SQLite, the
+    embedded single-machine database, and inside a transaction that has written anything itself:
+    what it reads may yet be rolled back."""
     if not _is_postgres():
         return None
-    return (str(db.engine.url),) + tuple(
-        db.session.execute(sa.text(f"SELECT last_value, is_called FROM {sequence}")).one())
+    names = [_MARKERS[t] for t in tables]
+    sql = ("SELECT pg_current_xact_id_if_assigned() IS NOT NULL, "
+           + ", ".join(f"m{i}.last_value, m{i}.is_called" for i in range(len(names)))
+           + " FROM " + ", ".join(f"{name} AS m{i}" for i, name in enumerate(names)))
+    wrote, *marker = db.session.execute(sa.text(sql)).one()
+    return None if wrote else (str(db.engine.url), *marker)
 
 
-def _payments_version():
-    return _table_version("dashboard_payments_version")
-
-
-def _logins_version():
-    return _table_version("dashboard_logins_version")
+def _ledger_marker():
+    """The ledger is append-only and every insert gets a new id and created_at: its newest row
+    identifies its state."""
+    b = BillingEvent
+    newest = db.session.execute(sa.select(b.id, b.created_at).order_by(b.id.desc()).limit(1)).first()
+    return (str(db.engine.url), tuple(newest) if newest else None)
 
 
 # --- MRR -----------------------------------------------------------------------------------
@@ -153,9 +157,9 @@ def forward_mrr_sql():
 
 def blended_mrr() -> Decimal:
     """Σ forward MRR of every current subscription, soft-deleted accounts included."""
-    return db.session.execute(
+    return _cached("blended_mrr", _marker("subscriptions"), lambda: db.session.execute(
         sa.select(_money_sum(forward_mrr_sql())).where(Subscription.is_current.is_(True))
-    ).scalar_one()
+    ).scalar_one())
 
 
 def _mrr_changes(until: datetime | None):
@@ -177,9 +181,8 @@ def _mrr_changes(until: datetime | None):
 
 # The MRR cards, the KPI and the mismatch banner all read the same thing: the ledger's MRR changes
 # summed per UTC day, type and sign. Recomputing it walks every MRR-moving row (a window function
-# over ~7 % of the ledger), so it is kept per process and reused while the ledger is unchanged.
-# The ledger is append-only and every insert gets a new id and created_at, so the newest row
-# identifies the ledger's state; the TTL bounds staleness should two writers commit out of id order.
+# over ~7 % of the ledger), so it is kept per process and reused while the ledger is unchanged
+# (its newest row); the TTL bounds staleness should two writers commit out of id order.
 @dataclass(frozen=True)
 class _DailyChange:
     day: date
@@ -189,10 +192,6 @@ class _DailyChange:
 
 
 def _mrr_daily() -> list[_DailyChange]:
-    b = BillingEvent
-    newest = db.session.execute(sa.select(b.id, b.created_at).order_by(b.id.desc()).limit(1)).first()
-    key = (str(db.engine.url), tuple(newest) if newest else None)
-
     def compute() -> list[_DailyChange]:
         c = _mrr_changes(None)
         day = _day(c.c.occurred_at).label("day")
@@ -203,7 +202,7 @@ def _mrr_daily() -> list[_DailyChange]:
                 sa.select(day, c.c.type, positive, _money_sum(c.c.change)).group_by(day, c.c.type, positive))
         ]
 
-    return _cached("mrr_daily", key, compute)
+    return _cached("mrr_daily", _ledger_marker(), compute)
 
 
 def ledger_mrr_latest() -> Decimal:
@@ -277,7 +276,7 @@ def _revenue_daily() -> list[tuple[date, Decimal]]:
         return [(_as_date(d), v) for d, v in
                 db.session.execute(sa.select(day, _money_sum(flows.c.value)).group_by(day))]
 
-    return _cached("revenue_daily", _payments_version(), compute)
+    return _cached("revenue_daily", _marker("payments"), compute)
 
 
 def net_revenue() -> Decimal:
@@ -304,30 +303,33 @@ def account_growth(window: Window) -> tuple[Series, list[int], list[int]]:
     before = sa.select(sa.null().label("day"), sa.func.count().label("n")).where(live, a.created_at < window.prior_start)
     daily = sa.select(day, sa.func.count()).where(
         live, a.created_at >= window.prior_start, a.created_at < window.end).group_by(day)
-    rows = db.session.execute(sa.union_all(before, daily)).all()
+    rows = _cached(("account_growth", window.prior_start, window.end), _marker("accounts"),
+                   lambda: db.session.execute(sa.union_all(before, daily)).all())
     opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, 0)
     return _series(window, opening, per_day), per_day[window.days:], per_day[:window.days]
 
 
 def login_trend(window: Window) -> tuple[list[int], list[int], list[int]]:
     """Successful logins per day (current, prior) and failed logins per day (current)."""
-    rows = _login_daily()
+    rows = _login_daily(window)
     ok = {d: n for d, outcome, n in rows if outcome == "success"}
     failed = {d: n for d, outcome, n in rows if outcome != "success"}
     return ([ok.get(d, 0) for d in window.dates()], [ok.get(d, 0) for d in window.prior_dates()],
             [failed.get(d, 0) for d in window.dates()])
 
 
-def _login_daily() -> list[tuple[date, str, int]]:
-    """Logins per UTC day and outcome, all time; kept per process until the logins change."""
+def _login_daily(window: Window) -> list[tuple[date, str, int]]:
+    """Logins per UTC day and outcome over the window and its prior period; kept per process and
+    window until the logins change."""
     lg = Login
 
     def compute() -> list[tuple[date, str, int]]:
         day = _day(lg.at).label("day")
-        return [(_as_date(d), outcome, n) for d, outcome, n in
-                db.session.execute(sa.select(day, lg.outcome, sa.func.count()).group_by(day, lg.outcome))]
+        return [(_as_date(d), outcome, n) for d, outcome, n in db.session.execute(
+            sa.select(day, lg.outcome, sa.func.count())
+            .where(lg.at >= window.prior_start, lg.at < window.end).group_by(day, lg.outcome))]
 
-    return _cached("login_daily", _logins_version(), compute)
+    return _cached(("login_daily", window.prior_start, window.end), _marker("logins"), compute)
 
 
 @dataclass
@@ -348,7 +350,8 @@ def plan_distribution() -> list[PlanShare]:
     paid = (sa.select(sa.literal(True).label("paid"), s.plan, sa.func.count().label("n"))
             .where(s.is_current.is_(True), s.price_amount > 0, s.account_id.not_in(deleted)).group_by(s.plan))
     live = sa.select(sa.literal(False), sa.null(), sa.func.count()).select_from(a).where(a.deleted_at.is_(None))
-    counted = db.session.execute(sa.union_all(paid, live)).all()
+    counted = _cached("plan_distribution", _marker("subscriptions", "accounts"),
+                      lambda: db.session.execute(sa.union_all(paid, live)).all())
     rows = [(plan, n) for is_paid, plan, n in counted if is_paid]
     free = sum(n for is_paid, _, n in counted if not is_paid) - sum(n for _, n in rows)
     if free:
@@ -400,11 +403,12 @@ def kpis(window: Window, billing: bool) -> Kpis:
     def live_accounts(*where):  # index-only on ix_accounts_live_created_at
         return sa.select(sa.func.count()).select_from(a).where(a.deleted_at.is_(None), *where).scalar_subquery()
 
-    total, new, new_prior = db.session.execute(sa.select(
-        live_accounts(),
-        live_accounts(a.created_at >= window.start, a.created_at < window.end),
-        live_accounts(a.created_at >= window.prior_start, a.created_at < window.start),
-    )).one()
+    total, new, new_prior = _cached(("account_counts", window.start, window.end), _marker("accounts"),
+                                    lambda: db.session.execute(sa.select(
+                                        live_accounts(),
+                                        live_accounts(a.created_at >= window.start, a.created_at < window.end),
+                                        live_accounts(a.created_at >= window.prior_start, a.created_at < window.start),
+                                    )).one())
     users, users_prior = _active_users(window)
     result = Kpis(int(total), int(new), int(new_prior), users, users_prior, active_sessions())
     if billing:
@@ -420,15 +424,15 @@ def _active_users(window: Window) -> tuple[int, int]:
     lg = Login
 
     def compute() -> tuple[int, int]:
-        def distinct_users(start: datetime, end: datetime):
-            return sa.select(sa.func.count(sa.distinct(lg.user_id))).where(
-                lg.outcome == "success", lg.at >= start, lg.at < end).scalar_subquery()
+        def distinct_users(start: datetime, end: datetime):  # DISTINCT in a subquery: hashed, not sorted
+            users = sa.select(lg.user_id).where(lg.outcome == "success", lg.at >= start, lg.at < end).distinct()
+            return sa.select(sa.func.count()).select_from(users.subquery()).scalar_subquery()
 
         current, prior = db.session.execute(sa.select(
             distinct_users(window.start, window.end), distinct_users(window.prior_start, window.start))).one()
         return int(current), int(prior)
 
-    return _cached(("active_users", window.start, window.end), _logins_version(), compute)
+    return _cached(("active_users", window.start, window.end), _marker("logins"), compute)
 
 
 def active_sessions(now: datetime | None = None) -> int:
@@ -500,10 +504,13 @@ def banners() -> Banners:
     s, a, b = Subscription, Account, BillingEvent
     live = sa.and_(s.is_current.is_(True), a.deleted_at.is_(None))
     no_ledger = ~sa.exists().where(b.account_id == s.account_id)
-    unsynced, drift = db.session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(s.price_amount > 0, no_ledger), 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((s.drift_detected.is_(True), 1), else_=0)), 0),
-        ).select_from(s).join(a, a.id == s.account_id).where(live)
-    ).one()
+    unsynced, drift = _cached(
+        "banner_counts",
+        None if (m := _marker("subscriptions", "accounts")) is None else (m, _ledger_marker()),
+        lambda: tuple(db.session.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(sa.case((sa.and_(s.price_amount > 0, no_ledger), 1), else_=0)), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((s.drift_detected.is_(True), 1), else_=0)), 0),
+            ).select_from(s).join(a, a.id == s.account_id).where(live)
+        ).one()))
     return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest())

@@ -14,6 +14,9 @@ from backoffice.demo.generator import MAX_ACCOUNTS
 # many as 2,000 accounts have): each event goes through the real webhook and replayer, which
 # takes time (see the README for figures).
 STRIPE_ACCOUNTS_DEFAULT_CAP = 1_400
+# Above 2,000 accounts, only this many accounts get deployments and usage by default: every record
+# goes through the real ingest API (see the README for figures).
+USAGE_ACCOUNTS_DEFAULT_CAP = 2_000
 
 
 def _instance_path() -> Path:
@@ -67,21 +70,28 @@ def _elapsed(start: float) -> str:
               help="How many of the Stripe customers (about 70 % of the accounts) get their 18 months "
                    "of Stripe history delivered through the webhook. Default: all of them up to 2,000 "
                    f"accounts; above that an evenly spread {STRIPE_ACCOUNTS_DEFAULT_CAP:,}, for speed.")
+@click.option("--usage-accounts", type=click.IntRange(min=0), default=None,
+              help="How many accounts get deployments (add-on toggles, suspensions, plan changes, "
+                   "deletions) and daily message usage, fed through the ingest API (/api/v1/deployments, "
+                   "/api/v1/usage). Default: all of them up to 2,000 accounts; above that an evenly "
+                   f"spread {USAGE_ACCOUNTS_DEFAULT_CAP:,}, for speed.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=5000, show_default=True, help="Port to serve on.")
 @click.option("--no-serve", is_flag=True, help="Only build the data set; do not start the server.")
 @click.option("--reset", is_flag=True, help="Throw away instance/demo.db and build it again.")
 @click.option("--database-url", default=None,
               help="Use this (empty) database instead of instance/demo.db.")
-def demo(seed: int, accounts: int, stripe_accounts: int | None, host: str, port: int, no_serve: bool,
-         reset: bool, database_url: str | None) -> None:
+def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: int | None, host: str,
+         port: int, no_serve: bool, reset: bool, database_url: str | None) -> None:
     """Create (or reuse) instance/demo.db with a realistic data set and serve it.
 
     Accounts, users, memberships, sign-ins and sessions over the last 18 months, and the Stripe
     history of about 70 % of the accounts (trials, upgrades, downgrades, cancellations, failed
     payments, refunds ...) produced by the Stripe simulator and delivered, signed, through the
-    real webhook (POST /stripe/webhook), so every number comes from the real pipeline. An
-    existing demo database built with the same --seed and sizes is reused as it is.
+    real webhook (POST /stripe/webhook), and the accounts' deployments (add-on toggles,
+    suspensions, plan changes, deletions) and daily message usage sent through the real ingest
+    API, so every number comes from the real pipeline. An existing demo database built with the
+    same --seed and sizes is reused as it is (nothing is sent again).
 
     Prints the e-mail and password of the demo admin (BACKOFFICE_DEMO_PASSWORD if set, else a
     new one each run), then serves on http://127.0.0.1:5000 unless --no-serve.
@@ -104,7 +114,11 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, host: str, port:
                                "give --database-url an empty database instead.")
     if stripe_accounts is None:
         stripe_accounts = accounts if accounts <= 2_000 else STRIPE_ACCOUNTS_DEFAULT_CAP
-    wanted = {"seed": seed, "accounts": accounts, "stripe_accounts": min(stripe_accounts, accounts)}
+    if usage_accounts is None:
+        usage_accounts = accounts if accounts <= 2_000 else USAGE_ACCOUNTS_DEFAULT_CAP
+    usage_accounts = min(usage_accounts, accounts)
+    wanted = {"seed": seed, "accounts": accounts, "stripe_accounts": min(stripe_accounts, accounts),
+              "usage_accounts": usage_accounts}
 
     click.echo(f"Demo database: {sqlite_path or database_url}")
     app = _build_app(database_url)
@@ -134,7 +148,7 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, host: str, port:
             click.echo(f"Reusing the data set built on {marker.get('built_on')} "
                        f"(seed {seed}, {accounts:,} accounts); --reset rebuilds it.")
         else:
-            _build(app, seed, accounts, stripe_accounts, wanted)
+            _build(app, seed, accounts, stripe_accounts, usage_accounts, wanted)
         op = services.ensure_operator()
 
     click.echo("")
@@ -151,7 +165,7 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, host: str, port:
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
-def _build(app, seed: int, accounts: int, stripe_accounts: int, wanted: dict) -> None:
+def _build(app, seed: int, accounts: int, stripe_accounts: int, usage_accounts: int, wanted: dict) -> None:
     from backoffice.demo import generator, services
     from backoffice.demo.stripe_sim import DEMO_WEBHOOK_SECRET, StripeSimulator
 
@@ -186,6 +200,37 @@ def _build(app, seed: int, accounts: int, stripe_accounts: int, wanted: dict) ->
         first = report.failed[0]
         click.echo(f"  {len(report.failed):,} deliveries were refused; the first: {first[0]} → "
                    f"{first[1]} {first[2]}", err=True)
+    usage = _feed_usage(app, seed, spec.now, profiles, usage_accounts)
     services.record_marker({**wanted, "built_on": f"{spec.now:%Y-%m-%d}", "accounts_created": counts.accounts,
                             "users": counts.users, "stripe_customers": len(plans),
-                            "stripe_events_delivered": report.delivered})
+                            "stripe_events_delivered": report.delivered,
+                            "deployments": usage["deployments"], "usage_records": usage["usage_records"]})
+
+
+def _feed_usage(app, seed: int, now, profiles: list, usage_accounts: int) -> dict:
+    """Deployments and daily message usage, sent through the ingest API as the platform would."""
+    import random
+
+    from backoffice.extensions import db
+    from backoffice.usage.demo import feed_demo
+
+    t = time.perf_counter()
+    chosen = profiles
+    if usage_accounts < len(profiles):
+        step = len(profiles) / usage_accounts if usage_accounts else 0
+        chosen = [profiles[int(i * step)] for i in range(usage_accounts)]
+    click.echo(f"Usage: deployments and daily message usage of {len(chosen):,} accounts through the "
+               "ingest API (/api/v1/deployments, /api/v1/usage)")
+    with click.progressbar(length=len(chosen), label="Deployments", show_pos=True) as bar:
+        summary = feed_demo(app.test_client(), chosen, random.Random(f"{seed}:usage"), now,
+                            progress=lambda done, _total: bar.update(done - bar.pos))
+    db.session.remove()
+    seconds = time.perf_counter() - t
+    click.echo(f"  {summary['deployments']:,} deployments ({summary['deleted']:,} deleted), "
+               f"{summary['add_on_events']:,} add-on events, {summary['suspension_events']:,} suspension events, "
+               f"{summary['plan_events']:,} plan events, {summary['usage_records']:,} usage records "
+               f"in {summary['api_calls']:,} API calls, {seconds:.1f} s")
+    backfill = summary["backfill"]
+    click.echo(f"  closing backfill snapshot of {backfill['deployments_examined']:,} live deployments: "
+               f"{backfill['lifecycle_inserted']:,} legacy deployments added")
+    return summary

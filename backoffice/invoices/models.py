@@ -49,7 +49,7 @@ class PaymentTransaction(db.Model):
     amount_excluding_tax: Mapped[Decimal] = mapped_column(Money())
     tax_amount: Mapped[Decimal] = mapped_column(Money())
     invoice_total: Mapped[Decimal] = mapped_column(Money())
-    amount_from_credit: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    amount_from_credit: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     invoice_url: Mapped[str | None] = mapped_column(String(500))
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refund_amount: Mapped[Decimal | None] = mapped_column(Money())

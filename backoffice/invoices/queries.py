@@ -43,7 +43,9 @@ def _branch(f: InvoiceFilters, reversal: bool, limit: int | None):
     if reversal:
         kind = db.case((credit, "credit_note"), else_="refund")
         rank, row_date = 1, reversal_date()
-        status = db.case((credit, "credit_noted"), else_="refunded")
+        # Literal constants, not parameters: the same expression is indexed (list_indexes.py).
+        status = db.case((credit, db.literal_column("'credit_noted'", db.String(20))),
+                         else_=db.literal_column("'refunded'", db.String(20)))
         total = db.case((credit, db.func.coalesce(PT.credit_note_amount, PT.invoice_total)),
                         else_=db.func.coalesce(PT.refund_amount, PT.amount))
         url = db.case((credit, PT.credit_note_url), else_=PT.invoice_url)

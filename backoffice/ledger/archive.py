@@ -158,32 +158,57 @@ def archive_event(body: bytes, event: dict, *, recovery_source: str | None = Non
     if customer_id and event["data"]["object"].get("object") == "customer" and event["type"].startswith("customer."):
         return _archive_customer_event(body, event, sha, customer_id, recovery_source)
     values = _row_values(body, event, sha, customer_id, recovery_source)
-    table = StripeEvent.__table__
-    account = (db.select(Account.id).where(Account.stripe_customer_id == customer_id).scalar_subquery()
-               if customer_id else None)
-    if db.session.get_bind().dialect.name == "postgresql":
-        insert = (pg_insert(table).values(**values, account_id=account)
-                  .on_conflict_do_nothing(index_elements=[table.c.id])
-                  .returning(table.c.account_id, table.c.customer_id))
-        if customer_id:
-            inserted = insert.cte("inserted")
-            released = (db.update(table).values(account_id=inserted.c.account_id)
-                        .where(table.c.customer_id == inserted.c.customer_id, table.c.customer_id == customer_id,
-                               table.c.account_id.is_(None), inserted.c.account_id.is_not(None))
-                        .cte("released"))
-            stored = db.session.execute(db.select(inserted.c.account_id).add_cte(released)).first()
-        else:
-            stored = db.session.execute(insert).first()
-    else:
-        insert = (sqlite_insert(table).values(**values, account_id=account)
-                  .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.account_id))
-        stored = db.session.execute(insert).first()
-        if stored is not None and stored.account_id and customer_id:
-            _release_waiting_events(customer_id, stored.account_id)
+    params = {f"p_{name}": value for name, value in values.items()}
+    dialect = db.session.get_bind().dialect.name
+    stored = db.session.execute(_insert_statement(dialect), params).first()
+    if dialect != "postgresql" and stored is not None and stored.account_id and customer_id:
+        db.session.execute(_release_statement(), {"p_customer_id": customer_id, "p_account_id": stored.account_id})
     if stored is None:  # redelivered (or a concurrent delivery of the same id won the insert)
         return _redelivered(event, sha, _stored(event["id"]))
     db.session.commit()
     return ArchiveResult(event["id"], "stored", stored.account_id, values["state"])
+
+
+_STATEMENTS: dict[str, object] = {}
+_INSERTED = ("id", "type", "api_version", "stripe_created_at", "received_at", "payload", "payload_sha256",
+             "customer_id", "recovery_source", "recovered_at", "state", "processed_at", "error",
+             "stripe_subscription_id")
+
+
+def _insert_statement(dialect: str):
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING account_id, the account looked up from
+    the customer in the same statement; on PostgreSQL the customer's waiting events are
+    released in it too (a data-modifying CTE). Built once: only the parameters change."""
+    key = f"insert:{dialect}"
+    if key not in _STATEMENTS:
+        table = StripeEvent.__table__
+        values = {name: db.bindparam(f"p_{name}", type_=table.c[name].type) for name in _INSERTED}
+        values["account_id"] = (db.select(Account.id)
+                                .where(Account.stripe_customer_id == db.bindparam("p_customer_id"))
+                                .scalar_subquery())
+        if dialect == "postgresql":
+            insert = (pg_insert(table).values(values).on_conflict_do_nothing(index_elements=[table.c.id])
+                      .returning(table.c.account_id, table.c.customer_id).cte("inserted"))
+            released = (db.update(table).values(account_id=insert.c.account_id)
+                        .where(table.c.customer_id == insert.c.customer_id,
+                               table.c.customer_id == db.bindparam("p_customer_id"),
+                               table.c.account_id.is_(None), insert.c.account_id.is_not(None))
+                        .cte("released"))
+            _STATEMENTS[key] = db.select(insert.c.account_id).add_cte(released)
+        else:
+            _STATEMENTS[key] = (sqlite_insert(table).values(values)
+                                .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.account_id))
+    return _STATEMENTS[key]
+
+
+def _release_statement():
+    if "release" not in _STATEMENTS:
+        table = StripeEvent.__table__
+        _STATEMENTS["release"] = (db.update(table)
+                                  .where(table.c.customer_id == db.bindparam("p_customer_id"),
+                                         table.c.account_id.is_(None))
+                                  .values(account_id=db.bindparam("p_account_id")))
+    return _STATEMENTS["release"]
 
 
 def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,

@@ -107,7 +107,7 @@ class Subscription(db.Model):
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str | None] = mapped_column(String(20))
     plan: Mapped[str] = mapped_column(String(255), default="free")
-    price_amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    price_amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     currency: Mapped[str | None] = mapped_column(String(3))
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
@@ -409,7 +410,7 @@ def _latest_committed(account_ids: Sequence[str]):
     t = BillingEvent.__table__
     if db.session.get_bind().dialect.name == "postgresql":
         return (db.select(t.c.account_id, t.c.committed_mrr).where(t.c.account_id.in_(account_ids))
-                .distinct(t.c.account_id).order_by(t.c.account_id, t.c.occurred_at.desc(), t.c.id.desc()))
+                .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, t.c.occurred_at.desc(), t.c.id.desc()))
     ranked = (db.select(t.c.account_id, t.c.committed_mrr,
                         db.func.row_number().over(partition_by=t.c.account_id,
                                                   order_by=(t.c.occurred_at.desc(), t.c.id.desc())).label("n"))

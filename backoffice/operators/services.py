@@ -5,6 +5,7 @@ import re
 import secrets
 from datetime import timedelta
 
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backoffice.auth import hash_secret
@@ -19,6 +20,11 @@ MIN_PASSWORD = 10
 INVITE_DAYS = 7
 # A real hash to compare against when the e-mail is unknown, so timing does not reveal it.
 _DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+def _hash(password: str) -> str:
+    """scrypt by default; PASSWORD_HASH_METHOD lets the test suite use a cheaper work factor."""
+    return generate_password_hash(password, method=current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
 
 
 def normalise_email(email: str | None) -> str:
@@ -75,7 +81,7 @@ def create_operator(email: str, password: str | None, role: str = "viewer",
     if db.session.execute(db.select(Operator.id).where(Operator.email == email)).first():
         raise BadRequest("An operator with this e-mail already exists.", field="email")
     op = Operator(email=email, role="viewer" if kiosk else role, active=True, kiosk=kiosk,
-                  password_hash=generate_password_hash(password) if password else None)
+                  password_hash=_hash(password) if password else None)
     db.session.add(op)
     db.session.flush()
     audit(actor, "operator.create", "operator", op.id, after=_snapshot(op))
@@ -120,7 +126,7 @@ def find_invite(token: str) -> Operator:
 def accept_invite(token: str, password: str) -> Operator:
     op = find_invite(token)
     check_password_rules(password)
-    op.password_hash = generate_password_hash(password)
+    op.password_hash = _hash(password)
     op.invite_token_hash = None
     op.invite_expires_at = None
     audit(op, "operator.accept_invite", "operator", op.id)

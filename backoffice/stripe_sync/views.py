@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_babel import gettext as _
 
 from backoffice.errors import BadRequest
+from backoffice.extensions import limiter
 from backoffice.ledger import archive
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ bp = Blueprint("stripe_sync", __name__, template_folder="templates")
 
 
 @bp.post("/stripe/webhook")
+@limiter.exempt  # no limit applies to it: skip the limiter's per-request bookkeeping
 def webhook():
     """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
     slow or failing replay never makes Stripe retry an event that is stored; the replay is

@@ -94,6 +94,7 @@ def plan_account(seed: str, account, start: datetime, now: datetime,
     if last_start <= born:
         return []
     slug = _slug(_field(account, "name")) or "deployment"
+    tail = _slug(account_id.rsplit("_", 1)[-1][-8:]) or "x"  # the id's tail keeps names unique
     plans = []
     for d in range(rng.choice((1, 1, 1, 2, 2, 3))):
         if d == 0:  # the first one soon after sign-up, the others any time later
@@ -103,7 +104,7 @@ def plan_account(seed: str, account, start: datetime, now: datetime,
         if created >= last_start:
             continue
         created = created.replace(microsecond=0)
-        name = f"{slug}-{ROLES[d]}-{account_id[-6:]}".lower()
+        name = f"{slug}-{ROLES[d]}-{tail}"
         plans.append(_plan_deployment(rng, name, account_id, created, end, gone is not None, now, metrics))
     return plans
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -149,31 +149,63 @@ def deployments_page(page: int, page_size: int, account_id: str | None = None, s
     return paginate(stmt, page, page_size, scalars=False)
 
 
-def timeline_page(name: str, page: int, page_size: int) -> Page:
-    """Every event of a deployment, newest first: lifecycle, plan, add-on and suspension rows."""
+def _timeline_union(names: list[str]):
+    """Every event of these deployments as one union: lifecycle, plan, add-on and suspension rows."""
     lit = sa.literal_column
     # rank orders rows of the same instant as they happen: created, plan, add-ons, suspension, deleted.
     parts = [
-        sa.select(Deployment.created_at.label("at"), lit("'created'").label("kind"), sa.null().label("detail"),
-                  Deployment.source.label("source"), sa.literal(0).label("rank"), sa.literal(0).label("seq"))
-        .where(Deployment.name == name),
-        sa.select(Deployment.deleted_at, lit("'deleted'"), sa.null(), lit("'delete'"), sa.literal(4),
-                  sa.literal(0))
-        .where(Deployment.name == name, Deployment.deleted_at.is_not(None)),
-        sa.select(PlanEvent.occurred_at, lit("'plan'"), PlanEvent.plan, PlanEvent.source, sa.literal(1),
-                  PlanEvent.id)
-        .where(PlanEvent.deployment_name == name),
-        sa.select(AddonEvent.occurred_at, AddonEvent.kind, AddonEvent.addon, AddonEvent.source, sa.literal(2),
-                  AddonEvent.id)
-        .where(AddonEvent.deployment_name == name),
-        sa.select(SuspensionEvent.occurred_at, SuspensionEvent.kind, sa.null(), SuspensionEvent.source,
-                  sa.literal(3), SuspensionEvent.id)
-        .where(SuspensionEvent.deployment_name == name),
+        sa.select(Deployment.name.label("deployment_name"), Deployment.created_at.label("at"),
+                  lit("'created'").label("kind"), sa.null().label("detail"), Deployment.source.label("source"),
+                  sa.literal(0).label("rank"), sa.literal(0).label("seq"))
+        .where(Deployment.name.in_(names)),
+        sa.select(Deployment.name, Deployment.deleted_at, lit("'deleted'"), sa.null(), lit("'delete'"),
+                  sa.literal(4), sa.literal(0))
+        .where(Deployment.name.in_(names), Deployment.deleted_at.is_not(None)),
+        sa.select(PlanEvent.deployment_name, PlanEvent.occurred_at, lit("'plan'"), PlanEvent.plan,
+                  PlanEvent.source, sa.literal(1), PlanEvent.id)
+        .where(PlanEvent.deployment_name.in_(names)),
+        sa.select(AddonEvent.deployment_name, AddonEvent.occurred_at, AddonEvent.kind, AddonEvent.addon,
+                  AddonEvent.source, sa.literal(2), AddonEvent.id)
+        .where(AddonEvent.deployment_name.in_(names)),
+        sa.select(SuspensionEvent.deployment_name, SuspensionEvent.occurred_at, SuspensionEvent.kind, sa.null(),
+                  SuspensionEvent.source, sa.literal(3), SuspensionEvent.id)
+        .where(SuspensionEvent.deployment_name.in_(names)),
     ]
-    union = sa.union_all(*parts).subquery()
+    return sa.union_all(*parts).subquery()
+
+
+def timeline_page(name: str, page: int, page_size: int) -> Page:
+    """Every event of a deployment, newest first: lifecycle, plan, add-on and suspension rows."""
+    union = _timeline_union([name])
     stmt = sa.select(union.c.at, union.c.kind, union.c.detail, union.c.source).order_by(
         union.c.at.desc(), union.c.rank.desc(), union.c.seq.desc())
     return paginate(stmt, page, page_size, scalars=False)
+
+
+def recent_timelines(names: list[str], limit: int) -> dict[str, list]:
+    """The latest `limit` events of each of these deployments, newest first (one query for a page of
+    deployments; the same rows and order as `timeline_page`)."""
+    if not names:
+        return {}
+    union = _timeline_union(names)
+    order = (union.c.at.desc(), union.c.rank.desc(), union.c.seq.desc())
+    rn = sa.func.row_number().over(partition_by=union.c.deployment_name, order_by=order).label("rn")
+    ranked = sa.select(union, rn).subquery()
+    rows = db.session.execute(
+        sa.select(ranked.c.deployment_name, ranked.c.at, ranked.c.kind, ranked.c.detail, ranked.c.source)
+        .where(ranked.c.rn <= limit)
+        .order_by(ranked.c.deployment_name, ranked.c.rn))
+    out: dict[str, list] = {n: [] for n in names}
+    for r in rows:
+        out[r.deployment_name].append(r)
+    return out
+
+
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """[first instant of `now`'s UTC month, first instant of the next): "usage this month"."""
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
 
 
 def last_snapshot_run(with_snapshot: bool = False) -> BackfillRun | None:

@@ -18,10 +18,7 @@ from backoffice.usage.models import METRICS
 bp = Blueprint("usage", __name__, url_prefix="/usage", template_folder="templates")
 
 
-def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    start = datetime(now.year, now.month, 1, tzinfo=UTC)
-    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+_month_bounds = queries.month_bounds  # shared with the account's Deployments tab
 
 
 def _rows(page) -> list[dict]:

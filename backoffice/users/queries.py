@@ -35,19 +35,16 @@ def _filtered(f: UserFilters, *columns):
     stmt = db.select(*columns).select_from(User)
     if f.search:
         like = f"%{_escape_like(f.search.lower())}%"
-        in_account = (
-            db.select(Membership.user_id)
-            .join(Account, Account.id == Membership.account_id)
-            .where(db.func.lower(Account.name).like(like, escape="\\"))
+        # A union of id sets rather than one OR: each branch is its own trigram index scan
+        # (migration 0008_list_search_trgm); an OR with the membership subquery scans every user.
+        matching = db.union(
+            db.select(User.id).where(db.func.lower(User.email).like(like, escape="\\")),
+            db.select(User.id).where(db.func.lower(User.first_name).like(like, escape="\\")),
+            db.select(User.id).where(db.func.lower(User.last_name).like(like, escape="\\")),
+            db.select(Membership.user_id).join(Account, Account.id == Membership.account_id)
+            .where(Account.name.ilike(like, escape="\\")),
         )
-        stmt = stmt.where(
-            db.or_(
-                db.func.lower(User.email).like(like, escape="\\"),
-                db.func.lower(User.first_name).like(like, escape="\\"),
-                db.func.lower(User.last_name).like(like, escape="\\"),
-                User.id.in_(in_account),
-            )
-        )
+        stmt = stmt.where(User.id.in_(matching))
     return stmt
 
 

@@ -6,12 +6,13 @@ Revises: 0006_invoice_sort_indexes
 Indexes: the account counts of the KPI tiles, the growth card and the plan distribution read only
 live (not deleted) accounts, index-only; the active-sessions tile reads only unrevoked sessions.
 
-Change markers (PostgreSQL only): the dashboard keeps its all-time daily revenue and login series
-per process and reuses them while the data is unchanged. Payment transactions are updated in place
-(refunds, credit notes, late payments), so "the newest row" cannot tell; instead every write to
-payment_transactions or logins advances a sequence, once right away (for the writer's own
-transaction) and once again just before commit (so readers never keep a series computed before
-the commit under the new marker). Reading a sequence neither blocks nor is blocked by writers.
+Change markers (PostgreSQL only): the dashboard keeps its figures (all-time daily revenue and
+login series, blended MRR, plan and account counts, the banners' counts) per process and reuses
+them while their tables are unchanged. These tables are updated in place (refunds, credit notes,
+syncs, soft deletes), so "the newest row" cannot tell; instead every write to payment_transactions,
+logins, subscriptions or accounts advances that table's sequence, once right away (for the
+writer's own transaction) and once again just before commit (so no reader keeps a figure computed
+before the commit under the new marker). Reading a sequence neither blocks nor is blocked by writers.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -21,7 +22,8 @@ down_revision = '0006_invoice_sort_indexes'
 branch_labels = None
 depends_on = None
 
-MARKED = {'payment_transactions': 'dashboard_payments_version', 'logins': 'dashboard_logins_version'}
+MARKED = {'payment_transactions': 'dashboard_payments_version', 'logins': 'dashboard_logins_version',
+          'subscriptions': 'dashboard_subscriptions_version', 'accounts': 'dashboard_accounts_version'}
 
 
 def upgrade():

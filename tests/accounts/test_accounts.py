@@ -266,3 +266,16 @@ def test_admin_menu_links_the_reconciliation_dialogs(five, admin_client):
         assert 'hx-get="/stripe/accounts/acc_active/drift/acknowledge"' in menu
     if url_map_has("stripe_sync.disaster_recovery"):
         assert 'hx-get="/stripe/accounts/acc_active/disaster-recovery"' in menu
+
+
+@pytest.mark.parametrize("sort", ["plan", "-plan", "mrr", "-mrr", "status", "-status", "renewal", "-renewal"])
+def test_subscription_sorts_merge_to_the_plain_order(five, app, sort):
+    """The indexed two-stream page (subscriptions by key, accounts without one by id) equals ORDER BY."""
+    AccountFactory(id="acc_zz_nosub", name="No Sub")
+    db.session.commit()
+    for page in (1, 2, 3):
+        f = AccountFilters(sort=sort, page=page, page_size=2)
+        fast = list(db.session.execute(queries._page_ids_stmt(f)).scalars())
+        plain = list(db.session.execute(queries._ordered(queries._base(f, queries.Account.id), sort)
+                                        .limit(2).offset((page - 1) * 2)).scalars())
+        assert fast == plain, (sort, page)

@@ -213,3 +213,25 @@ def test_timeline_and_states_for(api):
     assert states["t1"] == queries.DeploymentState("team", frozenset({"a"}), True)
     assert states["t2"] == queries.DeploymentState("pro", frozenset({"b", "c"}), False)
     assert states["t3"] == queries.EMPTY_STATE
+
+
+def test_usage_batch_is_stored_like_the_orm_stores_it(api):
+    """The batch insert bypasses the ORM for speed; its rows must compare, sum and sort exactly like
+    rows the ORM writes (times in SQLAlchemy's text form, quantities exact)."""
+    from decimal import Decimal
+
+    from backoffice.usage.models import UsageRecord
+
+    api.account()
+    api.deployment("t1", at=T0)
+    at = T0 + timedelta(hours=15)
+    resp = api.post("/usage", {"records": [
+        {"deployment": "t1", "metric": "resource_hours", "quantity": q, "occurred_at": iso(at),
+         "idempotency_key": f"k-{i}"} for i, q in enumerate(["0.0001", "24.5", 3])]})
+    assert resp.get_json() == {"received": 3, "inserted": 3, "duplicates": 0}
+    db.session.add(UsageRecord(idempotency_key="orm", deployment_name="t1", account_id="acc_1",
+                               metric="resource_hours", quantity=Decimal("1.25"), occurred_at=at))
+    db.session.commit()
+    same_time = sa.select(sa.func.count(), sa.func.sum(UsageRecord.quantity)).where(UsageRecord.occurred_at == at)
+    assert db.session.execute(same_time).one() == (4, Decimal("28.7501"))
+    assert queries.usage_totals(["t1"], at, at + timedelta(seconds=1)) == {"t1": {"resource_hours": Decimal("28.7501")}}
