@@ -243,25 +243,32 @@ def _stored(event_id: str):
 
 def _archive_customer_event(body: bytes, event: dict, sha: str, customer_id: str,
                             recovery_source: str | None) -> ArchiveResult:
-    """A customer object: its account is linked or created before the row is stored."""
-    existing = _stored(event["id"])
-    if existing is not None:
-        return _redelivered(event, sha, existing)
-    account_id = _account_for_customer(event["data"]["object"])
-    values = _row_values(body, event, sha, customer_id, recovery_source)
-    db.session.add(StripeEvent(**values, account_id=account_id))
-    try:
-        db.session.flush()
-        _release_waiting_events(customer_id, account_id)
-        db.session.commit()
-    except IntegrityError:
-        # A concurrent delivery of the same id won the insert: answer as a redelivery.
-        db.session.rollback()
+    """A customer object: its account is linked or created before the row is stored. Two
+    events of a new customer delivered at once may both create its account: the loser rolls
+    back and links the winner's account on its second attempt."""
+    for attempt in (1, 2):
         existing = _stored(event["id"])
-        if existing is None:
-            raise
-        return _redelivered(event, sha, existing)
-    return ArchiveResult(event["id"], "stored", account_id, values["state"])
+        if existing is not None:
+            return _redelivered(event, sha, existing)
+        values = _row_values(body, event, sha, customer_id, recovery_source)
+        try:
+            account_id = _account_for_customer(event["data"]["object"])
+            db.session.add(StripeEvent(**values, account_id=account_id))
+            db.session.flush()
+            _release_waiting_events(customer_id, account_id)
+            db.session.commit()
+        except IntegrityError:
+            # A concurrent delivery of the same id won the insert (answered as a redelivery),
+            # or a concurrent delivery of the same customer created its account (retried).
+            db.session.rollback()
+            existing = _stored(event["id"])
+            if existing is not None:
+                return _redelivered(event, sha, existing)
+            if attempt == 2:
+                raise
+            continue
+        return ArchiveResult(event["id"], "stored", account_id, values["state"])
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _redelivered(event: dict, sha: str, existing) -> ArchiveResult:

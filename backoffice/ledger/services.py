@@ -13,15 +13,21 @@ would write differently, without changing it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy import BigInteger
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
@@ -87,21 +93,24 @@ ID_CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables)
 
 def replay_account(account_id: str | None) -> ReplayReport:
     """One use case, one commit. A failure rolls back and marks the batch failed (its events stay
-    in the archive and are retried with the next replay of the account)."""
+    in the archive and are retried with the next replay of the account), under the same lock."""
     report = ReplayReport(account_id)
-    try:
-        _replay_catalog_events()
-        if account_id is not None:
-            done = _replay_batch([account_id])
-            if account_id in done:
-                report = done[account_id]
-        db.session.commit()
-    except Exception as e:
-        db.session.rollback()
-        log.exception("replay of account %s failed", account_id)
-        report = ReplayReport(account_id, error=f"{type(e).__name__}: {e}"[:2000])
-        report.failed = _mark_pending_failed(account_id, report.error)
-        db.session.commit()
+    with _serialized():
+        try:
+            _replay_catalog_events()
+            if account_id is not None:
+                done = _replay_batch([account_id])
+                if account_id in done:
+                    report = done[account_id]
+            db.session.commit()
+        except Exception as e:
+            db.session.rollback()
+            log.exception("replay of account %s failed", account_id)
+            report = ReplayReport(account_id, error=f"{type(e).__name__}: {e}"[:2000])
+            if account_id is not None:
+                _lock_accounts([account_id])  # the rollback released the lock
+                report.failed = _mark_pending_failed(account_id, report.error)
+            db.session.commit()
     return report
 
 
@@ -119,9 +128,10 @@ def replay_pending(progress: Callable[[int], None] | None = None,
     reports: list[ReplayReport] = []
     for batch in _batches(counts, batch_size):
         try:
-            _replay_catalog_events()
-            done = _replay_batch(batch)
-            db.session.commit()
+            with _serialized():
+                _replay_catalog_events()
+                done = _replay_batch(batch)
+                db.session.commit()
             reports.extend(done.get(a, ReplayReport(a)) for a in batch)
         except Exception:
             db.session.rollback()
@@ -159,17 +169,32 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
     rows: list = []
     for chunk in _chunks(ids):
         rows.extend(db.session.execute(
-            db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id)
+            db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id, table.c.stripe_created_at)
             .where(table.c.account_id.in_(chunk), table.c.state.in_(("pending", "failed")))
             .order_by(table.c.account_id, table.c.stripe_created_at, table.c.id)
         ).all())
     if not rows:
         return {}
-    by_account: dict[str, tuple[list, list]] = {}
+    pending: dict[str, list] = {}
     for row in rows:
-        entry = by_account.setdefault(row.account_id, ([], []))
-        entry[0].append(row)
-        entry[1].append(json.loads(row.payload))
+        pending.setdefault(row.account_id, []).append(row)
+    # An account with a pending event older (created, id) than its newest processed one is
+    # replayed from its whole archive and the empty state, as `rebuild` does: classified from the
+    # live state, the late event would depend on delivery order.
+    newest = _newest_processed(sorted(pending))
+    late = sorted(a for a, account_rows in pending.items()
+                  if a in newest and (account_rows[0].stripe_created_at, account_rows[0].id) < newest[a])
+    archived = _archive_rows(late)
+    by_account: dict[str, tuple[list, list]] = {}
+    for account_id, account_rows in pending.items():
+        source = account_rows
+        if account_id in archived:
+            handled = {r.id for r in archived[account_id]}
+            source = sorted(archived[account_id] + [r for r in account_rows if r.id not in handled],
+                            key=lambda r: (r.stripe_created_at, r.id))
+        by_account[account_id] = (source, [json.loads(row.payload) for row in source])
+    if late:
+        _reset_schedules(late)
     batch = _Batch(by_account)
     seeds = batch.seeds()
     reports = {}
@@ -177,9 +202,13 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
         if account_id not in by_account:
             continue
         report = reports[account_id] = ReplayReport(account_id)
-        account_rows, events = by_account[account_id]
+        account_rows = pending[account_id]  # only these change state in the archive
+        events = by_account[account_id][1]
         report.events = len(account_rows)
         batch.project_catalog(events)
+        if account_id in archived:
+            batch.classify(account_id, account_rows, events, adapter.empty_state(), report, watermark=None)
+            continue
         committed, classified, watermark = seeds(account_id)
         state = adapter.seed_state(batch.current(account_id), committed, classified)
         batch.classify(account_id, account_rows, events, state, report, watermark=watermark)
@@ -187,12 +216,79 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
     return reports
 
 
-def _lock_accounts(account_ids: Sequence[str]) -> None:
-    """Serialises replays of an account (row locks on PostgreSQL, taken in id order so two
-    batches never deadlock; SQLite locks the file)."""
+def _newest_processed(account_ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+    """Account id → (created, id) of its newest processed archived event."""
+    t = StripeEvent.__table__
+    newest: dict[str, tuple[datetime, str]] = {}
     for chunk in _chunks(account_ids):
-        db.session.execute(db.select(Account.id).where(Account.id.in_(chunk))
-                           .order_by(Account.id).with_for_update())
+        ranked = (db.select(t.c.account_id, t.c.stripe_created_at, t.c.id,
+                            db.func.row_number().over(partition_by=t.c.account_id,
+                                                      order_by=(t.c.stripe_created_at.desc(), t.c.id.desc()))
+                            .label("n"))
+                  .where(t.c.account_id.in_(chunk), t.c.state == "processed").subquery())
+        newest.update((r.account_id, (r.stripe_created_at, r.id)) for r in db.session.execute(
+            db.select(ranked.c.account_id, ranked.c.stripe_created_at, ranked.c.id).where(ranked.c.n == 1)))
+    return newest
+
+
+def _archive_rows(account_ids: Sequence[str]) -> dict[str, list]:
+    """Account id → its whole archive of handled events in Stripe's order (what `rebuild`
+    replays)."""
+    t = StripeEvent.__table__
+    found: dict[str, list] = {}
+    for chunk in _chunks(account_ids):
+        for row in db.session.execute(
+            db.select(t.c.id, t.c.type, t.c.payload, t.c.account_id, t.c.stripe_created_at)
+            .where(t.c.account_id.in_(chunk), t.c.type.in_(sorted(archive.HANDLED_TYPES)))
+            .order_by(t.c.account_id, t.c.stripe_created_at, t.c.id)
+        ):
+            found.setdefault(row.account_id, []).append(row)
+    return found
+
+
+def _reset_schedules(account_ids: Sequence[str]) -> None:
+    """Before a replay from the empty state: the schedules come from the classifier's state
+    alone, the payloads set everything else again."""
+    for chunk in _chunks(account_ids):
+        for sub in db.session.execute(db.select(Subscription).where(Subscription.account_id.in_(chunk))).scalars():
+            sub.scheduled_plan = None
+            sub.scheduled_price_amount = None
+
+
+# SQLite has one writer and no row locks: replays of this process take turns (reentrant: a
+# failed batch is replayed account by account inside its turn).
+_SQLITE_REPLAY_LOCK = threading.RLock()
+
+
+@contextmanager
+def _serialized() -> Iterator[None]:
+    """A replay's whole transaction, from its first read to its commit (or the marking of its
+    failure): on SQLite one at a time per process; PostgreSQL serialises per account with
+    advisory locks (`_lock_accounts`)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        with _SQLITE_REPLAY_LOCK:
+            yield
+    else:
+        yield
+
+
+def account_lock_key(account_id: str) -> int:
+    """A stable signed 64-bit key of an account for pg_advisory_xact_lock."""
+    digest = hashlib.blake2b(f"backoffice.replay:{account_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_accounts(account_ids: Sequence[str]) -> None:
+    """Serialises replays of an account until the transaction ends: on PostgreSQL a transaction
+    advisory lock per account, taken in key order so two batches never deadlock (one query per
+    chunk); on SQLite `_serialized` holds the process lock already."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({account_lock_key(a) for a in account_ids})
+    for chunk in _chunks(keys):
+        ordered = (db.select(db.func.unnest(db.cast(db.bindparam("keys", list(chunk)), ARRAY(BigInteger)))
+                             .label("k")).order_by("k").subquery())
+        db.session.execute(db.select(db.func.pg_advisory_xact_lock(ordered.c.k))).all()
 
 
 class _Batch:
@@ -513,13 +609,18 @@ def _project_prices(plans: dict[str, Plan], events: Sequence[dict]) -> bool:
             if values is not None:
                 seen[values["price_id"]] = values
     changed = False
+    new = [values for price_id, values in sorted(seen.items()) if price_id not in plans]
+    if new:
+        # Another replay may insert the same price meanwhile: insert what is missing, then
+        # update it like any stored plan.
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert(Plan.__table__).values(new).on_conflict_do_nothing(index_elements=["price_id"]))
+        for chunk in _chunks([v["price_id"] for v in new]):
+            plans.update((p.price_id, p) for p in db.session.execute(
+                db.select(Plan).where(Plan.price_id.in_(chunk))).scalars())
+        changed = True
     for price_id, values in seen.items():
-        plan = plans.get(price_id)
-        if plan is None:
-            plan = plans[price_id] = Plan(**values)
-            db.session.add(plan)
-            changed = True
-            continue
+        plan = plans[price_id]
         for key, value in values.items():
             changed = changed or getattr(plan, key) != value
             setattr(plan, key, value)
@@ -602,21 +703,23 @@ def _project_invoice(account_id, event, transactions, subscriptions, clamped, in
         status = "failed"
     elif event["type"] in ("invoice.paid", "invoice.payment_succeeded"):
         status = "succeeded"
-    if pt.status == "succeeded" and status in ("open", "draft", "failed"):
-        status = "succeeded"  # a stale update never un-pays an invoice
+    stale = pt.status == "succeeded" and status in ("open", "draft", "failed")
+    if stale:
+        status = "succeeded"  # a stale update never un-pays an invoice, nor its amounts
     transitions = obj.get("status_transitions") or {}
     moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") or event["created"]
     sub_id = archive.event_subscription_id(event)
     pt.status = status
-    pt.date = _at(moment)
     pt.currency = currency
-    pt.number = obj.get("number")
-    pt.invoice_url = obj.get("hosted_invoice_url") or obj.get("invoice_pdf")
-    pt.amount = amounts["amount_paid"]
-    pt.invoice_total = amounts["total"]
-    pt.tax_amount = amounts["tax"]
-    pt.amount_excluding_tax = amounts["amount_excluding_tax"]
-    pt.amount_from_credit = amounts["amount_from_credit"]
+    pt.number = obj.get("number") or (pt.number if stale else None)
+    pt.invoice_url = obj.get("hosted_invoice_url") or obj.get("invoice_pdf") or (pt.invoice_url if stale else None)
+    if not stale:
+        pt.date = _at(moment)
+        pt.amount = amounts["amount_paid"]
+        pt.invoice_total = amounts["total"]
+        pt.tax_amount = amounts["tax"]
+        pt.amount_excluding_tax = amounts["amount_excluding_tax"]
+        pt.amount_from_credit = amounts["amount_from_credit"]
     pt.subscription_id = subscriptions.get(sub_id) if sub_id else pt.subscription_id
     pt.plan = invoice_plans.get(event["id"]) or pt.plan
     charge = obj.get("charge")
@@ -686,8 +789,9 @@ def rebuild(account_ids: Sequence[str], progress: Callable[[int], None] | None =
     missing rows appended; stored rows are compared, never changed. One commit per account."""
     report = RebuildReport()
     for account_id in account_ids:
-        _rebuild_account(account_id, report)
-        db.session.commit()
+        with _serialized():
+            _rebuild_account(account_id, report)
+            db.session.commit()
         report.accounts += 1
         if progress:
             progress(1)
@@ -697,12 +801,7 @@ def rebuild(account_ids: Sequence[str], progress: Callable[[int], None] | None =
 def _rebuild_account(account_id: str, report: RebuildReport) -> None:
     _lock_accounts([account_id])
     _replay_catalog_events()
-    table = StripeEvent.__table__
-    rows = db.session.execute(
-        db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id)
-        .where(table.c.account_id == account_id, table.c.type.in_(sorted(archive.HANDLED_TYPES)))
-        .order_by(table.c.stripe_created_at, table.c.id)
-    ).all()
+    rows = _archive_rows([account_id]).get(account_id, [])
     if not rows:
         return
     report.events += len(rows)
@@ -711,9 +810,7 @@ def _rebuild_account(account_id: str, report: RebuildReport) -> None:
         db.select(BillingEvent).where(BillingEvent.account_id == account_id,
                                       BillingEvent.baseline.is_(False))).scalars()}
     # Projections are recomputed from scratch: subscriptions are reset to what the payloads say.
-    for sub in db.session.execute(db.select(Subscription).where(Subscription.account_id == account_id)).scalars():
-        sub.scheduled_plan = None
-        sub.scheduled_price_amount = None
+    _reset_schedules([account_id])
     batch = _Batch({account_id: (rows, events)}, existing=set(stored))
     batch.project_catalog(events)
     batch.classify(account_id, rows, events, adapter.empty_state(), ReplayReport(account_id), watermark=None,

@@ -66,7 +66,8 @@ def rows(page: Page):
 
 def test_search_updates_url_and_back_restores_the_list(page, seeded):
     sign_in(page, seeded, "admin@example.com", "/accounts")
-    expect(rows(page)).to_have_count(4)
+    # The live server is shared by every browser test: other tests' accounts may be listed too.
+    expect(rows(page).first).to_be_visible()
     page.get_by_label("Search by name or id").fill("rockets")
     expect(page).to_have_url(re.compile(r"/accounts\?.*search=rockets"))
     expect(rows(page)).to_have_count(1)

@@ -60,7 +60,8 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
     assert set(drift.due_subscription_ids()) == {ok.id, down.id, slow.id}
 
     with caplog.at_level(logging.INFO, logger="backoffice.stripe_sync.tasks"):
-        run_id = tasks.drift_pass_task.delay().get()
+        # Eager result: another test may have left Celery's "inside a worker" flag set in this process.
+        run_id = tasks.drift_pass_task.delay().get(disable_sync_subtasks=False)
 
     run = db.session.get(JobRun, run_id)
     assert (run.kind, run.status, run.total) == ("drift_pass", "done", 3)
