@@ -5,7 +5,13 @@ from Stripe payloads (subscriptions, payment transactions, the plan catalog).
 order (created, then id), seeds the classifier from the live subscription and the committed MRR
 of the latest ledger row (never a phantom zero), classifies them with the pure classifier
 (ledger/classifier.py), appends only rows whose Stripe event id is missing and updates the
-projections. Of the archive it changes only the processing columns.
+projections. Of the archive it changes only the processing columns. An account whose pending
+events include one older (created, id) than its newest processed event, or whose newest
+processed event was processed before an older one, is replayed from its whole archive and the
+empty state instead (as `rebuild` does); only the replayed events' missing rows are appended.
+
+Replays of one account take turns: a transaction advisory lock per account on PostgreSQL
+(`_lock_accounts`), a process-wide lock on SQLite (`_serialized`); plans are upserted.
 
 `rebuild` replays an account's whole archive from an empty state: it recomputes the
 projections, appends rows that are missing, and reports every stored row that the fresh replay
@@ -181,9 +187,12 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
     # An account with a pending event older (created, id) than its newest processed one is
     # replayed from its whole archive and the empty state, as `rebuild` does: classified from the
     # live state, the late event would depend on delivery order.
-    newest = _newest_processed(sorted(pending))
+    # So is an account whose newest processed event was replayed before an older one: its
+    # latest ledger row was written without that event, it cannot seed a replay.
+    newest, unsettled = _newest_processed(sorted(pending))
     late = sorted(a for a, account_rows in pending.items()
-                  if a in newest and (account_rows[0].stripe_created_at, account_rows[0].id) < newest[a])
+                  if a in unsettled or (a in newest and (account_rows[0].stripe_created_at, account_rows[0].id)
+                                        < newest[a]))
     archived = _archive_rows(late)
     by_account: dict[str, tuple[list, list]] = {}
     for account_id, account_rows in pending.items():
@@ -216,19 +225,30 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
     return reports
 
 
-def _newest_processed(account_ids: Sequence[str]) -> dict[str, tuple[datetime, str]]:
-    """Account id → (created, id) of its newest processed archived event."""
+def _newest_processed(account_ids: Sequence[str]) -> tuple[dict[str, tuple[datetime, str]], set[str]]:
+    """Account id → (created, id) of its newest processed archived event; and the accounts where
+    an older event was processed after that one (two queries per chunk)."""
     t = StripeEvent.__table__
+    older = t.alias("older")
     newest: dict[str, tuple[datetime, str]] = {}
+    unsettled: set[str] = set()
     for chunk in _chunks(account_ids):
-        ranked = (db.select(t.c.account_id, t.c.stripe_created_at, t.c.id,
+        ranked = (db.select(t.c.account_id, t.c.stripe_created_at, t.c.id, t.c.processed_at,
                             db.func.row_number().over(partition_by=t.c.account_id,
                                                       order_by=(t.c.stripe_created_at.desc(), t.c.id.desc()))
                             .label("n"))
                   .where(t.c.account_id.in_(chunk), t.c.state == "processed").subquery())
+        top = db.select(ranked).where(ranked.c.n == 1).subquery()
         newest.update((r.account_id, (r.stripe_created_at, r.id)) for r in db.session.execute(
-            db.select(ranked.c.account_id, ranked.c.stripe_created_at, ranked.c.id).where(ranked.c.n == 1)))
-    return newest
+            db.select(top.c.account_id, top.c.stripe_created_at, top.c.id)))
+        unsettled.update(db.session.execute(
+            db.select(older.c.account_id).distinct()
+            .join(top, top.c.account_id == older.c.account_id)
+            .where(older.c.state == "processed", older.c.processed_at > top.c.processed_at,
+                   db.or_(older.c.stripe_created_at < top.c.stripe_created_at,
+                          db.and_(older.c.stripe_created_at == top.c.stripe_created_at, older.c.id < top.c.id)))
+        ).scalars())
+    return newest, unsettled
 
 
 def _archive_rows(account_ids: Sequence[str]) -> dict[str, list]:
@@ -443,10 +463,13 @@ class _Batch:
             row_by_event = {row.stripe_event_id: row for row in adapter.rows_of(result)}
             existing = self.existing if stored is None else set(stored)
             current_id = current.id if current is not None else None
+            # A replay appends the rows of the events it replays (an account replayed from its
+            # whole archive classifies them all); a rebuild appends every missing row.
+            replaying = None if rebuild is not None else {row.id for row in rows}
             appended = 0
             for event in events:
                 row = row_by_event.get(event["id"])
-                if row is None:
+                if row is None or (replaying is not None and event["id"] not in replaying):
                     continue
                 if event["id"] in existing:
                     if stored is not None and rebuild is not None:
@@ -502,14 +525,16 @@ def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
 
 
 def _latest_committed(account_ids: Sequence[str]):
-    """(account id, committed MRR of its latest ledger row) for each account with rows."""
+    """(account id, committed MRR of its latest ledger row) for each account with rows. Latest
+    in Stripe's order (time, then event id), not in insertion order: a late event's row is
+    inserted after rows that follow it."""
     t = BillingEvent.__table__
+    latest = (t.c.occurred_at.desc(), t.c.stripe_event_id.desc(), t.c.id.desc())
     if db.session.get_bind().dialect.name == "postgresql":
         return (db.select(t.c.account_id, t.c.committed_mrr).where(t.c.account_id.in_(account_ids))
-                .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, t.c.occurred_at.desc(), t.c.id.desc()))
+                .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, *latest))
     ranked = (db.select(t.c.account_id, t.c.committed_mrr,
-                        db.func.row_number().over(partition_by=t.c.account_id,
-                                                  order_by=(t.c.occurred_at.desc(), t.c.id.desc())).label("n"))
+                        db.func.row_number().over(partition_by=t.c.account_id, order_by=latest).label("n"))
               .where(t.c.account_id.in_(account_ids)).subquery())
     return db.select(ranked.c.account_id, ranked.c.committed_mrr).where(ranked.c.n == 1)
 

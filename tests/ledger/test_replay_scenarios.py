@@ -320,3 +320,43 @@ def test_failing_replay_still_answers_200_and_marks_failed(client, monkeypatch):
     report = services.replay_account(ACC)
     assert (report.processed, report.rows_appended) == (1, 1)
     assert archived(event).state == "processed"
+
+
+def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, subscribed):
+    """basic → business (day 2) arrives after business → pro (day 3) was replayed: the account's
+    whole archive is replayed from the empty state. The late row is what delivery in Stripe's
+    order writes, the stored day-3 row is kept (rebuild reports it), the projection is day 3's."""
+    from backoffice.ledger import services
+
+    day = 86400
+    start = h.ts("2026-01-10T08:00:00")
+    to_business = _updated(BUSINESS, start + 2 * day, previous={"items": {"data": [{"price": BASIC}]}})
+    to_pro = _updated(PRO, start + 3 * day, previous={"items": {"data": [{"price": BUSINESS}]}})
+    send(client, to_pro)
+    stored = by_event(to_pro)
+    # Classified against the live state (basic, 49.00): the payload names business as before.
+    assert (stored.type, stored.from_plan, stored.to_plan, stored.previous_amount, stored.new_amount,
+            stored.amount_delta, stored.committed_mrr) == (
+        "subscription_downgraded", "business", "pro", Decimal("49.0000"), Decimal("159.0000"),
+        Decimal("110.0000"), Decimal("159.0000"))
+    send(client, to_business)
+
+    late = by_event(to_business)
+    assert (late.type, late.from_plan, late.to_plan, late.previous_amount, late.new_amount, late.amount_delta,
+            late.committed_mrr, late.occurred_at) == (
+        "subscription_upgraded", "basic", "business", Decimal("49.0000"), Decimal("299.0000"),
+        Decimal("250.0000"), Decimal("299.0000"), datetime(2026, 1, 12, 8, 0, tzinfo=UTC))
+    assert [(r.stripe_event_id, r.type) for r in rows()] == [
+        (subscribed[0]["id"], "billing_info_added"), (subscribed[1]["id"], "subscription_created"),
+        (to_business["id"], "subscription_upgraded"), (to_pro["id"], "subscription_downgraded")]
+    assert by_event(to_pro).amount_delta == Decimal("110.0000")  # stored rows never change
+    assert {e.id: e.state for e in db.session.execute(db.select(StripeEvent)).scalars()} == {
+        e["id"]: "processed" for e in [*subscribed, to_business, to_pro]}
+    sub = current_sub()
+    assert (sub.plan, sub.price_amount, sub.status) == ("pro", Decimal("159.0000"), "active")
+    # A rebuild agrees with every row but the one written before the late event arrived.
+    differences = services.rebuild([ACC]).differences
+    assert [(d.stripe_event_id, d.field, d.stored, d.fresh) for d in differences] == [
+        (to_pro["id"], "previous_amount", Decimal("49.0000"), Decimal("299.00")),
+        (to_pro["id"], "amount_delta", Decimal("110.0000"), Decimal("-140.00")),
+    ]
