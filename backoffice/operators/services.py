@@ -134,6 +134,12 @@ def accept_invite(token: str, password: str) -> Operator:
     return op
 
 
+def end_sessions(op: Operator) -> None:
+    """Signs the operator out of every browser (their session cookies stop being accepted)."""
+    op.session_version += 1
+    db.session.commit()
+
+
 def get_operator(operator_id: int) -> Operator:
     op = db.session.get(Operator, operator_id)
     if op is None:

@@ -60,6 +60,9 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    # Revoke on the server, not only in this cookie: a request still in flight could otherwise
+    # write the signed-in session cookie back after this response.
+    services.end_sessions(current_user)
     logout_user()
     session.clear()
     flash(_("You have been signed out."), "info")

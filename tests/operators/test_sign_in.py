@@ -199,3 +199,19 @@ def test_session_cookie_is_secure_outside_local_use(app_config, monkeypatch, env
         assert "; SameSite=Lax" in cookie
         services.db.session.remove()
         services.db.engine.dispose()
+
+
+def test_sign_out_revokes_the_session_cookie_on_the_server(app, admin):
+    """A request still in flight may write the old cookie back after sign-out: it must not work."""
+    from tests.conftest import sign_in
+
+    browser = app.test_client()
+    token = sign_in(browser, admin.email)
+    old_cookie = browser.get_cookie("session", domain="backoffice.test").value
+    resp = browser.post("/sign-out", data={"csrf_token": token})
+    assert resp.status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("session", old_cookie, domain="backoffice.test")
+    resp = replay.get("/accounts")
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith("/sign-in")
