@@ -143,3 +143,14 @@ def parse_date(args, name: str) -> datetime | None:
     except ValueError:
         raise BadRequest(_("%(name)s must be a date like 2026-01-31.", name=name), field=name) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def with_overrides(args: dict, overrides: dict) -> dict:
+    """A list's query arguments with some replaced; an empty override (None, "", False, [])
+    removes the argument."""
+    for key, value in overrides.items():
+        if value in (None, "", False, []):
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return args

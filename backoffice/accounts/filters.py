@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from backoffice.errors import BadRequest
-from backoffice.pagination import parse_page, parse_search, parse_sort
+from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("name", "plan", "mrr", "renewal", "status", "country", "created", "modified")
 DEFAULT_SORT = "-modified"
@@ -114,12 +114,7 @@ class AccountFilters:
             out["sort"] = self.sort
         if self.page_size != DEFAULT_PAGE_SIZE:
             out["page_size"] = self.page_size
-        for k, v in overrides.items():
-            if v in (None, "", False, []):
-                out.pop(k, None)
-            else:
-                out[k] = v
-        return out
+        return with_overrides(out, overrides)
 
     def paged_args(self) -> dict:
         """The whole state including the page (for the URL the list pushes)."""

@@ -24,7 +24,7 @@ from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.classifier import NOT_STARTED_STATUSES
 from backoffice.ledger.models import BillingEvent, Plan, Subscription
-from backoffice.users.models import Login, User, UserSession
+from backoffice.users.models import Login, UserSession
 
 RECENT_LIMIT = 8
 
@@ -442,15 +442,6 @@ def active_sessions(now: datetime | None = None) -> int:
             UserSession.revoked_at.is_(None), UserSession.last_seen_at >= now - timedelta(hours=24)
         )
     ).scalar_one()
-
-
-def shell_kpis() -> dict:
-    """Counts for callers that only need the non-billing headline numbers."""
-    accounts = db.session.execute(
-        sa.select(sa.func.count()).select_from(Account).where(Account.deleted_at.is_(None))
-    ).scalar_one()
-    users = db.session.execute(sa.select(sa.func.count()).select_from(User)).scalar_one()
-    return {"accounts": accounts, "users": users, "active_sessions": active_sessions()}
 
 
 # --- recent lists --------------------------------------------------------------------------

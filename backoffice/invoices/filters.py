@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from backoffice.accounts.filters import parse_id
 from backoffice.errors import BadRequest
-from backoffice.pagination import parse_page, parse_search, parse_sort
+from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("date", "account", "total", "status")
 DEFAULT_SORT = "-date"
@@ -46,12 +46,7 @@ class InvoiceFilters:
             out["sort"] = self.sort
         if self.page_size != DEFAULT_PAGE_SIZE:
             out["page_size"] = self.page_size
-        for k, v in overrides.items():
-            if v in (None, ""):
-                out.pop(k, None)
-            else:
-                out[k] = v
-        return out
+        return with_overrides(out, overrides)
 
     @property
     def active(self) -> bool:

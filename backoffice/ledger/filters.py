@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from backoffice.accounts.filters import parse_id
 from backoffice.errors import BadRequest
 from backoffice.ledger.labels import EVENT_LABELS
-from backoffice.pagination import parse_date, parse_page, parse_search, parse_sort
+from backoffice.pagination import parse_date, parse_page, parse_search, parse_sort, with_overrides
 
 try:  # the classifier owns these lenses once it exposes them
     from backoffice.ledger.classifier import MRR_VIEW_TYPES, OTHER_VIEW_TYPES, STATE_VIEW_TYPES
@@ -121,12 +121,7 @@ class EventFilters:
             out["sort"] = self.sort
         if self.page_size != DEFAULT_PAGE_SIZE:
             out["page_size"] = self.page_size
-        for k, v in overrides.items():
-            if v in (None, ""):
-                out.pop(k, None)
-            else:
-                out[k] = v
-        return out
+        return with_overrides(out, overrides)
 
     @property
     def active(self) -> bool:

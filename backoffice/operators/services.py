@@ -194,7 +194,3 @@ def set_locale(op: Operator, locale: str, languages) -> None:
     op.locale = locale
     db.session.commit()
 
-
-def set_kiosk(op: Operator, on: bool) -> None:
-    op.kiosk = on
-    db.session.commit()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backoffice.pagination import parse_page, parse_search, parse_sort
+from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("name", "email", "created", "last_seen")
 DEFAULT_SORT = "-created"
@@ -30,12 +30,7 @@ class UserFilters:
             out["sort"] = self.sort
         if self.page_size != DEFAULT_PAGE_SIZE:
             out["page_size"] = self.page_size
-        for k, v in overrides.items():
-            if v in (None, ""):
-                out.pop(k, None)
-            else:
-                out[k] = v
-        return out
+        return with_overrides(out, overrides)
 
     @property
     def active(self) -> bool:
