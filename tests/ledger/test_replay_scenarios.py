@@ -360,3 +360,32 @@ def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, s
         (to_pro["id"], "previous_amount", Decimal("49.0000"), Decimal("299.00")),
         (to_pro["id"], "amount_delta", Decimal("110.0000"), Decimal("-140.00")),
     ]
+
+
+def test_refunds_find_their_payment_in_the_same_replay(client, subscribed, monkeypatch):
+    """Invoices and the refunds of their charges archived together, replayed in one batch: a
+    refund whose charge names no invoice takes the latest unrefunded payment of the same amount
+    (not one already refunded in the batch); a refund of a known charge id takes its payment."""
+    from backoffice.ledger import services
+    from backoffice.stripe_sync import views
+
+    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)  # archive only
+    first = h.invoice("in_a", CUS, SUB, amount_paid=4900, total=4900, created=h.ts("2026-02-10"))
+    second = h.invoice("in_b", CUS, SUB, amount_paid=4900, total=4900, created=h.ts("2026-03-10"))
+    second["charge"] = "ch_b"
+    send(client,
+         h.envelope("invoice.paid", first, h.ts("2026-02-10")),
+         h.envelope("invoice.paid", second, h.ts("2026-03-10")),
+         h.envelope("charge.refunded", h.charge("ch_x", CUS, amount=4900, amount_refunded=4900), h.ts("2026-03-12")),
+         h.envelope("charge.refunded", h.charge("ch_y", CUS, amount=4900, amount_refunded=4900), h.ts("2026-03-13")),
+         h.envelope("charge.refunded", h.charge("ch_b", CUS, amount=4900, amount_refunded=2000), h.ts("2026-03-14")))
+    reports = services.replay_pending()
+    assert [r.error for r in reports] == [None]
+    db.session.expire_all()
+    got = {pt.stripe_invoice_id: (pt.stripe_charge_id, pt.refunded_at, pt.refund_amount)
+           for pt in db.session.execute(db.select(PaymentTransaction)).scalars()}
+    # ch_x: the latest unrefunded 49.00 payment is in_b (which keeps its own charge id ch_b);
+    # ch_y: in_a, in_b being refunded already; ch_b: in_b by its charge id (the amount refunded
+    # is the charge's latest, the refund time the first).
+    assert got == {"in_b": ("ch_b", datetime(2026, 3, 12, tzinfo=UTC), Decimal("20.0000")),
+                   "in_a": ("ch_y", datetime(2026, 3, 13, tzinfo=UTC), Decimal("49.0000"))}
