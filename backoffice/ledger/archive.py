@@ -159,14 +159,42 @@ def archive_event(body: bytes, event: dict, *, recovery_source: str | None = Non
         return _archive_customer_event(body, event, sha, customer_id, recovery_source)
     values = _row_values(body, event, sha, customer_id, recovery_source)
     params = {f"p_{name}": value for name, value in values.items()}
-    dialect = db.session.get_bind().dialect.name
-    stored = db.session.execute(_insert_statement(dialect), params).first()
-    if dialect != "postgresql" and stored is not None and stored.account_id and customer_id:
-        db.session.execute(_release_statement(), {"p_customer_id": customer_id, "p_account_id": stored.account_id})
+    engine = db.engine
+    dialect = engine.dialect.name
+    if _session_busy():  # the caller's unit of work: the event commits with it, as ever
+        stored = _insert(db.session, dialect, params, customer_id)
+        if stored is not None:
+            db.session.commit()
+    elif dialect == "postgresql":
+        # One statement, so autocommit makes it its own transaction: one round trip to the
+        # server instead of three (BEGIN, INSERT, COMMIT), and no ORM session to set up.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            stored = _insert(conn, dialect, params, customer_id)
+    else:
+        with engine.begin() as conn:
+            stored = _insert(conn, dialect, params, customer_id)
     if stored is None:  # redelivered (or a concurrent delivery of the same id won the insert)
         return _redelivered(event, sha, _stored(event["id"]))
-    db.session.commit()
     return ArchiveResult(event["id"], "stored", stored.account_id, values["state"])
+
+
+def _session_busy() -> bool:
+    """Whether the session holds a transaction or unflushed changes (a caller archiving inside
+    its own unit of work). The webhook's requests start with no session at all."""
+    if not db.session.registry.has():
+        return False
+    session = db.session()
+    return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
+
+
+def _insert(conn, dialect: str, params: dict, customer_id: str | None):
+    """The INSERT on the session or a connection, not committed: a row with the stored event's
+    account id, or None when the id is stored already. SQLite releases the customer's waiting
+    events in a second statement; on PostgreSQL the INSERT did."""
+    stored = conn.execute(_insert_statement(dialect), params).first()
+    if dialect != "postgresql" and stored is not None and stored.account_id and customer_id:
+        conn.execute(_release_statement(), {"p_customer_id": customer_id, "p_account_id": stored.account_id})
+    return stored
 
 
 _STATEMENTS: dict[str, object] = {}

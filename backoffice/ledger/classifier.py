@@ -581,11 +581,14 @@ def _sort_key(envelope: Mapping[str, Any]) -> tuple[int, str]:
     return created, event_id if isinstance(event_id, str) else ""
 
 
-def classify(events: Sequence[Mapping[str, Any]], state: SubscriptionState, catalog: Catalog) -> ClassifyResult:
+def classify(events: Sequence[Mapping[str, Any]], state: SubscriptionState, catalog: Catalog,
+             amounts_of: Callable[[Mapping[str, Any]], InvoiceAmounts] | None = None) -> ClassifyResult:
     """Classifies the events of one subscription (or customer), oldest first, from `state`.
 
     Unknown API versions are not replayed (a Critical discrepancy each); recognised events with
-    no currency anywhere are skipped; types the ledger does not record are ignored."""
+    no currency anywhere are skipped; types the ledger does not record are ignored.
+    `amounts_of(envelope)` reads an invoice event's money (default: `invoice_amounts` of its
+    object); a caller that reads the same invoices again passes a memoised one."""
     rows: list[LedgerRow] = []
     discrepancies: list[Discrepancy] = []
     skipped: list[str] = []
@@ -627,15 +630,19 @@ def classify(events: Sequence[Mapping[str, Any]], state: SubscriptionState, cata
         discrepancies.extend(outcome.discrepancies)
         if handler is _invoice_paid and ev.invoice_id is not None \
                 and ev.invoice_id not in state.classified_invoice_ids:
-            discrepancies.extend(_clamp_check(envelope, ev))
+            discrepancies.extend(_clamp_check(envelope, ev, amounts_of))
         state = outcome.state
     return ClassifyResult(tuple(rows), state, tuple(discrepancies), tuple(skipped), tuple(ignored),
                           tuple(unsupported))
 
 
-def _clamp_check(envelope: Mapping[str, Any], ev: ParsedEvent) -> list[Discrepancy]:
+def _clamp_check(envelope: Mapping[str, Any], ev: ParsedEvent,
+                 amounts_of: Callable[[Mapping[str, Any]], InvoiceAmounts] | None) -> list[Discrepancy]:
     """A paid invoice whose tax exceeds what was paid: its ex-VAT amount was clamped to 0."""
-    amounts = invoice_amounts(envelope["data"]["object"], ev.api_version)
+    if amounts_of is not None:
+        amounts = amounts_of(envelope)
+    else:
+        amounts = invoice_amounts(envelope["data"]["object"], ev.api_version)
     if not amounts.clamped:
         return []
     return [Discrepancy("AmountExcludingTaxClamped", WARNING, ev.event_id,

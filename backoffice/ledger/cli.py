@@ -35,3 +35,30 @@ def rebuild(account_id: str | None) -> None:
                    "they were left unchanged.")
         raise SystemExit(1)
     click.echo("Every stored ledger row matches a fresh replay.")
+
+
+@ledger.command("replay")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes sharing the replay (PostgreSQL; SQLite always uses one).")
+@with_appcontext
+def replay(workers: int) -> None:
+    """Replay every pending or failed archived Stripe event into the ledger and the projections:
+    the catch-up after the webhook's replays could not run (no worker, a bulk import, an outage).
+    Rows are only ever appended; replaying again finds nothing to do."""
+    from backoffice.extensions import db
+    from backoffice.ledger import services
+    from backoffice.ledger.models import StripeEvent
+
+    accounts = db.session.execute(
+        db.select(db.func.count(db.distinct(StripeEvent.account_id)))
+        .where(StripeEvent.state.in_(("pending", "failed")), StripeEvent.account_id.is_not(None))).scalar_one()
+    with click.progressbar(length=accounts, label="Replaying accounts") as bar:
+        reports = services.replay_pending(progress=bar.update, workers=workers)
+    failed = [r for r in reports if r.error or r.failed]
+    click.echo(f"{len(reports)} accounts, {sum(r.events for r in reports)} archived events replayed, "
+               f"{sum(r.rows_appended for r in reports)} ledger rows appended, "
+               f"{sum(r.discrepancies for r in reports)} discrepancies recorded.")
+    for r in failed:
+        click.echo(f"FAILED {r.account_id}: {r.error or f'{r.failed} events failed'}")
+    if failed:
+        raise SystemExit(1)

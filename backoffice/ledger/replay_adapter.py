@@ -107,8 +107,8 @@ def plan_values(price: dict) -> dict | None:
 
 
 # -- classification -----------------------------------------------------------------------------
-def classify(events, state, catalog):
-    return classifier.classify(events, state, catalog)
+def classify(events, state, catalog, amounts: InvoiceAmountsMemo | None = None):
+    return classifier.classify(events, state, catalog, amounts)
 
 
 def rows_of(result):
@@ -151,11 +151,33 @@ def skipped_of(result) -> dict[str, str]:
 
 
 # -- payload reading for projections ------------------------------------------------------------
-def invoice_amounts(obj: dict, api_version: str | None) -> dict | None:
+class InvoiceAmountsMemo:
+    """The money of each invoice event of a replay, read once: the classifier (clamp check) and
+    the payment projection read the same invoices. Keyed by the event's id."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, readers.InvoiceAmounts] = {}
+
+    def __call__(self, envelope: dict) -> readers.InvoiceAmounts:
+        """Raises UnsupportedStripeApiVersion for a payload shape no reader knows."""
+        event_id = envelope["id"]
+        amounts = self._read.get(event_id)
+        if amounts is None:
+            amounts = self._read[event_id] = readers.invoice_amounts(envelope["data"]["object"],
+                                                                     envelope.get("api_version"))
+        return amounts
+
+
+def invoice_amounts(obj: dict, api_version: str | None, *, envelope: dict | None = None,
+                    memo: InvoiceAmountsMemo | None = None) -> dict | None:
     """Amounts of an invoice in money: paid, total, tax, ex-VAT (clamped at 0), from credit.
-    None when no reader knows the API version (the classifier reports that)."""
+    None when no reader knows the API version (the classifier reports that). With a memo, the
+    event `envelope` of `obj` is read through it."""
     try:
-        amounts = readers.invoice_amounts(obj, api_version)
+        if memo is not None and envelope is not None:
+            amounts = memo(envelope)
+        else:
+            amounts = readers.invoice_amounts(obj, api_version)
     except readers.UnsupportedStripeApiVersion:
         return None
     return {"amount_paid": amounts.amount_paid, "total": amounts.total, "tax": amounts.tax,

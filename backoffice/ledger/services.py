@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import multiprocessing
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
+from flask import current_app
 from sqlalchemy import BigInteger
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
@@ -123,31 +125,73 @@ def replay_account(account_id: str | None) -> ReplayReport:
 
 
 def replay_pending(progress: Callable[[int], None] | None = None,
-                   batch_size: int = BATCH_EVENTS) -> list[ReplayReport]:
+                   batch_size: int | None = None, workers: int = 1) -> list[ReplayReport]:
     """Every account with pending or failed archived events (a worker's catch-up pass), in
     batches of accounts of about `batch_size` events: each batch is read with a few queries,
-    classified in memory and written with one multi-row INSERT per table, one commit per batch.
-    A batch that fails is replayed again account by account, so one bad account fails alone."""
+    classified in memory and written with one bulk insert per table, one commit per batch.
+    A batch that fails is replayed again account by account, so one bad account fails alone.
+    With `workers` > 1 on PostgreSQL the batches are shared among that many processes (the
+    per-account advisory locks keep two replays of an account apart); SQLite has one writer."""
     counts = db.session.execute(
         db.select(StripeEvent.account_id, db.func.count())
         .where(StripeEvent.state.in_(("pending", "failed")), StripeEvent.account_id.is_not(None))
         .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id)
     ).all()
+    batches = list(_batches(counts, batch_size or BATCH_EVENTS))
+    if workers > 1 and len(batches) > 1 and _postgres():
+        return _replay_in_processes(batches, workers, progress)
     reports: list[ReplayReport] = []
-    for batch in _batches(counts, batch_size):
-        try:
-            with _serialized(), _without_gc():
-                _replay_catalog_events()
-                done = _replay_batch(batch)
-                db.session.commit()
-            reports.extend(done.get(a, ReplayReport(a)) for a in batch)
-        except Exception:
-            db.session.rollback()
-            log.exception("batch replay of %d accounts failed; replaying them one by one", len(batch))
-            reports.extend(replay_account(a) for a in batch)
+    for batch in batches:
+        reports.extend(_replay_pending_batch(batch))
         if progress:
             progress(len(batch))
     return reports
+
+
+def _replay_pending_batch(batch: list[str]) -> list[ReplayReport]:
+    try:
+        with _serialized(), _without_gc():
+            _replay_catalog_events()
+            done = _replay_batch(batch)
+            db.session.commit()
+        return [done.get(a, ReplayReport(a)) for a in batch]
+    except Exception:
+        db.session.rollback()
+        log.exception("batch replay of %d accounts failed; replaying them one by one", len(batch))
+        return [replay_account(a) for a in batch]
+
+
+_FORKED_APP = None  # the application a forked replay process works in
+
+
+def _replay_in_processes(batches: list[list[str]], workers: int,
+                         progress: Callable[[int], None] | None) -> list[ReplayReport]:
+    """The batches replayed by `workers` forked processes, each on its own connections (a child
+    drops the pool it inherited without closing the parent's connections). Reports come back
+    in batch order."""
+    global _FORKED_APP
+    _FORKED_APP = current_app._get_current_object()
+    db.session.remove()  # the parent's connection goes back to its pool before the fork
+    reports: list[ReplayReport] = []
+    with multiprocessing.get_context("fork").Pool(min(workers, len(batches)), initializer=_forked_start) as pool:
+        for done in pool.imap(_forked_batch, batches):
+            reports.extend(done)
+            if progress:
+                progress(len(done))
+    return reports
+
+
+def _forked_start() -> None:
+    with _FORKED_APP.app_context():
+        db.engine.dispose(close=False)
+
+
+def _forked_batch(batch: list[str]) -> list[ReplayReport]:
+    with _FORKED_APP.app_context():
+        try:
+            return _replay_pending_batch(batch)
+        finally:
+            db.session.remove()
 
 
 def _batches(counts: Sequence, size: int) -> Iterable[list[str]]:
@@ -372,6 +416,7 @@ class _Batch:
         for s in sorted(subs.values(), key=lambda s: s.id):
             self.subs_of.setdefault(s.account_id, []).append(s)
         self.payments = _Payments(sorted(_invoice_ids(events)))
+        self.amounts = adapter.InvoiceAmountsMemo()
         customer_accounts = sorted({a for a, (_, evs) in by_account.items()
                                     if any(e["type"] in CUSTOMER_TYPES for e in evs)})
         self.accounts: dict[str, Account] = {}
@@ -433,7 +478,7 @@ class _Batch:
                  stored: dict[str, BillingEvent] | None = None) -> None:
         """Classifies the events and projects their payloads (subscriptions, the account's
         billing info, payment transactions); `write` appends the rows and marks the archive."""
-        result = adapter.classify(events, state, self.catalog())
+        result = adapter.classify(events, state, self.catalog(), self.amounts)
         subscriptions = self._project_subscriptions(account_id, events, watermark)
         final = adapter.final_state_of(result)
         current = self.current(account_id)
@@ -490,7 +535,7 @@ class _Batch:
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, report, rebuild,
              stored) in self.accounted:
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
-            clamped = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans)
+            clamped = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans, self.amounts)
             row_by_event = {row.stripe_event_id: row for row in adapter.rows_of(result)}
             existing = self.existing if stored is None else set(stored)
             current_id = current.id if current is not None else None
@@ -826,7 +871,8 @@ class _Payments:
 
 
 def _project_payments(account_id: str, events: Sequence[dict], subscriptions: dict[str, int],
-                      payments: _Payments, invoice_plans: dict[str, str | None]) -> list[dict]:
+                      payments: _Payments, invoice_plans: dict[str, str | None],
+                      amounts: adapter.InvoiceAmountsMemo) -> list[dict]:
     """Payment transactions from invoice, charge and credit-note payloads (`payments`: the
     batch's, loaded at once). Answers the AmountExcludingTaxClamped findings."""
     clamped: list[dict] = []
@@ -834,7 +880,7 @@ def _project_payments(account_id: str, events: Sequence[dict], subscriptions: di
         obj = event["data"]["object"]
         kind = obj.get("object")
         if kind == "invoice" and event["type"].startswith("invoice."):
-            _project_invoice(account_id, event, payments, subscriptions, clamped, invoice_plans)
+            _project_invoice(account_id, event, payments, subscriptions, clamped, invoice_plans, amounts)
         elif kind == "charge" and event["type"] == "charge.refunded":
             _project_refund(account_id, event, payments)
         elif kind == "credit_note" and event["type"].startswith("credit_note."):
@@ -842,12 +888,12 @@ def _project_payments(account_id: str, events: Sequence[dict], subscriptions: di
     return clamped
 
 
-def _project_invoice(account_id, event, payments, subscriptions, clamped, invoice_plans) -> None:
+def _project_invoice(account_id, event, payments, subscriptions, clamped, invoice_plans, memo) -> None:
     obj = event["data"]["object"]
     currency = (obj.get("currency") or "").upper()
     if len(currency) != 3:
         return
-    amounts = adapter.invoice_amounts(obj, event.get("api_version"))
+    amounts = adapter.invoice_amounts(obj, event.get("api_version"), envelope=event, memo=memo)
     if amounts is None:
         return
     pt = payments.get(obj["id"]) or payments.create(account_id, obj["id"])

@@ -1,0 +1,58 @@
+"""`backoffice ledger replay [--workers N]`: the catch-up of every pending archived event, in
+batches, shared among processes on PostgreSQL; the same ledger whatever the worker count."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from backoffice.extensions import db
+from backoffice.ledger import services
+from backoffice.ledger.models import BillingEvent, StripeEvent
+from tests.stripe_sync import helpers as h
+
+BASIC = h.price("price_basic", 4900, product="basic")
+PRO = h.price("price_pro", 15900, product="pro")
+
+
+def archive_stories(client, monkeypatch, accounts: int) -> None:
+    """Each account: created, subscribed to basic, upgraded to pro, one paid invoice; archived
+    through the webhook without replaying (as when no worker ran)."""
+    from backoffice.stripe_sync import views
+
+    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)
+    for n in range(accounts):
+        cus, sub, t = f"cus_rp{n}", f"sub_rp{n}", h.ts("2026-01-10T08:00:00") + n * 60
+        for event in (
+            h.envelope("customer.created", h.customer(cus, account_id=f"acc-rp{n}"), t - 30),
+            h.envelope("customer.subscription.created", h.subscription(sub, cus, BASIC, created=t), t),
+            h.envelope("customer.subscription.updated", h.subscription(sub, cus, PRO, created=t), t + 86400,
+                       previous_attributes={"items": {"data": [{"price": BASIC}]}}),
+            h.envelope("invoice.paid", h.invoice(f"in_rp{n}", cus, sub, amount_paid=15900, total=15900,
+                                                 created=t + 86400), t + 86401),
+        ):
+            assert h.deliver(client, event).status_code == 200
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_replay_command_catches_up_every_pending_event(client, runner, monkeypatch, workers):
+    archive_stories(client, monkeypatch, accounts=6)
+    assert db.session.execute(db.select(db.func.count()).select_from(BillingEvent)).scalar_one() == 0
+    monkeypatch.setattr(services, "BATCH_EVENTS", 8)  # three batches of two accounts
+    result = runner.invoke(args=["ledger", "replay", "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    assert "6 accounts, 24 archived events replayed, 24 ledger rows appended" in result.output
+    db.session.expire_all()
+    states = db.session.execute(db.select(StripeEvent.state, db.func.count()).group_by(StripeEvent.state)).all()
+    assert dict(states) == {"processed": 24}
+    latest = db.session.execute(
+        db.select(BillingEvent.type, BillingEvent.amount_delta, BillingEvent.committed_mrr)
+        .where(BillingEvent.account_id == "acc-rp3").order_by(BillingEvent.occurred_at)).all()
+    assert [(t, d, m) for t, d, m in latest] == [
+        ("billing_info_added", None, Decimal("0.0000")),
+        ("subscription_created", Decimal("49.0000"), Decimal("49.0000")),
+        ("subscription_upgraded", Decimal("110.0000"), Decimal("159.0000")),
+        ("subscription_renewed", None, Decimal("159.0000")),
+    ]
+    again = runner.invoke(args=["ledger", "replay"])
+    assert "0 accounts, 0 archived events replayed, 0 ledger rows appended" in again.output
