@@ -124,6 +124,15 @@ def replay_account(account_id: str | None) -> ReplayReport:
     return report
 
 
+def replay_account_in_transaction(account_id: str) -> ReplayReport:
+    """The replay of one account inside the caller's transaction, which the caller commits or
+    rolls back: a sync writes the archive rows it recovered, the projections, the ledger rows
+    and its anchor as one. Raises whatever the replay raises (nothing is marked failed)."""
+    with _serialized(), _without_gc():
+        _replay_catalog_events()
+        return _replay_batch([account_id]).get(account_id, ReplayReport(account_id))
+
+
 def replay_pending(progress: Callable[[int], None] | None = None,
                    batch_size: int | None = None, workers: int = 1) -> list[ReplayReport]:
     """Every account with pending or failed archived events (a worker's catch-up pass), in

@@ -3,8 +3,10 @@
 One use case per account: lock the subscription row (PostgreSQL: SELECT ... FOR UPDATE), pull
 `events.list` for the customer from the anchor (inclusive), archive what the archive lacks as
 recovered (`recovery_source = events_list`), refresh the live subscription and the payment
-transactions, replay, move the anchor only if the pull completed, then detect drift.
-A Stripe outage rolls everything back: pending events stay pending, nothing moves.
+transactions, replay, move the anchor only if the pull completed, then detect drift; one commit
+at the end. A Stripe outage during the pull, or a failed replay, rolls everything back: pending
+events stay pending, nothing moves. An outage during the drift check keeps the completed pull and
+replay (committed) and leaves the check time unmoved.
 """
 from __future__ import annotations
 
@@ -169,7 +171,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     db.session.flush()
 
     say("replay")
-    report = replay_account(account.id)  # commits the archive rows, the refresh and the anchor with it
+    report = replay_account(account.id)  # in this transaction: one commit at the end
     if report.get("error"):
         audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
                   detail=_detail(actor_label, f"replay failed: {report['error']}"))
@@ -190,7 +192,8 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     )
     try:
         found = drift.detect(account, sub, context, gateway=gateway)
-    except gw.StripeUnavailable as e:  # the pull and the replay are kept; the check did not happen
+    except gw.StripeUnavailable as e:
+        db.session.commit()  # the pull and the replay are complete and kept; the check did not happen
         audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
                   detail=_detail(actor_label, f"drift check: {e}"))
         raise BadRequest(_("Stripe became unavailable during the drift check; the events were synced, "
@@ -389,11 +392,18 @@ def refresh_payments(account_id: str, sub: Subscription, invoices: list[dict], c
 
 
 def replay_account(account_id: str) -> dict:
-    """The ledger's replayer (the only writer of billing events), run in this process. It commits
-    on success; on failure it rolls back (our uncommitted work with it) and answers the error."""
+    """The ledger's replayer (the only writer of billing events), run in this process inside the
+    caller's transaction: what the caller wrote before (recovered archive rows, the refreshed
+    subscription, the anchor) is committed with the ledger rows by the caller, or not at all.
+    On failure everything is rolled back and the error answered."""
     from backoffice.ledger import services as ledger_services
 
-    return ledger_services.replay_account(account_id).as_dict()
+    try:
+        return ledger_services.replay_account_in_transaction(account_id).as_dict()
+    except Exception as e:
+        db.session.rollback()
+        log.exception("replay of account %s during a sync failed", account_id)
+        return {"error": f"{type(e).__name__}: {e}"[:2000]}
 
 
 def _ledger_count(account_id: str) -> int:

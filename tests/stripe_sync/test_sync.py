@@ -220,3 +220,30 @@ def test_api_sync_answers_the_result(stripe_app, fake_stripe, client):
     assert entry.detail.startswith("api token ")
     doc = client.get("/api/v1/openapi.json").get_json()
     assert "post" in doc["paths"]["/api/v1/accounts/{account_id}/sync"]
+
+
+def test_a_failed_replay_rolls_the_whole_sync_back(stripe_app, fake_stripe, monkeypatch):
+    """One transaction per account: the recovered archive rows, the refreshed subscription and
+    the anchor are written with the ledger rows or not at all."""
+    from backoffice.ledger import replay_adapter
+
+    _story(fake_stripe)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("classifier exploded")
+
+    monkeypatch.setattr(replay_adapter, "classify", broken)
+    with pytest.raises(BadRequest) as e:
+        sync.sync_account("acc_1")
+    assert (e.value.status, e.value.code) == (500, "replay_failed")
+    db.session.expire_all()
+    assert db.session.execute(db.select(db.func.count()).select_from(StripeEvent)).scalar_one() == 0
+    assert db.session.execute(db.select(db.func.count()).select_from(BillingEvent)).scalar_one() == 0
+    assert db.session.execute(db.select(Subscription.events_anchor)).scalars().all() in ([], [None])
+    failed = db.session.execute(
+        db.select(AuditEntry).where(AuditEntry.action == "stripe.sync", AuditEntry.result == "error")).scalar_one()
+    assert "classifier exploded" in failed.detail
+
+    monkeypatch.undo()
+    result = sync.sync_account("acc_1")  # the next sync recovers everything
+    assert result.events_recovered == 6 and result.events_appended > 0
