@@ -19,7 +19,7 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import gateway as gw
 from backoffice.stripe_sync import snapshot
 from backoffice.stripe_sync.models import Discrepancy
@@ -51,6 +51,9 @@ _PLAN_SET = {"subscription_created", "subscription_upgraded", "subscription_down
 _TO_FREE = {"subscription_expired", "subscription_immediately_cancelled", "subscription_suspended"}
 _INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded",
                    "invoice.payment_failed", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")
+# The event types that cover an account's resources (see `_resources`).
+RESOURCE_EVENT_TYPES = frozenset({"customer.subscription.created", *_INVOICE_EVENTS, "charge.refunded",
+                                  "credit_note.created"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,58 @@ class Context:
     events_list_from: datetime | None = None
     divergent: list[Finding] = field(default_factory=list)
     now: datetime = field(default_factory=utcnow)
+    replay_catalog: object | None = None  # the replayer's Catalog, when the caller has the plans at hand
+
+
+class Archive:
+    """One account's archived events, read with one query per check and parsed at most once:
+    the handled events linked to the account (oldest first) feed the API-version check and the
+    dry replay; the events of the resource types, linked to the account or to its Stripe
+    customer, feed the coverage of its resources."""
+
+    def __init__(self, account_id: str, rows: list):
+        self.account_id = account_id
+        self.rows = rows
+        self._parsed: dict[str, dict] = {}
+
+    @classmethod
+    def load(cls, account_id: str, customer_id: str | None = None,
+             types: frozenset[str] | set[str] | None = None) -> Archive:
+        from backoffice.ledger import archive
+
+        types = (archive.HANDLED_TYPES | RESOURCE_EVENT_TYPES) if types is None else types
+        owner = (db.or_(StripeEvent.account_id == account_id, StripeEvent.customer_id == customer_id)
+                 if customer_id else StripeEvent.account_id == account_id)
+        rows = db.session.execute(
+            db.select(StripeEvent.id, StripeEvent.type, StripeEvent.api_version, StripeEvent.state,
+                      StripeEvent.error, StripeEvent.account_id, StripeEvent.payload)
+            .where(owner, StripeEvent.type.in_(sorted(types)))
+            .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
+        ).all()
+        return cls(account_id, rows)
+
+    def handled(self) -> list:
+        """The handled events linked to the account, oldest first (what a replay reads)."""
+        from backoffice.ledger import archive
+
+        return [r for r in self.rows if r.account_id == self.account_id and r.type in archive.HANDLED_TYPES]
+
+    def event(self, row) -> dict:
+        """The row's payload as a dict (raises ValueError when it is not JSON)."""
+        event = self._parsed.get(row.id)
+        if event is None:
+            event = self._parsed[row.id] = json.loads(row.payload)
+        return event
+
+    def objects(self, types: set[str] | frozenset[str]):
+        """(event type, data.object) of the events of `types`."""
+        for row in self.rows:
+            if row.type not in types:
+                continue
+            try:
+                yield row.type, (self.event(row).get("data") or {}).get("object")
+            except (ValueError, AttributeError):
+                continue
 
 
 @dataclass
@@ -139,6 +194,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
         db.select(BillingEvent).where(BillingEvent.account_id == account.id)
         .order_by(BillingEvent.occurred_at, BillingEvent.id)
     ).scalars())
+    archived = Archive.load(account.id, account.stripe_customer_id)
     findings: list[Finding] = []
     findings += _state_mismatch(ledger_state(rows), ctx.live)
     findings += _missing_event(account.id, rows)
@@ -149,8 +205,8 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
                 stripe_event_id=r.stripe_event_id)
         for r in rows if r.type == "unclassified"
     ]
-    findings += _unsupported_api_versions(account.id)
-    findings += _stale_rows(account.id, rows)
+    findings += _unsupported_api_versions(account.id, archived)
+    findings += _stale_rows(account.id, rows, archived, ctx.replay_catalog)
     findings += [f for f in ctx.divergent]
     findings += [
         Finding("AmountExcludingTaxClamped", WARNING,
@@ -158,7 +214,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
                 field="amount_excluding_tax")
         for inv in (ctx.clamped or [snapshot.read_invoice(i) for i in ctx.invoices if _is_clamped(i)])
     ]
-    findings += _missing_historical(account, sub, ctx, gateway)
+    findings += _missing_historical(account, sub, ctx, gateway, archived)
     return findings
 
 
@@ -229,17 +285,10 @@ def _supported_api_versions() -> frozenset[str] | None:
     return None
 
 
-def _unsupported_api_versions(account_id: str) -> list[Finding]:
-    from backoffice.ledger import archive
-
+def _unsupported_api_versions(account_id: str, archived: Archive | None = None) -> list[Finding]:
     supported = _supported_api_versions()
-    rows = db.session.execute(
-        db.select(StripeEvent.id, StripeEvent.api_version, StripeEvent.state, StripeEvent.error)
-        .where(StripeEvent.account_id == account_id, StripeEvent.type.in_(sorted(archive.HANDLED_TYPES)))
-        .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
-    ).all()
     out = []
-    for r in rows:
+    for r in (archived or Archive.load(account_id)).handled():
         unsupported = (
             (supported is not None and r.api_version not in supported and r.state != "processed")
             or (r.state == "failed" and "api" in (r.error or "").lower() and "version" in (r.error or "").lower())
@@ -251,12 +300,15 @@ def _unsupported_api_versions(account_id: str) -> list[Finding]:
     return out
 
 
-def _stale_rows(account_id: str, rows: list[BillingEvent]) -> list[Finding]:
+def _stale_rows(account_id: str, rows: list[BillingEvent], archived: Archive | None = None,
+                catalog=None) -> list[Finding]:
     """Stored rows that differ from a fresh replay of the archive. A row sharing its second with
     another row is skipped: siblings in one second have no reliable order (Stripe's `created` is
     in seconds), so their replay may legitimately differ."""
-    fresh = fresh_replay(account_id)
-    if fresh is None or not rows:
+    if not rows:
+        return []
+    fresh = fresh_replay(account_id, archived, catalog)
+    if fresh is None:
         return []
     per_second = Counter(int(r.occurred_at.timestamp()) for r in rows)
     out = []
@@ -296,22 +348,18 @@ def _normal(value):
     return value
 
 
-def fresh_replay(account_id: str) -> dict[str, dict] | None:
+def fresh_replay(account_id: str, archived: Archive | None = None, catalog=None) -> dict[str, dict] | None:
     """{stripe_event_id: row fields} a replay of the account's whole archive from an empty state
     would write: the replayer's own classifier, run as a dry run (nothing is written)."""
-    from backoffice.ledger import archive
     from backoffice.ledger import replay_adapter as adapter
 
-    payloads = db.session.execute(
-        db.select(StripeEvent.payload)
-        .where(StripeEvent.account_id == account_id, StripeEvent.type.in_(sorted(archive.HANDLED_TYPES)))
-        .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
-    ).scalars().all()
-    if not payloads:
+    archived = archived or Archive.load(account_id)
+    handled = archived.handled()
+    if not handled:
         return None
     try:
-        events = [json.loads(p) for p in payloads]
-        result = adapter.classify(events, adapter.empty_state(), adapter.load_catalog())
+        events = [archived.event(r) for r in handled]
+        result = adapter.classify(events, adapter.empty_state(), catalog or adapter.load_catalog())
         return {values["stripe_event_id"]: values
                 for values in (adapter.row_values(r) for r in adapter.rows_of(result))}
     except Exception:
@@ -369,19 +417,8 @@ def _covered_ids(events) -> set[tuple[str, str]]:
 
 
 def _archived_objects(account: Account, types: set[str]):
-    rows = db.session.execute(
-        db.select(StripeEvent.type, StripeEvent.payload).where(
-            db.or_(StripeEvent.account_id == account.id,
-                   StripeEvent.customer_id == account.stripe_customer_id) if account.stripe_customer_id
-            else StripeEvent.account_id == account.id,
-            StripeEvent.type.in_(sorted(types)),
-        )
-    ).all()
-    for etype, payload in rows:
-        try:
-            yield etype, (json.loads(payload).get("data") or {}).get("object")
-        except (ValueError, AttributeError):
-            continue
+    """(event type, data.object) of the archived events of `types` of the account or its customer."""
+    return Archive.load(account.id, account.stripe_customer_id, types).objects(types)
 
 
 def _is_covered(res: Resource, covered: set) -> bool:
@@ -389,12 +426,12 @@ def _is_covered(res: Resource, covered: set) -> bool:
 
 
 def _missing_historical(account: Account, sub: Subscription | None, ctx: Context,
-                        gateway: gw.StripeGateway | None) -> list[Finding]:
+                        gateway: gw.StripeGateway | None, archived: Archive | None = None) -> list[Finding]:
     resources = _resources(account.id, sub, ctx)
     if not resources:
         return []
     types = {t for r in resources for t in r.event_types}
-    covered = _covered_ids(_archived_objects(account, types))
+    covered = _covered_ids(archived.objects(types) if archived else _archived_objects(account, types))
     missing = [r for r in resources if not _is_covered(r, covered)]
     if not missing:
         return []
@@ -463,12 +500,15 @@ def store(account_id: str, sub: Subscription | None, findings: list[Finding], no
 def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = None) -> str:
     """One account of the drift pass: 'processed', 'skipped' (nothing to check) or
     'unavailable' (Stripe down: nothing written, the row stays due). One commit."""
-    sub = db.session.get(Subscription, subscription_id)
-    account = db.session.get(Account, sub.account_id) if sub else None
-    if sub is None or account is None or not account.stripe_customer_id:
-        return "skipped"
-    from backoffice.stripe_sync.sync import plan_catalog
+    from backoffice.ledger import replay_adapter as adapter
 
+    found = db.session.execute(
+        db.select(Subscription, Account).join(Account, Account.id == Subscription.account_id)
+        .where(Subscription.id == subscription_id)
+    ).first()
+    if found is None or not found.Account.stripe_customer_id:
+        return "skipped"
+    sub, account = found
     gateway = gateway or gw.get_gateway()
     now = utcnow()
     try:
@@ -479,9 +519,12 @@ def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = 
             schedule_id = schedule_id.get("id")
         schedule = gateway.subscription_schedule(schedule_id) if schedule_id else None
         invoices = gateway.invoices(account.stripe_customer_id)
-        catalog, amounts = plan_catalog()
+        plans = db.session.execute(db.select(Plan)).scalars().all()
+        catalog = {p.price_id: p.plan_key for p in plans}
+        amounts = {p.price_id: p.monthly_amount for p in plans}
         live = snapshot.read_subscription(live_raw, catalog, amounts)
-        ctx = Context(live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, now=now)
+        ctx = Context(live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, now=now,
+                      replay_catalog=adapter.catalog_of(plans))
         findings = detect(account, sub, ctx, gateway=gateway)
     except gw.StripeUnavailable as e:
         db.session.rollback()

@@ -2,7 +2,7 @@
 (started only by tests that ask for it), wiped before each test; and an app configured to use it."""
 from __future__ import annotations
 
-import shutil
+import contextlib
 import socket
 import subprocess
 import sys
@@ -17,7 +17,7 @@ import stripe
 from backoffice.extensions import db
 from backoffice.stripe_sync.gateway import StripeGateway
 
-LOCALSTRIPE = shutil.which("localstripe") or str(Path(sys.executable).parent / "localstripe")
+LAUNCHER = Path(__file__).with_name("run_localstripe.py")  # localstripe without its per-write pickle
 API_KEY = "sk_test_backoffice"
 
 
@@ -37,12 +37,13 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-@pytest.fixture(scope="session")
-def localstripe_url(tmp_path_factory):
-    """`localstripe --port P --from-scratch`, stopped at the end of the session."""
+@contextlib.contextmanager
+def running_localstripe(tmp_path_factory, *flags: str):
+    """`localstripe --port P --from-scratch` (no disk snapshot, see run_localstripe.py) on a free
+    port: its URL; stopped on exit."""
     port = free_port()
     log = (tmp_path_factory.mktemp("localstripe") / "localstripe.log").open("w")
-    proc = subprocess.Popen([LOCALSTRIPE, "--port", str(port), "--from-scratch"], stdout=log,
+    proc = subprocess.Popen([sys.executable, str(LAUNCHER), "--port", str(port), *flags], stdout=log,
                             stderr=subprocess.STDOUT, cwd=str(tmp_path_factory.getbasetemp()))
     try:
         wait_for_port(port)
@@ -54,6 +55,13 @@ def localstripe_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def localstripe_url(tmp_path_factory):
+    """localstripe for the session."""
+    with running_localstripe(tmp_path_factory) as url:
+        yield url
 
 
 @dataclass
