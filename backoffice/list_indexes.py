@@ -44,6 +44,8 @@ INDEXES = (
     Index("ix_payment_transactions_status_date_id", PT.status, PT.date, PT.id),
     Index("ix_users_created_id", User.created_at, User.id),
     Index("ix_users_last_seen_at", User.last_seen_at),
+    # The users list's "last seen, newest first" (never seen last), read in order (migration 0010).
+    Index("ix_users_last_seen_desc", User.last_seen_at.desc().nulls_last(), User.id.desc()),
     # The users list's name sort key (backoffice.users.queries.sort_name).
     Index("ix_users_sort_name",
           db.func.lower(db.func.coalesce(db.func.nullif(User.first_name, _EMPTY),

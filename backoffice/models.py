@@ -2,6 +2,7 @@
 from backoffice import list_indexes  # noqa: F401  (indexes of the list pages)
 from backoffice.accounts.models import Account
 from backoffice.api.models import ApiToken
+from backoffice.dashboard.models import LoginDaily, MrrDaily, RevenueDaily
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, VatSetting
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
@@ -29,14 +30,17 @@ __all__ = [
     "Discrepancy",
     "JobRun",
     "Login",
+    "LoginDaily",
     "Membership",
     "MeteredPrice",
+    "MrrDaily",
     "Operator",
     "PaymentTransaction",
     "Plan",
     "PlanAllowance",
     "PlanEvent",
     "PlanPrice",
+    "RevenueDaily",
     "StripeEvent",
     "Subscription",
     "SuspensionEvent",

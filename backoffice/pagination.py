@@ -64,10 +64,12 @@ COUNT_CAP = 10_000
 
 
 def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count_stmt=None,
-                    cap: int | None = None) -> Page:
+                    cap: int | None = None, when_capped=None) -> Page:
     """Like `paginate`, but counts at most `cap` + 1 rows, so a list of millions answers as fast as a
     short one; beyond the cap the page says "more than N" (`capped`) and `more` drives "Next".
-    `count_stmt` may be a cheaper statement with the same rows (no joins needed only for display)."""
+    `count_stmt` may be a cheaper statement with the same rows (no joins needed only for display).
+    `when_capped(limit, offset)`, asked first when so many rows match, may answer the rows in a way
+    that suits a broad match (reading the list in order, testing each row), or None to read `stmt`."""
     if cap is None:
         from flask import current_app
 
@@ -77,8 +79,11 @@ def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count
     capped = total > cap
     if not capped:
         check_page_in_range(page, page_size, total)
-    result = db.session.execute(stmt.limit(page_size + 1).offset((page - 1) * page_size))
-    items = list(result.scalars()) if scalars else list(result)
+    offset = (page - 1) * page_size
+    items = when_capped(page_size + 1, offset) if capped and when_capped is not None else None
+    if items is None:
+        result = db.session.execute(stmt.limit(page_size + 1).offset(offset))
+        items = list(result.scalars()) if scalars else list(result)
     if capped and page > 1 and not items:
         raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
     more = len(items) > page_size

@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backoffice.dbtypes import UTCDateTime, utcnow
 from backoffice.extensions import db
 
+WITHOUT_LEDGER = "NOT has_ledger_rows AND deleted_at IS NULL"
+
 
 class Account(db.Model):
     """A customer organisation: the billed party. Soft-deleted accounts keep their money history."""
@@ -24,6 +26,9 @@ class Account(db.Model):
               postgresql_where=db.text("deleted_at IS NULL"), sqlite_where=db.text("deleted_at IS NULL")),
         Index("ix_accounts_deleted", "id",
               postgresql_where=db.text("deleted_at IS NOT NULL"), sqlite_where=db.text("deleted_at IS NOT NULL")),
+        # The live accounts without ledger rows: "not synced yet" reads only these (migration 0010).
+        Index("ix_accounts_without_ledger_rows", "id", postgresql_where=db.text(WITHOUT_LEDGER),
+              sqlite_where=db.text(WITHOUT_LEDGER)),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -51,6 +56,9 @@ class Account(db.Model):
     auto_invoice: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
     auto_reminders: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # Whether the ledger holds a row of this account. Kept by the database (triggers on billing_events,
+    # migration 0010_list_filters_speed) in the writer's transaction; the app never writes it.
+    has_ledger_rows: Mapped[bool] = mapped_column(Boolean, server_default=db.false())
 
     @property
     def is_deleted(self) -> bool:

@@ -17,7 +17,7 @@ from backoffice.dbtypes import Money, utcnow
 from backoffice.errors import NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, Plan, Subscription
+from backoffice.ledger.models import Plan, Subscription
 from backoffice.pagination import Page, check_page_in_range, paginate
 from backoffice.stripe_sync.models import Discrepancy
 from backoffice.users.models import Membership, User
@@ -31,26 +31,26 @@ _SQL_ZERO = db.literal_column("0", Money())
 ACTIVE_USER_DAYS = 30
 
 
-def _price():
-    return db.func.coalesce(Sub.price_amount, _SQL_ZERO)
+def _price(sub=Sub):
+    return db.func.coalesce(sub.price_amount, _SQL_ZERO)
 
 
-def _paid_once():
+def _paid_once(sub=Sub):
     """The account has paid once: its subscription has a subscribed-since date. The replayer sets it
     at the first Created row (a paid start: trials and unpaid starts are NoOps) and a sync sets it
     from Stripe; it is never cleared, so a cancelled account keeps it. A column, not a subquery,
     so filtering and sorting 50,000 accounts by status stays one cheap scan."""
-    return Sub.subscribed_since.is_not(None)
+    return sub.subscribed_since.is_not(None)
 
 
-def _status_case(values: tuple):
+def _status_case(values: tuple, sub=Sub):
     canceling, downgrading, active, canceled, free = values
     return db.case(
-        (db.and_(Sub.cancel_at_period_end.is_(True), _price() > _SQL_ZERO), canceling),
-        (db.and_(Sub.scheduled_plan.is_not(None), Sub.scheduled_price_amount.is_not(None),
-                 Sub.scheduled_price_amount < _price()), downgrading),
-        (_price() > _SQL_ZERO, active),
-        (_paid_once(), canceled),
+        (db.and_(sub.cancel_at_period_end.is_(True), _price(sub) > _SQL_ZERO), canceling),
+        (db.and_(sub.scheduled_plan.is_not(None), sub.scheduled_price_amount.is_not(None),
+                 sub.scheduled_price_amount < _price(sub)), downgrading),
+        (_price(sub) > _SQL_ZERO, active),
+        (_paid_once(sub), canceled),
         else_=free,
     )
 
@@ -60,9 +60,10 @@ def status_expr():
     return _status_case(STATUSES)
 
 
-def status_rank_expr():
-    """The status as its rank in `STATUSES` (for sorting by status in rule order)."""
-    return _status_case(tuple(db.literal_column(str(i), db.Integer) for i in range(len(STATUSES))))
+def status_rank_expr(sub=Sub):
+    """The status as its rank in `STATUSES` (for sorting by status in rule order; filtering by status
+    with it reads the index and the statistics of migrations 0008 and 0010)."""
+    return _status_case(tuple(db.literal_column(str(i), db.Integer) for i in range(len(STATUSES))), sub)
 
 
 def forward_mrr_expr():
@@ -75,11 +76,9 @@ def forward_mrr_expr():
 
 
 def unsynced_expr():
-    """Paid, but not one ledger row yet (the "not synced yet" banner's rule)."""
-    # LIMIT 1 keeps it a per-account index probe (never a hash anti-join over the whole ledger).
-    # Selecting a constant lets the probe be index-only on (account_id, occurred_at).
-    no_rows = ~db.select(db.literal(1)).where(BillingEvent.account_id == Account.id).limit(1).exists()
-    return db.and_(_price() > _SQL_ZERO, no_rows)
+    """Paid, but not one ledger row yet (the "not synced yet" banner's rule). The mark is kept by
+    triggers on the ledger (migration 0010); the live accounts without it have a partial index."""
+    return db.and_(_price() > _SQL_ZERO, ~Account.has_ledger_rows)
 
 
 def _sort_column(name: str):
@@ -95,29 +94,77 @@ def _sort_column(name: str):
     }[name]
 
 
+def _requires_subscription(f: AccountFilters) -> bool:
+    """Whether only accounts with a current subscription can match (an account without one is on
+    the free plan, status free, not paid, without drift)."""
+    return bool((f.plans and "free" not in f.plans) or (f.statuses and "free" not in f.statuses)
+                or f.unsynced or f.drift)
+
+
+def _subscription_match(f: AccountFilters, sub=Sub) -> list:
+    """The filters on an account's current subscription `sub` (one that exists)."""
+    where = []
+    if f.plans:
+        where.append(sub.plan.in_(f.plans))
+    if f.statuses:
+        where.append(status_rank_expr(sub).in_([STATUSES.index(s) for s in f.statuses]))
+    if f.drift:
+        where.append(sub.drift_detected.is_(True))
+    return where
+
+
 def _base(f: AccountFilters | None, *columns):
-    stmt = (
-        db.select(*columns)
-        .select_from(Account)
-        # `sub.is_current` as the bare column: the predicate of the partial unique index on
-        # subscriptions(account_id), so a page is 25 index probes, not a join of every account.
-        .outerjoin(Sub, db.and_(Sub.account_id == Account.id, Sub.is_current))
-        .where(Account.deleted_at.is_(None))
-    )
+    # `sub.is_current` as the bare column: the predicate of the partial unique index on
+    # subscriptions(account_id), so a page is 25 index probes, not a join of every account.
+    on = db.and_(Sub.account_id == Account.id, Sub.is_current)
+    requires = f is not None and _requires_subscription(f)
+    # An inner join when the filters need a subscription: the planner may start from the
+    # subscriptions that an index of the filter finds.
+    stmt = db.select(*columns).select_from(Account)
+    stmt = (stmt.join(Sub, on) if requires else stmt.outerjoin(Sub, on)).where(Account.deleted_at.is_(None))
     if f is None:
         return stmt
     if f.search:
-        stmt = stmt.where(db.or_(Account.name.ilike(f"%{_escape_like(f.search)}%", escape="\\"),
-                                 Account.id == f.search))
-    if f.plans:
-        stmt = stmt.where(db.func.coalesce(Sub.plan, "free").in_(f.plans))
-    if f.statuses:
-        stmt = stmt.where(status_expr().in_(f.statuses))
+        stmt = stmt.where(_search(f.search))
     if f.unsynced:
         stmt = stmt.where(unsynced_expr())
-    if f.drift:
-        stmt = stmt.where(Sub.drift_detected.is_(True))
+    match = _subscription_match(f)
+    if requires:
+        return stmt.where(*match)
+    if match:
+        # Every filter admits an account without a subscription (plan or status free): an account
+        # matches unless its current subscription fails them. As NOT EXISTS the planner knows how
+        # many accounts that is; as a test of the outer-joined row it would count only the free
+        # subscriptions (rare) and sort every match instead of reading the first in order.
+        other = aliased(Subscription, name="other")
+        stmt = stmt.where(~db.select(other.id).where(
+            other.account_id == Account.id, other.is_current, ~db.and_(*_subscription_match(f, other))).exists())
     return stmt
+
+
+def _search(text: str):
+    return db.or_(Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"), Account.id == text)
+
+
+def _count_stmt(f: AccountFilters):
+    if not _needs_subscription(f):  # no filter reads the subscription: count the accounts alone
+        stmt = db.select(db.func.count(Account.id)).where(Account.deleted_at.is_(None))
+        return stmt.where(_search(f.search)) if f.search else stmt
+    if f.search or f.unsynced:  # an index of accounts finds few: count them
+        return _base(f, db.func.count(Account.id))
+    # Only the subscription is filtered: count current subscriptions (of live accounts: all but the
+    # deleted ones, few and in a partial index), without reading the accounts.
+    deleted = db.select(Account.id).where(Account.deleted_at.is_not(None))
+
+    def subscriptions(*where):
+        return (db.select(db.func.count()).select_from(Sub)
+                .where(Sub.is_current, Sub.account_id.not_in(deleted), *where).scalar_subquery())
+
+    match = _subscription_match(f)
+    if _requires_subscription(f):
+        return db.select(subscriptions(*match))
+    live = db.select(db.func.count()).select_from(Account).where(Account.deleted_at.is_(None)).scalar_subquery()
+    return db.select(live - subscriptions(~db.and_(*match)))  # the live accounts less those that fail
 
 
 NULLABLE_SORTS = ("renewal", "country")
@@ -187,14 +234,7 @@ def _page_ids_stmt(f: AccountFilters):
 
 
 def accounts_page(f: AccountFilters) -> Page:
-    if _needs_subscription(f):
-        count_stmt = _base(f, db.func.count(Account.id))
-    else:  # no filter reads the subscription: count the accounts alone
-        count_stmt = db.select(db.func.count(Account.id)).where(Account.deleted_at.is_(None))
-        if f.search:
-            count_stmt = count_stmt.where(db.or_(
-                Account.name.ilike(f"%{_escape_like(f.search)}%", escape="\\"), Account.id == f.search))
-    total = db.session.execute(count_stmt).scalar_one()
+    total = db.session.execute(_count_stmt(f)).scalar_one()
     check_page_in_range(f.page, f.page_size, total)
     # Late row lookup: order and cut the page on the narrow ids, then load the page's rows whole.
     ids = list(db.session.execute(_page_ids_stmt(f)).scalars())

@@ -2,7 +2,10 @@
 
 Every figure is one or two SQL aggregates: money is summed by the database as exact Decimal (the
 Money type), days are bucketed in UTC by the database, and Python only walks daily buckets (at most
-one per day). Nothing here loops over accounts. The expensive aggregates are kept per process and
+one per day). Nothing here loops over accounts. The all-time daily series (the ledger's MRR
+changes, net revenue flows, logins) are read on PostgreSQL from summary tables that triggers keep
+exact in every writer's transaction (backoffice.dashboard.models, migration 0009), so the first
+request after a webhook is as fast as any other; the remaining counts are kept per process and
 reused until their tables change (see "per-process caches" below and migration 0007).
 """
 from __future__ import annotations
@@ -15,9 +18,11 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import type_coerce
+from sqlalchemy.orm import aliased
 
 from backoffice.accounts.models import Account
 from backoffice.dashboard import mrr
+from backoffice.dashboard.models import LoginDaily, MrrDaily, RevenueDaily
 from backoffice.dashboard.mrr import ZERO, Window, midnight
 from backoffice.dbtypes import Money, utcnow
 from backoffice.extensions import db
@@ -38,8 +43,8 @@ def _is_postgres() -> bool:
 def _day(column):
     """The UTC day of a timestamp column, computed by the database."""
     if _is_postgres():
-        return sa.func.date(sa.func.timezone("UTC", column))
-    return sa.func.date(column)  # SQLite stores naive UTC
+        return sa.func.date(sa.func.timezone("UTC", column), type_=sa.Date)
+    return sa.func.date(column, type_=sa.Date)  # SQLite stores naive UTC
 
 
 def _as_date(value) -> date:
@@ -81,6 +86,15 @@ class Series:
         return self.values[-1]
 
 
+def _daily_totals(daily, value, window: Window, zero) -> tuple:
+    """(opening, [per-day sums]) of `value` over `daily` (a selectable with a `day` column) for the
+    prior period and the window: one GROUP BY, the days before the prior period folded into one row."""
+    day = daily.c.day
+    bucket = sa.case((day < window.prior_first_day, sa.null()), else_=day).label("bucket")
+    rows = db.session.execute(sa.select(bucket, value).where(day <= window.today).group_by(bucket)).all()
+    return _bucketed(rows, window.prior_first_day, 2 * window.days, zero)
+
+
 def _series(window: Window, opening, per_day: list) -> Series:
     """Cumulative closing values over the prior period followed by the current window."""
     totals = mrr.cumulative(opening, per_day)
@@ -90,27 +104,29 @@ def _series(window: Window, opening, per_day: list) -> Series:
 
 
 # --- per-process caches keyed on change markers ---------------------------------------------
-# Revenue, logins and the ledger's MRR are all-time daily series: recomputing one walks hundreds
-# of thousands of rows, yet they change only when their table does; the counts over accounts and
-# subscriptions (tens of thousands of rows) likewise. Each figure is kept per process under a cheap
-# change marker read from the database, and for at most CACHE_SECONDS (a bound on staleness should
-# a marker ever miss a change). Only small results are kept: ≤ one row per day, or a few counts.
+# The counts over accounts, subscriptions and logins (tens of thousands of rows) change only when
+# their table does. Each is kept per process under a cheap change marker read from the database,
+# and for at most CACHE_SECONDS (a bound on staleness should a marker ever miss a change). Only
+# small results are kept: a few counts, or ≤ one row per day.
 CACHE_SECONDS = 300
 
 
-def _cached(name, key, compute):
-    """compute(), reused while `key` is unchanged (never reused when key is None)."""
+def _cached(name, key, compute, exact: bool = False):
+    """compute(), reused while `key` is unchanged (never reused when key is None), for at most
+    CACHE_SECONDS unless the key is `exact`: read in the reader's own snapshot of the data it
+    describes, so it cannot name data computed before a commit (the sequences of _marker can,
+    for the instant between their last advance and the commit)."""
     if key is None:
         return compute()
     cache = current_app.extensions.setdefault("dashboard_cache", {})
     now = time.monotonic()
     entry = cache.get(name)
-    if entry and entry[0] == key and now - entry[1] < CACHE_SECONDS:
+    if entry and entry[0] == key and (entry[3] or now - entry[1] < CACHE_SECONDS):
         return entry[2]
     value = compute()
-    for stale in [k for k, e in list(cache.items()) if now - e[1] >= CACHE_SECONDS]:
+    for stale in [k for k, e in list(cache.items()) if not e[3] and now - e[1] >= CACHE_SECONDS]:
         cache.pop(stale, None)
-    cache[name] = (key, now, value)
+    cache[name] = (key, now, value, exact)
     return value
 
 
@@ -131,14 +147,6 @@ def _marker(*tables: str):
            + " FROM " + ", ".join(f"{name} AS m{i}" for i, name in enumerate(names)))
     wrote, *marker = db.session.execute(sa.text(sql)).one()
     return None if wrote else (str(db.engine.url), *marker)
-
-
-def _ledger_marker():
-    """The ledger is append-only and every insert gets a new id and created_at: its newest row
-    identifies its state."""
-    b = BillingEvent
-    newest = db.session.execute(sa.select(b.id, b.created_at).order_by(b.id.desc()).limit(1)).first()
-    return (str(db.engine.url), tuple(newest) if newest else None)
 
 
 # --- MRR -----------------------------------------------------------------------------------
@@ -180,34 +188,25 @@ def _mrr_changes(until: datetime | None):
 
 
 # The MRR cards, the KPI and the mismatch banner all read the same thing: the ledger's MRR changes
-# summed per UTC day, type and sign. Recomputing it walks every MRR-moving row (a window function
-# over ~7 % of the ledger), so it is kept per process and reused while the ledger is unchanged
-# (its newest row); the TTL bounds staleness should two writers commit out of id order.
-@dataclass(frozen=True)
-class _DailyChange:
-    day: date
-    type: str
-    positive: bool
-    change: Decimal
+# summed per UTC day, type and sign. PostgreSQL reads them from the summary its triggers keep
+# (a few rows per day); SQLite, the embedded single-machine database, computes them from the ledger.
+def _mrr_daily():
+    """A selectable of (day, type, positive, change) rows: per key, Σ change is the sum of the
+    ledger's MRR changes of that UTC day, type and sign (never one row per key: always sum)."""
+    return MrrDaily.__table__ if _is_postgres() else _mrr_daily_from_ledger()
 
 
-def _mrr_daily() -> list[_DailyChange]:
-    def compute() -> list[_DailyChange]:
-        c = _mrr_changes(None)
-        day = _day(c.c.occurred_at).label("day")
-        positive = (c.c.change > 0).label("positive")
-        return [
-            _DailyChange(_as_date(d), t, bool(p), v)
-            for d, t, p, v in db.session.execute(
-                sa.select(day, c.c.type, positive, _money_sum(c.c.change)).group_by(day, c.c.type, positive))
-        ]
-
-    return _cached("mrr_daily", _ledger_marker(), compute)
+def _mrr_daily_from_ledger():
+    """The same rows computed from the ledger: one per MRR-moving row."""
+    c = _mrr_changes(None)
+    return sa.select(_day(c.c.occurred_at).label("day"), c.c.type, (c.c.change > 0).label("positive"),
+                     c.c.change.label("change")).subquery("mrr_daily")
 
 
 def ledger_mrr_latest() -> Decimal:
     """MRR after the ledger's latest row (the mismatch banner's "ledger-latest")."""
-    return sum((r.change for r in _mrr_daily()), ZERO)
+    daily = _mrr_daily()
+    return db.session.execute(sa.select(_money_sum(daily.c.change))).scalar_one()
 
 
 def mrr_at(moment: datetime) -> Decimal:
@@ -219,7 +218,9 @@ def mrr_at_moments(*moments: datetime) -> tuple[Decimal, ...]:
     """MRR from the ledger at several moments. Midnights (UTC) read the daily summary."""
     if all(m == midnight(m.astimezone(UTC).date()) for m in moments):
         daily = _mrr_daily()
-        return tuple(sum((r.change for r in daily if r.day < m.astimezone(UTC).date()), ZERO) for m in moments)
+        columns = [_money_sum(sa.case((daily.c.day < m.astimezone(UTC).date(), daily.c.change), else_=0))
+                   for m in moments]
+        return tuple(db.session.execute(sa.select(*columns)).one())
     c = _mrr_changes(max(moments))
     columns = [_money_sum(sa.case((c.c.occurred_at < m, c.c.change), else_=0)) for m in moments]
     return tuple(db.session.execute(sa.select(*columns)).one())
@@ -227,9 +228,8 @@ def mrr_at_moments(*moments: datetime) -> tuple[Decimal, ...]:
 
 def mrr_trend(window: Window) -> Series:
     """MRR at the end of each day of the window and of the prior period, from the ledger."""
-    rows = [(None if r.day < window.prior_first_day else r.day, r.change)
-            for r in _mrr_daily() if r.day <= window.today]
-    opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, ZERO)
+    daily = _mrr_daily()
+    opening, per_day = _daily_totals(daily, _money_sum(daily.c.change), window, ZERO)
     return _series(window, opening, per_day)
 
 
@@ -247,9 +247,13 @@ class Movements:
 def mrr_movements(window: Window) -> Movements:
     """New, expansion, contraction, churn, reactivation within the window; they sum to
     closing − opening exactly."""
-    daily = [r for r in _mrr_daily() if r.day <= window.today]
-    opening = sum((r.change for r in daily if r.day < window.first_day), ZERO)
-    buckets = mrr.movements((r.type, r.change) for r in daily if r.day >= window.first_day)
+    daily = _mrr_daily()
+    in_window = (daily.c.day >= window.first_day).label("in_window")
+    rows = db.session.execute(
+        sa.select(in_window, daily.c.type, daily.c.positive, _money_sum(daily.c.change))
+        .where(daily.c.day <= window.today).group_by(in_window, daily.c.type, daily.c.positive)).all()
+    opening = sum((change for inside, _, _, change in rows if not inside), ZERO)
+    buckets = mrr.movements((kind, change) for inside, kind, _, change in rows if inside)
     return Movements(opening, opening + sum(buckets.values(), ZERO), buckets)
 
 
@@ -260,36 +264,37 @@ def _reversed():
     return sa.or_(t.credit_note_url.is_not(None), t.credit_noted_at.is_not(None), t.refunded_at.is_not(None))
 
 
-def _revenue_daily() -> list[tuple[date, Decimal]]:
-    """Net revenue flows ex-VAT per UTC day, all time: + each succeeded payment on its payment
-    day, − each reversed one on its reversal day (credit note, else refund, else payment day).
-    One aggregate over the succeeded payments, kept per process until payment_transactions change."""
+def _revenue_daily():
+    """A selectable of (day, change) rows: per UTC day, Σ change is the day's net revenue flows
+    ex-VAT: + each succeeded payment on its payment day, − each reversed one on its reversal day
+    (credit note, else refund, else payment day). PostgreSQL reads the summary its triggers keep;
+    SQLite computes it from the payments."""
+    return RevenueDaily.__table__ if _is_postgres() else _revenue_daily_from_payments()
+
+
+def _revenue_daily_from_payments():
+    """The same rows computed from the payments: one per flow."""
     t = PaymentTransaction
-
-    def compute() -> list[tuple[date, Decimal]]:
-        adds = sa.select(t.date.label("at"), t.amount_excluding_tax.label("value")).where(t.status == "succeeded")
-        reversal_day = sa.func.coalesce(t.credit_noted_at, t.refunded_at, t.date)
-        subtracts = sa.select(reversal_day.label("at"), (-t.amount_excluding_tax).label("value")).where(
-            t.status == "succeeded", _reversed())
-        flows = sa.union_all(adds, subtracts).subquery("flows")
-        day = _day(flows.c.at).label("day")
-        return [(_as_date(d), v) for d, v in
-                db.session.execute(sa.select(day, _money_sum(flows.c.value)).group_by(day))]
-
-    return _cached("revenue_daily", _marker("payments"), compute)
+    adds = sa.select(t.date.label("at"), t.amount_excluding_tax.label("value")).where(t.status == "succeeded")
+    reversal_day = sa.func.coalesce(t.credit_noted_at, t.refunded_at, t.date)
+    subtracts = sa.select(reversal_day.label("at"), (-t.amount_excluding_tax).label("value")).where(
+        t.status == "succeeded", _reversed())
+    flows = sa.union_all(adds, subtracts).subquery("flows")
+    return sa.select(_day(flows.c.at).label("day"), flows.c.value.label("change")).subquery("revenue_daily")
 
 
 def net_revenue() -> Decimal:
     """Lifetime net revenue ex-VAT: succeeded payments with no credit note and no refund (each
     reversed payment's + and − flows cancel out, so this is the sum of every daily flow)."""
-    return sum((v for _, v in _revenue_daily()), ZERO)
+    daily = _revenue_daily()
+    return db.session.execute(sa.select(_money_sum(daily.c.change))).scalar_one()
 
 
 def revenue_trend(window: Window) -> Series:
     """All-time cumulative net revenue at the end of each day: + on the payment day, − on the
     reversal day (credit note, else refund, else payment day). The last point is net_revenue()."""
-    rows = [(None if d < window.prior_first_day else d, v) for d, v in _revenue_daily() if d <= window.today]
-    opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, ZERO)
+    daily = _revenue_daily()
+    opening, per_day = _daily_totals(daily, _money_sum(daily.c.change), window, ZERO)
     return _series(window, opening, per_day)
 
 
@@ -297,16 +302,30 @@ def revenue_trend(window: Window) -> Series:
 
 def account_growth(window: Window) -> tuple[Series, list[int], list[int]]:
     """Total (not deleted) accounts at the end of each day, and new accounts per day (current, prior)."""
+    opening, per_day = _account_days(window)
+    return _series(window, opening, per_day), per_day[window.days:], per_day[:window.days]
+
+
+def _account_days(window: Window) -> tuple[int, list[int]]:
+    """Live accounts created before the prior period, and per day of the prior period and the
+    window (the growth card and the KPI tiles read the same rows)."""
     a = Account
     live = a.deleted_at.is_(None)  # ix_accounts_live_created_at: both parts read it index-only
     day = _day(a.created_at).label("day")
     before = sa.select(sa.null().label("day"), sa.func.count().label("n")).where(live, a.created_at < window.prior_start)
     daily = sa.select(day, sa.func.count()).where(
         live, a.created_at >= window.prior_start, a.created_at < window.end).group_by(day)
-    rows = _cached(("account_growth", window.prior_start, window.end), _marker("accounts"),
+    rows = _cached(("account_days", window.prior_start, window.end), _marker("accounts"),
                    lambda: db.session.execute(sa.union_all(before, daily)).all())
-    opening, per_day = _bucketed(rows, window.prior_first_day, 2 * window.days, 0)
-    return _series(window, opening, per_day), per_day[window.days:], per_day[:window.days]
+    return _bucketed(rows, window.prior_first_day, 2 * window.days, 0)
+
+
+def _live_accounts() -> int:
+    """Accounts not deleted (the KPI tile and the plan distribution); index-only on
+    ix_accounts_live_created_at."""
+    a = Account
+    return int(_cached("live_accounts", _marker("accounts"), lambda: db.session.execute(
+        sa.select(sa.func.count()).select_from(a).where(a.deleted_at.is_(None))).scalar_one()))
 
 
 def login_trend(window: Window) -> tuple[list[int], list[int], list[int]]:
@@ -319,17 +338,18 @@ def login_trend(window: Window) -> tuple[list[int], list[int], list[int]]:
 
 
 def _login_daily(window: Window) -> list[tuple[date, str, int]]:
-    """Logins per UTC day and outcome over the window and its prior period; kept per process and
-    window until the logins change."""
-    lg = Login
-
-    def compute() -> list[tuple[date, str, int]]:
+    """Logins per UTC day and outcome over the window and its prior period: from the summary the
+    triggers keep on PostgreSQL, from the logins on SQLite."""
+    if _is_postgres():
+        d = LoginDaily
+        stmt = (sa.select(d.day, d.outcome, sa.func.sum(d.logins))
+                .where(d.day >= window.prior_first_day, d.day <= window.today).group_by(d.day, d.outcome))
+    else:
+        lg = Login
         day = _day(lg.at).label("day")
-        return [(_as_date(d), outcome, n) for d, outcome, n in db.session.execute(
-            sa.select(day, lg.outcome, sa.func.count())
-            .where(lg.at >= window.prior_start, lg.at < window.end).group_by(day, lg.outcome))]
-
-    return _cached(("login_daily", window.prior_start, window.end), _marker("logins"), compute)
+        stmt = (sa.select(day, lg.outcome, sa.func.count())
+                .where(lg.at >= window.prior_start, lg.at < window.end).group_by(day, lg.outcome))
+    return [(_as_date(d), outcome, int(n)) for d, outcome, n in db.session.execute(stmt)]
 
 
 @dataclass
@@ -347,13 +367,11 @@ def plan_distribution() -> list[PlanShare]:
     # free accounts are the live ones minus the paid ones: no join over every account, and the
     # few deleted accounts are a hashed NOT IN (ix_accounts_deleted).
     deleted = sa.select(a.id).where(a.deleted_at.is_not(None))
-    paid = (sa.select(sa.literal(True).label("paid"), s.plan, sa.func.count().label("n"))
+    paid = (sa.select(s.plan, sa.func.count())
             .where(s.is_current.is_(True), s.price_amount > 0, s.account_id.not_in(deleted)).group_by(s.plan))
-    live = sa.select(sa.literal(False), sa.null(), sa.func.count()).select_from(a).where(a.deleted_at.is_(None))
-    counted = _cached("plan_distribution", _marker("subscriptions", "accounts"),
-                      lambda: db.session.execute(sa.union_all(paid, live)).all())
-    rows = [(plan, n) for is_paid, plan, n in counted if is_paid]
-    free = sum(n for is_paid, _, n in counted if not is_paid) - sum(n for _, n in rows)
+    rows = list(_cached("plan_distribution", _marker("subscriptions", "accounts"),
+                        lambda: [(plan, int(n)) for plan, n in db.session.execute(paid)]))
+    free = _live_accounts() - sum(n for _, n in rows)
     if free:
         rows.append(("free", free))
     catalog = {
@@ -398,19 +416,10 @@ class Kpis:
 
 def kpis(window: Window, billing: bool) -> Kpis:
     """The KPI tiles. Billing figures only when billing is enabled (nothing billing is queried otherwise)."""
-    a = Account
-
-    def live_accounts(*where):  # index-only on ix_accounts_live_created_at
-        return sa.select(sa.func.count()).select_from(a).where(a.deleted_at.is_(None), *where).scalar_subquery()
-
-    total, new, new_prior = _cached(("account_counts", window.start, window.end), _marker("accounts"),
-                                    lambda: db.session.execute(sa.select(
-                                        live_accounts(),
-                                        live_accounts(a.created_at >= window.start, a.created_at < window.end),
-                                        live_accounts(a.created_at >= window.prior_start, a.created_at < window.start),
-                                    )).one())
+    _, per_day = _account_days(window)  # the growth card's rows: new accounts per day
+    new, new_prior = sum(per_day[window.days:]), sum(per_day[:window.days])
     users, users_prior = _active_users(window)
-    result = Kpis(int(total), int(new), int(new_prior), users, users_prior, active_sessions())
+    result = Kpis(_live_accounts(), new, new_prior, users, users_prior, active_sessions())
     if billing:
         result.blended_mrr = blended_mrr()
         result.mrr_opening, result.mrr_now = mrr_at_moments(window.start, window.end)
@@ -418,21 +427,54 @@ def kpis(window: Window, billing: bool) -> Kpis:
     return result
 
 
-def _active_users(window: Window) -> tuple[int, int]:
-    """Distinct users with a successful login in the window and in the prior period; kept per
-    process and window until the logins change."""
+def _distinct_users(start: datetime, end: datetime, *where):
+    """How many users have a successful login in [start, end). DISTINCT in a subquery: hashed, not sorted."""
     lg = Login
+    users = sa.select(lg.user_id).where(lg.outcome == "success", lg.at >= start, lg.at < end, *where).distinct()
+    return sa.select(sa.func.count()).select_from(users.subquery()).scalar_subquery()
 
-    def compute() -> tuple[int, int]:
-        def distinct_users(start: datetime, end: datetime):  # DISTINCT in a subquery: hashed, not sorted
-            users = sa.select(lg.user_id).where(lg.outcome == "success", lg.at >= start, lg.at < end).distinct()
-            return sa.select(sa.func.count()).select_from(users.subquery()).scalar_subquery()
 
+def _active_users(window: Window) -> tuple[int, int]:
+    """Distinct users with a successful login in the window and in the prior period.
+
+    Counting distinct users walks every login of both periods, so it is split at today's midnight:
+    the past days (the prior period, and the window up to yesterday) are kept per process while
+    none of their logins changes (_past_logins_marker); today's users not seen earlier in the
+    window are counted apart, kept until any login changes: an ingest of today's logins costs a
+    look-up per login of today, not a walk over the whole window."""
+    lg = Login
+    today = midnight(window.today)
+
+    def past() -> tuple[int, int]:
         current, prior = db.session.execute(sa.select(
-            distinct_users(window.start, window.end), distinct_users(window.prior_start, window.start))).one()
+            _distinct_users(window.start, today), _distinct_users(window.prior_start, window.start))).one()
         return int(current), int(prior)
 
-    return _cached(("active_users", window.start, window.end), _marker("logins"), compute)
+    def new_today() -> int:
+        earlier = aliased(Login)
+        seen = sa.exists().where(earlier.user_id == lg.user_id, earlier.outcome == "success",
+                                 earlier.at >= window.start, earlier.at < today)
+        return int(db.session.execute(sa.select(_distinct_users(today, window.end, ~seen))).scalar_one())
+
+    current, prior = _cached(("active_users_past", window.days), _past_logins_marker(window), past, exact=True)
+    marker = _marker("logins")
+    today_key = None if marker is None else (marker, window.today)
+    return current + _cached(("active_users_today", window.days), today_key, new_today), prior
+
+
+def _past_logins_marker(window: Window):
+    """What identifies the logins of the prior period and of the window before today: the day,
+    and how many login rows were ever written on those days (the login summary's `writes`, which
+    every insert, update and delete raises in the writer's own transaction: an exact key, so the
+    past days' users are counted again only when one of those days changes, or on the next day).
+    None where _marker is."""
+    if not _is_postgres():
+        return None
+    d = LoginDaily
+    wrote, writes = db.session.execute(
+        sa.select(sa.func.pg_current_xact_id_if_assigned().is_not(None), sa.func.coalesce(sa.func.sum(d.writes), 0))
+        .where(d.day >= window.prior_first_day, d.day < window.today)).one()
+    return None if wrote else (str(db.engine.url), window.today, int(writes))
 
 
 def active_sessions(now: datetime | None = None) -> int:
@@ -492,16 +534,17 @@ class Banners:
 def banners() -> Banners:
     """Unsynced accounts (a paid subscription, no ledger rows), accounts with billing drift,
     and whether the Blended MRR tile disagrees with the ledger's latest MRR."""
-    s, a, b = Subscription, Account, BillingEvent
-    live = sa.and_(s.is_current.is_(True), a.deleted_at.is_(None))
-    no_ledger = ~sa.exists().where(b.account_id == s.account_id)
-    unsynced, drift = _cached(
-        "banner_counts",
-        None if (m := _marker("subscriptions", "accounts")) is None else (m, _ledger_marker()),
-        lambda: tuple(db.session.execute(
-            sa.select(
-                sa.func.coalesce(sa.func.sum(sa.case((sa.and_(s.price_amount > 0, no_ledger), 1), else_=0)), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((s.drift_detected.is_(True), 1), else_=0)), 0),
-            ).select_from(s).join(a, a.id == s.account_id).where(live)
-        ).one()))
+    s, a = Subscription, Account
+    # accounts.has_ledger_rows (kept by a trigger on the ledger, migration 0010) leaves only the
+    # few live accounts without ledger rows to read (ix_accounts_without_ledger_rows); marking an
+    # account updates it, which advances the accounts' change marker.
+    unsynced = (sa.select(sa.func.count()).select_from(s).join(a, a.id == s.account_id)
+                .where(s.is_current.is_(True), s.price_amount > 0, ~a.has_ledger_rows, a.deleted_at.is_(None)))
+    # The current subscriptions with drift (ix_subscriptions_drift) of live accounts: the few deleted
+    # accounts are a hashed NOT IN.
+    drift = sa.select(sa.func.count()).select_from(s).where(
+        s.is_current.is_(True), s.drift_detected.is_(True),
+        s.account_id.not_in(sa.select(a.id).where(a.deleted_at.is_not(None))))
+    unsynced, drift = _cached("banner_counts", _marker("subscriptions", "accounts"), lambda: tuple(
+        db.session.execute(sa.select(unsynced.scalar_subquery(), drift.scalar_subquery())).one()))
     return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest())

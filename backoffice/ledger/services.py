@@ -98,6 +98,8 @@ class RebuildReport:
 # Replaying pending events
 # --------------------------------------------------------------------------------------------
 BATCH_EVENTS = 5000  # archived events per batch of accounts (one commit each)
+BATCH_ACCOUNTS = 500  # accounts per batch at most: a batch holds a lock per account (and the
+# dashboard's ledger trigger another), and PostgreSQL's lock table is shared by all sessions
 ID_CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables)
 
 
@@ -209,7 +211,7 @@ def _batches(counts: Sequence, size: int) -> Iterable[list[str]]:
     for account_id, count in counts:
         batch.append(account_id)
         events += count
-        if events >= size:
+        if events >= size or len(batch) >= BATCH_ACCOUNTS:
             yield batch
             batch, events = [], 0
     if batch:

@@ -37,7 +37,8 @@ class Membership(db.Model):
         UniqueConstraint("user_id", "account_id"),
         CheckConstraint("role IN ('owner', 'admin', 'member')", name="role"),
         CheckConstraint("state IN ('active', 'pending')", name="state"),
-        Index("ix_memberships_account_id", "account_id"),
+        # An account's members, and the users of the accounts a search matches, from the index alone.
+        Index("ix_memberships_account_user", "account_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

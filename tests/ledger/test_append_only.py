@@ -50,6 +50,11 @@ def _run(sql: str) -> None:
     "UPDATE stripe_events SET payload_sha256 = 'x' WHERE id = 'evt_1'",
     "UPDATE stripe_events SET type = 'invoice.paid' WHERE id = 'evt_1'",
     "UPDATE stripe_events SET stripe_created_at = now() WHERE id = 'evt_1'",
+    # The guard fires for any UPDATE naming an immutable column, also beside processing columns.
+    "UPDATE stripe_events SET state = 'processed', api_version = '2020-01-01' WHERE id = 'evt_1'",
+    "UPDATE stripe_events SET received_at = now(), processed_at = now() WHERE id = 'evt_1'",
+    "UPDATE stripe_events SET recovery_source = 'baseline', recovered_at = now() WHERE id = 'evt_1'",
+    "UPDATE stripe_events SET id = 'evt_2' WHERE id = 'evt_1'",
     "DELETE FROM stripe_events WHERE id = 'evt_1'",
     "UPDATE billing_events SET committed_mrr = 99 WHERE stripe_event_id = 'evt_1'",
     "UPDATE billing_events SET type = 'no_op' WHERE stripe_event_id = 'evt_1'",

@@ -56,3 +56,10 @@ def test_replay_command_catches_up_every_pending_event(client, runner, monkeypat
     ]
     again = runner.invoke(args=["ledger", "replay"])
     assert "0 accounts, 0 archived events replayed, 0 ledger rows appended" in again.output
+
+
+def test_batches_hold_about_the_batch_events_and_at_most_500_accounts():
+    one_each = [(f"acc-{i:04d}", 1) for i in range(1200)]
+    assert [len(b) for b in services._batches(one_each, 5000)] == [500, 500, 200]
+    many = [("acc-a", 3000), ("acc-b", 2500), ("acc-c", 10), ("acc-d", 6000)]
+    assert list(services._batches(many, 5000)) == [["acc-a", "acc-b"], ["acc-c", "acc-d"]]
