@@ -34,6 +34,9 @@ def create_app(config: dict | None = None) -> Flask:
     from backoffice import i18n
 
     ext.db.init_app(app)
+    with app.app_context():
+        for engine in ext.db.engines.values():
+            ext.ping_doubtful_connections(engine)  # instead of pool_pre_ping on every checkout
     ext.migrate.init_app(
         app,
         ext.db,

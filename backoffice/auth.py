@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 
 from flask import Flask, abort, g, jsonify, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from backoffice import hx
@@ -27,7 +28,18 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building its signer for a request that sends no
+    session cookie (the webhook, the API): such a session starts empty either way."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     login_manager.login_view = "operators.sign_in"
     login_manager.session_protection = "basic"

@@ -48,7 +48,6 @@ def load_config(instance_path: Path) -> dict:
         "BACKOFFICE_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # Operators' browser sessions: expire after a working day of inactivity.
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(env.get("BACKOFFICE_SESSION_MINUTES", "480"))

@@ -15,7 +15,7 @@ bp = Blueprint("stripe_sync", __name__, template_folder="templates")
 
 
 @bp.post("/stripe/webhook")
-@limiter.exempt  # no limit applies to it: skip the limiter's per-request bookkeeping
+@limiter.exempt  # no limit applies to it
 def webhook():
     """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
     slow or failing replay never makes Stripe retry an event that is stored; the replay is
@@ -31,6 +31,13 @@ def webhook():
     if result.needs_replay:
         _after_response(response, result.account_id)
     return response
+
+
+@limiter.request_filter
+def _webhook_unlimited() -> bool:
+    """The webhook is exempt; this also spares it the limiter's lookup of the limits that do
+    not apply (a noticeable share of its answer time)."""
+    return request.endpoint == "stripe_sync.webhook"
 
 
 def _after_response(response, account_id: str | None) -> None:

@@ -5,13 +5,21 @@
 
 `BENCH_EVENTS` events are archived: the first `BENCH_WEBHOOK_EVENTS` (default: all, at most
 20,000) through the real webhook (signature verification + archive; the replay it enqueues is
-left out), the rest bulk-loaded into the archive as pending rows (so a million archived events
-do not need a million HTTP requests). Then `replay_pending` replays the whole archive.
+left out) one request after another; then, for each thread count K of `BENCH_THREADS` (default
+4,8), `BENCH_THREADED_EVENTS` more (default 10,000, at most what is left of BENCH_EVENTS shared
+among the thread counts, whole stories) through the webhook from K threads of this process at
+once, each with its own test client and its own customers (as a threaded WSGI server serves
+Stripe's concurrent deliveries); the rest is bulk-loaded into the archive as pending rows (so a
+million archived events do not need a million HTTP requests). Then `replay_pending` replays the
+whole archive. The test clients keep no cookies: Stripe sends none.
 
 It prints one `BENCH {...}` line: the webhook's answer time per request (median, p90, p99,
-spread) and its ingest rate in events/s for this one process, beside a bare single-row INSERT +
-COMMIT per event (the floor of a durable archive write) and a bare bulk INSERT of the same rows;
-then the replay in events/s, beside a bare bulk INSERT of as many ledger rows. CPU seconds of
+spread) and its ingest rate in events/s for this one process with its CPU milliseconds per
+event, sequential and from K threads (`ingest_threads_K_*`, `webhook_threads_K_ms_*`), beside a
+bare single-row INSERT + COMMIT per event (the floor of a durable archive write, sequential) and
+a bare bulk INSERT of the same rows; the load average after the ingest;
+then the replay in events/s (`backoffice ledger replay`'s code: BENCH_REPLAY_WORKERS processes on
+PostgreSQL, default 2, one per core), beside a bare bulk INSERT of as many ledger rows. CPU seconds of
 this process are given beside wall seconds, because other processes share the machine.
 `BENCH_SQLITE_WAL=1` runs SQLite in WAL mode with synchronous=NORMAL (as `backoffice demo` does)
 instead of the default rollback journal with an fsync per commit.
@@ -22,8 +30,10 @@ import hashlib
 import json
 import os
 import statistics
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -39,7 +49,11 @@ pytestmark = pytest.mark.bench
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 WEBHOOK_EVENTS = min(EVENTS, int(os.environ.get("BENCH_WEBHOOK_EVENTS", "20000")))
+THREADS = [int(k) for k in os.environ.get("BENCH_THREADS", "4,8").split(",") if k.strip()]
+THREADED_EVENTS = min(int(os.environ.get("BENCH_THREADED_EVENTS", "10000")),
+                      (EVENTS - WEBHOOK_EVENTS) // max(1, len(THREADS)))
 SQLITE_WAL = os.environ.get("BENCH_SQLITE_WAL") == "1"
+REPLAY_WORKERS = int(os.environ.get("BENCH_REPLAY_WORKERS", "2"))  # processes (PostgreSQL; SQLite: 1)
 EVENTS_PER_ACCOUNT = 20  # customer, subscription, 18 monthly renewals (some upgrades)
 START = h.ts("2025-01-01")
 MONTH = 30 * 86400
@@ -69,6 +83,54 @@ def _story(n: int) -> list[dict]:
                                                                total=amount, created=at), at,
                                      event_id=f"evt_{cus}_i{month}"))
     return events
+
+
+def _post(client, signed: list[tuple[bytes, str]], latencies: list[float]) -> None:
+    for body, signature in signed:
+        t = time.perf_counter()
+        resp = client.post("/stripe/webhook", data=body, headers={"Stripe-Signature": signature},
+                           content_type="application/json")
+        latencies.append(time.perf_counter() - t)
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+
+
+def _ingest_sequential(client, bodies: list[bytes]) -> tuple[list[float], float, float]:
+    """One request after another (signed just before, outside the timing): (latencies, wall
+    seconds, CPU seconds)."""
+    latencies: list[float] = []
+    wall = cpu = 0.0
+    for start in range(0, len(bodies), 1000):
+        signed = [(body, h.sign(body)) for body in bodies[start:start + 1000]]
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        _post(client, signed, latencies)
+        wall += time.perf_counter() - wall_started
+        cpu += time.process_time() - cpu_started
+    return latencies, wall, cpu
+
+
+def _ingest_threaded(app, first_story: int, stories: int, threads: int) -> tuple[list[float], float, float]:
+    """`stories` whole stories from `threads` threads at once, each posting its own customers'
+    events in order, all signed beforehand: (latencies, wall seconds, CPU seconds of the
+    process)."""
+    shares: list[list[tuple[bytes, str]]] = [[] for _ in range(threads)]
+    for i, n in enumerate(range(first_story, first_story + stories)):
+        shares[i % threads].extend((body, h.sign(body)) for body in _bodies(n, EVENTS_PER_ACCOUNT))
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    start = threading.Barrier(threads + 1)
+
+    def run(i: int) -> None:
+        client = app.test_client(use_cookies=False)
+        start.wait()
+        _post(client, shares[i], latencies[i])
+
+    with ThreadPoolExecutor(threads) as pool:
+        runs = [pool.submit(run, i) for i in range(threads)]
+        start.wait()
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        for done in runs:
+            done.result()
+        wall, cpu = time.perf_counter() - wall_started, time.process_time() - cpu_started
+    return [x for share in latencies for x in share], wall, cpu
 
 
 def _bodies(first_story: int, count: int) -> Iterator[bytes]:
@@ -166,6 +228,21 @@ def _bulk_insert_ledger(count: int) -> float:
     return elapsed
 
 
+def _threaded_figures(runs: dict[int, tuple[list[float], float, float]]) -> dict:
+    figures = {}
+    for threads, (latencies, wall, cpu) in runs.items():
+        ms = [x * 1000 for x in latencies]
+        figures |= {
+            f"ingest_threads_{threads}_events": len(ms),
+            f"ingest_threads_{threads}_events_per_s": round(len(ms) / wall),
+            f"ingest_threads_{threads}_cpu_ms_per_event": round(cpu / len(ms) * 1000, 3),
+            f"webhook_threads_{threads}_ms_median": round(statistics.median(ms), 3),
+            f"webhook_threads_{threads}_ms_p90": round(_pct(ms, 0.90), 3),
+            f"webhook_threads_{threads}_ms_p99": round(_pct(ms, 0.99), 3),
+        }
+    return figures
+
+
 def _sqlite_wal(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode = WAL")
@@ -173,7 +250,7 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def test_webhook_ingest_and_replay_throughput(app, client, monkeypatch, capsys):
+def test_webhook_ingest_and_replay_throughput(app, monkeypatch, capsys):
     from backoffice.stripe_sync import views
 
     dialect = db.engine.dialect.name
@@ -184,33 +261,27 @@ def test_webhook_ingest_and_replay_throughput(app, client, monkeypatch, capsys):
     monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)  # verify + archive only
     webhook_stories = -(-WEBHOOK_EVENTS // EVENTS_PER_ACCOUNT)
 
-    # 1. The webhook, request by request (signed just before, outside the timing).
-    latencies: list[float] = []
-    wall = cpu = 0.0
+    # 1. The webhook, request by request, then from K threads at once (new customers each time).
     bodies = list(_bodies(0, WEBHOOK_EVENTS))
-    for start in range(0, len(bodies), 1000):
-        chunk = bodies[start:start + 1000]
-        signed = [(body, h.sign(body)) for body in chunk]
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
-        for body, signature in signed:
-            t = time.perf_counter()
-            resp = client.post("/stripe/webhook", data=body, headers={"Stripe-Signature": signature},
-                               content_type="application/json")
-            latencies.append(time.perf_counter() - t)
-            assert resp.status_code == 200
-        wall += time.perf_counter() - wall_started
-        cpu += time.process_time() - cpu_started
+    latencies, wall, cpu = _ingest_sequential(app.test_client(use_cookies=False), bodies)
+    next_story, ingested, threaded = webhook_stories, WEBHOOK_EVENTS, {}
+    for threads in THREADS if THREADED_EVENTS >= EVENTS_PER_ACCOUNT else []:
+        stories = THREADED_EVENTS // EVENTS_PER_ACCOUNT
+        threaded[threads] = _ingest_threaded(app, next_story, stories, threads)
+        next_story += stories
+        ingested += stories * EVENTS_PER_ACCOUNT
+    load_average = [round(x, 2) for x in os.getloadavg()]
     archived = db.session.execute(sa.select(sa.func.count()).select_from(StripeEvent)).scalar_one()
-    assert archived == WEBHOOK_EVENTS
+    assert archived == ingested
     now = datetime.now(UTC)
     single, bulk_archive = _bare_inserts([_archive_row(body, now) for body in bodies])
     del bodies
 
     # 2. The rest of the archive in bulk, then the replay of everything.
-    _preload_archive(webhook_stories, EVENTS - WEBHOOK_EVENTS)
+    _preload_archive(next_story, EVENTS - ingested)
     db.session.remove()
     cpu_started, started = time.process_time(), time.perf_counter()
-    reports = services.replay_pending()
+    reports = services.replay_pending(workers=REPLAY_WORKERS)
     replay = time.perf_counter() - started
     replay_cpu = time.process_time() - cpu_started
     rows = db.session.execute(sa.select(sa.func.count()).select_from(BillingEvent)).scalar_one()
@@ -230,10 +301,13 @@ def test_webhook_ingest_and_replay_throughput(app, client, monkeypatch, capsys):
         "webhook_ms_stdev": round(statistics.pstdev(ms), 3),
         "ingest_events_per_s": round(WEBHOOK_EVENTS / wall),
         "ingest_cpu_ms_per_event": round(cpu / WEBHOOK_EVENTS * 1000, 3),
+        **_threaded_figures(threaded),
+        "load_average": load_average,
         "bare_insert_commit_per_row_ms": round(single * 1000, 3),
         "bare_insert_commit_rows_per_s": round(1 / single),
         "bulk_insert_archive_s": round(bulk_archive, 3),
         "bulk_insert_archive_rows_per_s": round(WEBHOOK_EVENTS / bulk_archive),
+        "replay_workers": REPLAY_WORKERS if dialect == "postgresql" else 1,
         "replay_events_per_s": round(EVENTS / replay),
         "replay_s": round(replay, 3),
         "replay_cpu_s": round(replay_cpu, 3),

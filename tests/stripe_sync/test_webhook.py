@@ -3,7 +3,9 @@ customer → account mapping, bad input. Every request goes through the real end
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from backoffice.accounts.models import Account
@@ -198,3 +200,57 @@ def test_attach_customer_releases_waiting_events(app):
     assert account_id == "acc-w"
     assert db.session.get(StripeEvent, "evt_wait").account_id == "acc-w"
     assert archive.waiting_customer_ids() == []
+
+
+def _deliver_at_once(app, bodies: list[bytes]) -> list:
+    """Each body from a thread of its own (its own test client), all released together."""
+    start = threading.Barrier(len(bodies))
+
+    def deliver(body: bytes):
+        client = app.test_client()
+        start.wait()
+        return h.deliver(client, body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(deliver, bodies))
+
+
+def test_concurrent_events_of_a_new_customer_create_one_account(app):
+    customer = h.customer("cus_C", account_id="acc-c")
+    events = [h.envelope("customer.created", customer, h.ts("2026-01-05T09:00:00"))]
+    events += [h.envelope("customer.updated", customer, h.ts("2026-01-05T09:00:00") + i) for i in range(1, 4)]
+    sub = h.subscription("sub_C", "cus_C", h.price("price_basic", 4900), created=h.ts("2026-01-05T10:00:00"))
+    events += [h.envelope("customer.subscription.created", sub, h.ts("2026-01-05T10:00:00"))]
+    responses = _deliver_at_once(app, [h.encode(e) for e in events])
+    assert [(r.status_code, r.json["outcome"]) for r in responses] == [(200, "stored")] * len(events)
+    db.session.expire_all()
+    (account,) = db.session.execute(db.select(Account)).scalars()
+    assert (account.id, account.stripe_customer_id) == ("acc-c", "cus_C")
+    assert {row.id: row.account_id for row in _events()} == {e["id"]: "acc-c" for e in events}
+
+
+def test_concurrent_deliveries_of_one_event_store_it_once(app):
+    for event in (_customer_created("cus_D", account_id="acc-d"),
+                  h.envelope("invoice.paid", h.invoice("in_D", "cus_D", None, amount_paid=4900, total=4900,
+                                                        created=h.ts("2026-01-06")), h.ts("2026-01-06"))):
+        responses = _deliver_at_once(app, [h.encode(event)] * 4)
+        assert {r.status_code for r in responses} == {200}
+        assert sorted(r.json["outcome"] for r in responses) == ["duplicate", "duplicate", "duplicate", "stored"]
+    db.session.expire_all()
+    assert sorted((row.type, row.account_id) for row in _events()) == [("customer.created", "acc-d"),
+                                                                        ("invoice.paid", "acc-d")]
+    assert db.session.execute(db.select(db.func.count(Discrepancy.id))).scalar_one() == 0
+
+
+def test_an_event_archived_inside_a_unit_of_work_commits_with_it(app):
+    """A caller's pending changes commit with the event (one commit), as the session path did."""
+    from backoffice.ledger import archive
+
+    db.session.add(Account(id="acc-u", name="Unit AG", stripe_customer_id="cus_U"))
+    event = h.envelope("invoice.paid", h.invoice("in_U", "cus_U", None, amount_paid=4900, total=4900,
+                                                 created=h.ts("2026-01-06")), h.ts("2026-01-06"))
+    result = archive.archive_event(h.encode(event), event)
+    assert (result.outcome, result.account_id) == ("stored", "acc-u")
+    db.session.rollback()  # nothing left to roll back: both are committed
+    assert db.session.get(Account, "acc-u").stripe_customer_id == "cus_U"
+    assert db.session.get(StripeEvent, event["id"]).account_id == "acc-u"
