@@ -62,7 +62,9 @@ def scratch_database(tmp_path: Path, postgres: bool = IS_POSTGRES):
         return
     url = sa.engine.make_url(_pg_url())
     name = f"{url.database}_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    # A fresh connection for each statement: the DROP must not depend on a pooled connection
+    # staying alive for the whole test (or session).
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
