@@ -58,6 +58,10 @@ def sign_in(page: Page, live_server, email: str, path: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(live_server.url(path))
+    # The page's deferred scripts (htmx and the list's triggers) have run: a focus or a
+    # keystroke before that would reach no listener.
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => window.htmx !== undefined")
 
 
 def rows(page: Page):
