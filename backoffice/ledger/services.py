@@ -281,7 +281,7 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
     if late:
         _reset_schedules(late)
     batch = _Batch(by_account)
-    seeds = batch.seeds()
+    seeds = batch.seeds(newest)
     reports = {}
     for account_id in ids:
         if account_id not in by_account:
@@ -445,18 +445,14 @@ class _Batch:
         self.marks: list[tuple[str, str, str | None]] = []
 
     # -- seeds of the state machine -------------------------------------------------------------
-    def seeds(self) -> Callable[[str], tuple[Decimal | None, set[str], datetime | None]]:
+    def seeds(self, newest: dict[str, tuple[datetime, str]]
+              ) -> Callable[[str], tuple[Decimal | None, set[str], datetime | None]]:
         """Per account: the committed MRR of the latest ledger row, the invoices of the batch
-        already classified by a paid event, and the newest processed event (the watermark)."""
-        ids = self.account_ids
+        already classified by a paid event, and the time of the newest processed event (the
+        watermark, from `newest`: `_newest_processed` of the batch's accounts)."""
         latest: dict[str, Decimal] = {}
-        watermarks: dict[str, datetime] = {}
-        for chunk in _chunks(ids):
+        for chunk in _chunks(self.account_ids):
             latest.update(db.session.execute(_latest_committed(chunk)).all())
-            watermarks.update(db.session.execute(
-                db.select(StripeEvent.account_id, db.func.max(StripeEvent.stripe_created_at))
-                .where(_in(StripeEvent.account_id, chunk), StripeEvent.state == "processed")
-                .group_by(StripeEvent.account_id)).all())
         wanted = {(a, e["data"]["object"].get("id")) for a, (_, evs) in self.by_account.items() for e in evs
                   if e["type"] in PAID_TYPES}
         classified: dict[str, set[str]] = {}
@@ -465,7 +461,7 @@ class _Batch:
             for account_id, invoice_id in db.session.execute(_classified_invoices(chunk)).all():
                 if (account_id, invoice_id) in wanted:
                     classified.setdefault(account_id, set()).add(invoice_id)
-        return lambda a: (latest.get(a), classified.get(a, set()), watermarks.get(a))
+        return lambda a: (latest.get(a), classified.get(a, set()), newest[a][0] if a in newest else None)
 
     # -- catalog ----------------------------------------------------------------------------------
     def project_catalog(self, events: Sequence[dict]) -> None:

@@ -172,24 +172,18 @@ TRIGGERS = {
     'billing_events_dashboard_summaries':
         """AFTER INSERT ON billing_events REFERENCING NEW TABLE AS new_rows
            FOR EACH STATEMENT EXECUTE FUNCTION dashboard_ledger_inserted()""",
-    'payment_transactions_dashboard_insert':
-        """AFTER INSERT ON payment_transactions REFERENCING NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION dashboard_payments_changed()""",
-    'payment_transactions_dashboard_update':
-        """AFTER UPDATE ON payment_transactions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION dashboard_payments_changed()""",
-    'payment_transactions_dashboard_delete':
-        """AFTER DELETE ON payment_transactions REFERENCING OLD TABLE AS old_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION dashboard_payments_changed()""",
-    'logins_dashboard_insert':
-        """AFTER INSERT ON logins REFERENCING NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION dashboard_logins_changed()""",
-    'logins_dashboard_update':
-        """AFTER UPDATE ON logins REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION dashboard_logins_changed()""",
-    'logins_dashboard_delete':
-        """AFTER DELETE ON logins REFERENCING OLD TABLE AS old_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION dashboard_logins_changed()""",
+    **{name: sql for table, function in (('payment_transactions', 'dashboard_payments_changed'),
+                                         ('logins', 'dashboard_logins_changed'))
+       for name, sql in (
+           (f'{table}_dashboard_insert',
+            f"""AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION {function}()"""),
+           (f'{table}_dashboard_update',
+            f"""AFTER UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION {function}()"""),
+           (f'{table}_dashboard_delete',
+            f"""AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION {function}()"""))},
 }
 
 
