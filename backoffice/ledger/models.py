@@ -40,7 +40,10 @@ class StripeEvent(db.Model):
         ),
         Index("ix_stripe_events_customer_created", "customer_id", "stripe_created_at", "id"),
         Index("ix_stripe_events_account_created", "account_id", "stripe_created_at", "id"),
-        Index("ix_stripe_events_state", "state", "stripe_created_at"),
+        # Only the events still to replay (pending, failed) are looked up by state.
+        Index("ix_stripe_events_todo", "account_id", "customer_id",
+              postgresql_where=db.text("state IN ('pending', 'failed')"),
+              sqlite_where=db.text("state IN ('pending', 'failed')")),
     )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -149,14 +149,43 @@ def replay_pending(progress: Callable[[int], None] | None = None,
         .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id)
     ).all()
     batches = list(_batches(counts, batch_size or BATCH_EVENTS))
+    refresh_statistics()
     if workers > 1 and len(batches) > 1 and _postgres():
         return _replay_in_processes(batches, workers, progress)
     reports: list[ReplayReport] = []
     for batch in batches:
         reports.extend(_replay_pending_batch(batch))
+        refresh_statistics()
         if progress:
             progress(len(batch))
     return reports
+
+
+GROWING_TABLES = ("stripe_events", "accounts", "subscriptions", "billing_events", "payment_transactions")
+STATISTICS_SLACK = 500  # rows changed on top of the analysed row count before statistics are stale
+
+
+def refresh_statistics(tables: Sequence[str] = GROWING_TABLES) -> list[str]:
+    """ANALYZEs those of `tables` whose rows changed since their last ANALYZE by more than they
+    then held (plus STATISTICS_SLACK): a bulk replay grows the ledger tables from nothing, and
+    a plan chosen for a nearly empty table stays chosen — PostgreSQL caches each foreign-key
+    check's plan per connection, so with an empty `subscriptions` every ledger row's check
+    became a sequential scan of the whole table. ANALYZE replans them everywhere. This is what
+    autovacuum does, at its own pace, when it is on; it is done here too because it may be off
+    or lagging behind a bulk replay. Doubling thresholds keep it to a few ANALYZEs per table
+    (each reads a sample of at most 30,000 rows). PostgreSQL only; answers the tables analysed
+    (and commits)."""
+    if not _postgres():
+        return []
+    stale = db.session.execute(db.text(
+        "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+        "WHERE s.relname = ANY(:tables) AND s.schemaname = current_schema() "
+        "AND s.n_mod_since_analyze > greatest(c.reltuples, 0) + :slack ORDER BY s.relname"
+    ), {"tables": list(tables), "slack": STATISTICS_SLACK}).scalars().all()
+    for table in stale:
+        db.session.execute(db.text(f'ANALYZE "{table}"'))
+    db.session.commit()
+    return list(stale)
 
 
 def _replay_pending_batch(batch: list[str]) -> list[ReplayReport]:
@@ -187,6 +216,7 @@ def _replay_in_processes(batches: list[list[str]], workers: int,
     with multiprocessing.get_context("fork").Pool(min(workers, len(batches)), initializer=_forked_start) as pool:
         for done in pool.imap(_forked_batch, batches):
             reports.extend(done)
+            refresh_statistics()
             if progress:
                 progress(len(done))
     return reports
@@ -303,18 +333,21 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
 
 def _newest_processed(account_ids: Sequence[str]) -> tuple[dict[str, tuple[datetime, str]], set[str]]:
     """Account id → (created, id) of its newest processed archived event; and the accounts where
-    an older event was processed after that one (two queries per chunk)."""
+    an older event was processed after that one (two queries per chunk). Both walk each
+    account's (account, created, id) index from its newest event: the work grows with the
+    batch's accounts, never with the archive."""
     t = StripeEvent.__table__
-    older = t.alias("older")
+    acc = Account.__table__
+    inner, older = t.alias("inner"), t.alias("older")
     newest: dict[str, tuple[datetime, str]] = {}
     unsettled: set[str] = set()
     for chunk in _chunks(account_ids):
-        ranked = (db.select(t.c.account_id, t.c.stripe_created_at, t.c.id, t.c.processed_at,
-                            db.func.row_number().over(partition_by=t.c.account_id,
-                                                      order_by=(t.c.stripe_created_at.desc(), t.c.id.desc()))
-                            .label("n"))
-                  .where(_in(t.c.account_id, chunk), t.c.state == "processed").subquery())
-        top = db.select(ranked).where(ranked.c.n == 1).subquery()
+        newest_id = (db.select(inner.c.id)
+                     .where(inner.c.account_id == acc.c.id, inner.c.state == "processed")
+                     .order_by(inner.c.stripe_created_at.desc(), inner.c.id.desc()).limit(1)
+                     .scalar_subquery())
+        top = (db.select(t.c.account_id, t.c.stripe_created_at, t.c.id, t.c.processed_at)
+               .where(t.c.id.in_(db.select(newest_id).where(_in(acc.c.id, chunk)))).subquery())
         newest.update((r.account_id, (r.stripe_created_at, r.id)) for r in db.session.execute(
             db.select(top.c.account_id, top.c.stripe_created_at, top.c.id)))
         unsettled.update(db.session.execute(
@@ -981,11 +1014,14 @@ def rebuild(account_ids: Sequence[str], progress: Callable[[int], None] | None =
     """Replays each account's whole archive from an empty state. Projections are recomputed,
     missing rows appended; stored rows are compared, never changed. One commit per account."""
     report = RebuildReport()
-    for account_id in account_ids:
+    refresh_statistics()
+    for n, account_id in enumerate(account_ids, 1):
         with _serialized():
             _rebuild_account(account_id, report)
             db.session.commit()
         report.accounts += 1
+        if n % 100 == 0:
+            refresh_statistics()
         if progress:
             progress(1)
     return report

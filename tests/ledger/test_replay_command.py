@@ -9,6 +9,7 @@ import pytest
 from backoffice.extensions import db
 from backoffice.ledger import services
 from backoffice.ledger.models import BillingEvent, StripeEvent
+from tests.conftest import IS_POSTGRES
 from tests.stripe_sync import helpers as h
 
 BASIC = h.price("price_basic", 4900, product="basic")
@@ -63,3 +64,27 @@ def test_batches_hold_about_the_batch_events_and_at_most_500_accounts():
     assert [len(b) for b in services._batches(one_each, 5000)] == [500, 500, 200]
     many = [("acc-a", 3000), ("acc-b", 2500), ("acc-c", 10), ("acc-d", 6000)]
     assert list(services._batches(many, 5000)) == [["acc-a", "acc-b"], ["acc-c", "acc-d"]]
+
+
+def _analysed(table: str) -> bool:
+    return db.session.execute(db.text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                                      "WHERE relname = :t"), {"t": table}).scalar_one()
+
+
+def test_the_catch_up_refreshes_the_statistics_of_the_tables_it_grows(app, monkeypatch):
+    """A bulk replay grows the ledger tables from nothing: their planner statistics (and the
+    foreign-key checks' cached plans) are refreshed once a table has more than doubled since
+    its last ANALYZE, whether or not autovacuum runs."""
+    if not IS_POSTGRES:
+        assert services.refresh_statistics() == []  # SQLite plans without statistics
+        return
+    from backoffice.accounts.models import Account
+
+    db.session.add_all(Account(id=f"acc-st{n}", name=f"Stats {n}") for n in range(30))
+    db.session.commit()
+    db.session.execute(db.text("SELECT pg_stat_force_next_flush()"))  # PostgreSQL 15+
+    db.session.commit()
+    monkeypatch.setattr(services, "STATISTICS_SLACK", 20)
+    assert "accounts" in services.refresh_statistics()
+    assert _analysed("accounts")
+    assert "accounts" not in services.refresh_statistics()  # nothing changed since
