@@ -28,7 +28,6 @@ class PaymentTransaction(db.Model):
         CheckConstraint("invoice_total >= 0", name="invoice_total_non_negative"),
         CheckConstraint("amount_from_credit >= 0", name="amount_from_credit_non_negative"),
         Index("ix_payment_transactions_account_date", "account_id", "date"),
-        Index("ix_payment_transactions_date", "date"),
         # The dashboard's revenue reads (issue 5): succeeded payments only, index-only.
         Index("ix_payment_transactions_revenue", "date",
               postgresql_include=["amount_excluding_tax", "credit_noted_at", "refunded_at", "credit_note_url"],

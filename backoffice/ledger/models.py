@@ -141,7 +141,6 @@ class BillingEvent(db.Model):
             name="delta_is_new_minus_previous",
         ),
         Index("ix_billing_events_account_occurred", "account_id", "occurred_at"),
-        Index("ix_billing_events_occurred", "occurred_at"),
         Index("ix_billing_events_subscription_occurred", "subscription_id", "occurred_at", "id"),
         Index("ix_billing_events_type_occurred", "type", "occurred_at"),
         # The dashboard's MRR reads (issue 5): only MRR-moving rows, in LAG order, index-only.

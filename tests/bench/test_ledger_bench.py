@@ -27,9 +27,14 @@ instead of the default rollback journal with an fsync per commit.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +57,9 @@ WEBHOOK_EVENTS = min(EVENTS, int(os.environ.get("BENCH_WEBHOOK_EVENTS", "20000")
 THREADS = [int(k) for k in os.environ.get("BENCH_THREADS", "4,8").split(",") if k.strip()]
 THREADED_EVENTS = min(int(os.environ.get("BENCH_THREADED_EVENTS", "10000")),
                       (EVENTS - WEBHOOK_EVENTS) // max(1, len(THREADS)))
+GUNICORN_EVENTS = min(int(os.environ.get("BENCH_GUNICORN_EVENTS", "10000")),  # per worker class
+                      (EVENTS - WEBHOOK_EVENTS - THREADED_EVENTS * len(THREADS)) // 2)
+GUNICORN_CLIENTS = 4
 SQLITE_WAL = os.environ.get("BENCH_SQLITE_WAL") == "1"
 REPLAY_WORKERS = int(os.environ.get("BENCH_REPLAY_WORKERS", "2"))  # processes (PostgreSQL; SQLite: 1)
 EVENTS_PER_ACCOUNT = 20  # customer, subscription, 18 monthly renewals (some upgrades)
@@ -131,6 +139,105 @@ def _ingest_threaded(app, first_story: int, stories: int, threads: int) -> tuple
             done.result()
         wall, cpu = time.perf_counter() - wall_started, time.process_time() - cpu_started
     return [x for share in latencies for x in share], wall, cpu
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+GUNICORN_KINDS = {  # worker class → gunicorn options
+    "sync": ["-k", "sync"],  # one request at a time; closes each connection
+    "gthread": ["-k", "gthread", "--threads", "4"],  # 4 threads in the one process; keep-alive
+}
+
+
+def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories: int
+                     ) -> tuple[list[float], float, float]:
+    """`stories` whole stories posted to the production server (DESIGN.md: gunicorn): ONE
+    worker process of class `kind`, fed by GUNICORN_CLIENTS client threads of this process over
+    loopback (a new connection per request for the sync worker, which closes each; one
+    keep-alive connection per client thread for gthread). Answers (latencies, wall seconds,
+    CPU seconds of the worker process)."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": h.SECRET, "SECRET_KEY": "bench",
+           "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "gunicorn-instance"), "LOG_LEVEL": "WARNING"}
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        server = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "1", *GUNICORN_KINDS[kind],
+             "--backlog", "64", "-b", f"127.0.0.1:{port}", "tests.bench.ingest_server:app"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
+                time.sleep(0.1)
+        while True:  # the master listens before it has forked its worker
+            with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
+                children = f.read().split()
+            if children:
+                worker = int(children[0])
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "gunicorn.log").read_text())
+            time.sleep(0.1)
+        _warm_up(port)
+        shares: list[list[tuple[bytes, str]]] = [[] for _ in range(GUNICORN_CLIENTS)]
+        for i, n in enumerate(range(first_story, first_story + stories)):
+            shares[i % GUNICORN_CLIENTS].extend((body, h.sign(body)) for body in _bodies(n, EVENTS_PER_ACCOUNT))
+        latencies: list[list[float]] = [[] for _ in range(GUNICORN_CLIENTS)]
+        start = threading.Barrier(GUNICORN_CLIENTS + 1)
+
+        def run(i: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            start.wait()
+            for body, signature in shares[i]:
+                t = time.perf_counter()
+                conn.request("POST", "/stripe/webhook", body=body,
+                             headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                text = resp.read()
+                if resp.will_close:
+                    conn.close()  # http.client reconnects on the next request
+                latencies[i].append(time.perf_counter() - t)
+                assert resp.status == 200, text
+            conn.close()
+
+        with ThreadPoolExecutor(GUNICORN_CLIENTS) as pool:
+            runs = [pool.submit(run, i) for i in range(GUNICORN_CLIENTS)]
+            start.wait()
+            cpu_started, wall_started = _process_cpu(worker), time.perf_counter()
+            for done in runs:
+                done.result()
+            wall, cpu = time.perf_counter() - wall_started, _process_cpu(worker) - cpu_started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return [x for share in latencies for x in share], wall, cpu
+
+
+def _warm_up(port: int) -> None:
+    """One request the webhook refuses (bad signature; nothing is stored), so the worker has
+    imported and set up the app before the timing starts."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/stripe/webhook", body=b"{}",
+                 headers={"Stripe-Signature": "t=1,v1=00", "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 400, resp.read()
+    conn.close()
 
 
 def _bodies(first_story: int, count: int) -> Iterator[bytes]:
@@ -243,6 +350,20 @@ def _threaded_figures(runs: dict[int, tuple[list[float], float, float]]) -> dict
     return figures
 
 
+def _gunicorn_figures(runs: dict[str, tuple[list[float], float, float]]) -> dict:
+    figures = {}
+    for kind, (latencies, wall, cpu) in runs.items():
+        ms = [x * 1000 for x in latencies]
+        figures |= {
+            f"gunicorn_{kind}_events": len(ms),
+            f"gunicorn_{kind}_events_per_s": round(len(ms) / wall),
+            f"gunicorn_{kind}_worker_cpu_ms_per_event": round(cpu / len(ms) * 1000, 3),
+            f"gunicorn_{kind}_ms_median": round(statistics.median(ms), 3),
+            f"gunicorn_{kind}_ms_p99": round(_pct(ms, 0.99), 3),
+        }
+    return figures
+
+
 def _sqlite_wal(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode = WAL")
@@ -250,7 +371,7 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def test_webhook_ingest_and_replay_throughput(app, monkeypatch, capsys):
+def test_webhook_ingest_and_replay_throughput(app, app_config, monkeypatch, capsys, tmp_path):
     from backoffice.stripe_sync import views
 
     dialect = db.engine.dialect.name
@@ -268,6 +389,13 @@ def test_webhook_ingest_and_replay_throughput(app, monkeypatch, capsys):
     for threads in THREADS if THREADED_EVENTS >= EVENTS_PER_ACCOUNT else []:
         stories = THREADED_EVENTS // EVENTS_PER_ACCOUNT
         threaded[threads] = _ingest_threaded(app, next_story, stories, threads)
+        next_story += stories
+        ingested += stories * EVENTS_PER_ACCOUNT
+    gunicorn = {}
+    for kind in GUNICORN_KINDS if GUNICORN_EVENTS >= EVENTS_PER_ACCOUNT else []:
+        stories = GUNICORN_EVENTS // EVENTS_PER_ACCOUNT
+        db.session.remove()
+        gunicorn[kind] = _ingest_gunicorn(kind, app_config["SQLALCHEMY_DATABASE_URI"], tmp_path, next_story, stories)
         next_story += stories
         ingested += stories * EVENTS_PER_ACCOUNT
     load_average = [round(x, 2) for x in os.getloadavg()]
@@ -302,6 +430,7 @@ def test_webhook_ingest_and_replay_throughput(app, monkeypatch, capsys):
         "ingest_events_per_s": round(WEBHOOK_EVENTS / wall),
         "ingest_cpu_ms_per_event": round(cpu / WEBHOOK_EVENTS * 1000, 3),
         **_threaded_figures(threaded),
+        **_gunicorn_figures(gunicorn),
         "load_average": load_average,
         "bare_insert_commit_per_row_ms": round(single * 1000, 3),
         "bare_insert_commit_rows_per_s": round(1 / single),
