@@ -569,6 +569,7 @@ class _Batch:
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self) -> None:
+        self._set_subscribed_since()
         db.session.flush()  # new subscriptions get their ids
         now = utcnow()
         ledger: list[dict] = []
@@ -597,10 +598,6 @@ class _Batch:
                                "subscription_id": sub_ids.get(sub_id, current_id) if sub_id else current_id,
                                **values})
                 appended += 1
-                if values["type"] == "subscription_created" and sub_id in subscriptions:
-                    sub = subscriptions[sub_id]
-                    if sub.subscribed_since is None:
-                        sub.subscribed_since = values["occurred_at"]
             report.rows_appended += appended
             if rebuild is not None:
                 rebuild.rows_appended += appended
@@ -623,6 +620,26 @@ class _Batch:
         self.payments.write()
         insert_rows(BillingEvent.__table__, ledger)
         _mark(self.marks, now)
+
+
+    def _set_subscribed_since(self) -> None:
+        """A subscription's start is the time of the first subscription_created row appended
+        for it; set before the flush, so a new subscription is inserted with it (no second
+        UPDATE). The same rows `write` appends: replayed (or, in a rebuild, all) and missing."""
+        for (_, rows, events, result, subscriptions, _, _, _, rebuild, stored) in self.accounted:
+            created = {row.stripe_event_id: row for row in adapter.rows_of(result)
+                       if getattr(row.type, "value", row.type) == "subscription_created"}
+            if not created:
+                continue
+            existing = self.existing if stored is None else set(stored)
+            replaying = None if rebuild is not None else {row.id for row in rows}
+            for event in events:
+                row = created.get(event["id"])
+                if row is None or event["id"] in existing or (replaying is not None and event["id"] not in replaying):
+                    continue
+                sub = subscriptions.get(archive.event_subscription_id(event))
+                if sub is not None and sub.subscribed_since is None:
+                    sub.subscribed_since = row.occurred_at
 
 
 def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:

@@ -9,13 +9,18 @@ left out) one request after another; then, for each thread count K of `BENCH_THR
 4,8), `BENCH_THREADED_EVENTS` more (default 10,000, at most what is left of BENCH_EVENTS shared
 among the thread counts, whole stories) through the webhook from K threads of this process at
 once, each with its own test client and its own customers (as a threaded WSGI server serves
-Stripe's concurrent deliveries); the rest is bulk-loaded into the archive as pending rows (so a
+Stripe's concurrent deliveries); then `BENCH_GUNICORN_EVENTS` more (default 10,000 per worker
+class) through the production server, ONE gunicorn worker process (`-k sync`, then `-k gthread
+--threads 4`) serving `tests/bench/ingest_server.py`, posted by 4 client threads of this process
+over loopback, the worker process's own CPU read from /proc; the rest is bulk-loaded into the archive as pending rows (so a
 million archived events do not need a million HTTP requests). Then `replay_pending` replays the
 whole archive. The test clients keep no cookies: Stripe sends none.
 
 It prints one `BENCH {...}` line: the webhook's answer time per request (median, p90, p99,
 spread) and its ingest rate in events/s for this one process with its CPU milliseconds per
-event, sequential and from K threads (`ingest_threads_K_*`, `webhook_threads_K_ms_*`), beside a
+event, sequential and from K threads (`ingest_threads_K_*`, `webhook_threads_K_ms_*`), and per
+gunicorn worker process (`gunicorn_<class>_*`: events/s, the worker's CPU ms per event, answer
+times as the clients saw them), beside a
 bare single-row INSERT + COMMIT per event (the floor of a durable archive write, sequential) and
 a bare bulk INSERT of the same rows; the load average after the ingest;
 then the replay in events/s (`backoffice ledger replay`'s code: BENCH_REPLAY_WORKERS processes on
