@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import orjson
 from flask import current_app
@@ -185,7 +186,7 @@ def refresh_statistics(tables: Sequence[str] = GROWING_TABLES) -> list[str]:
     for table in stale:
         db.session.execute(db.text(f'ANALYZE "{table}"'))
     db.session.commit()
-    return list(stale)
+    return stale
 
 
 def _replay_pending_batch(batch: list[str]) -> list[ReplayReport]:
@@ -434,6 +435,20 @@ def _lock_accounts(account_ids: Sequence[str]) -> None:
         db.session.execute(db.select(db.func.pg_advisory_xact_lock(ordered.c.k))).all()
 
 
+class _Accounted(NamedTuple):
+    """What `_Batch.classify` found for one account and `_Batch.write` writes."""
+    account_id: str
+    rows: Sequence  # the archive rows being replayed
+    events: Sequence[dict]
+    result: object  # the classifier's result
+    subscriptions: dict[str, Subscription]  # Stripe subscription id → row
+    current: Subscription | None
+    invoice_plans: dict
+    report: ReplayReport
+    rebuild: RebuildReport | None
+    stored: dict[str, BillingEvent] | None  # a rebuild's stored rows by event id
+
+
 class _Batch:
     """One replay of a batch of accounts. What the per-account steps read is loaded once for
     the batch (plans, subscriptions, payment transactions, accounts, existing ledger rows) and
@@ -474,7 +489,7 @@ class _Batch:
                 existing.update(db.session.execute(
                     db.select(BillingEvent.stripe_event_id).where(_in(BillingEvent.stripe_event_id, chunk))).scalars())
         self.existing = existing
-        self.accounted: list[tuple] = []  # per account, what `write` finishes after the flush
+        self.accounted: list[_Accounted] = []  # per account, what `write` finishes after the flush
         self.marks: list[tuple[str, str, str | None]] = []
 
     # -- seeds of the state machine -------------------------------------------------------------
@@ -528,8 +543,8 @@ class _Batch:
         _project_customer(self.accounts.get(account_id), events)
         invoice_plans = {e["id"]: adapter.invoice_plan(e["data"]["object"], self.plan)
                          for e in events if e["data"]["object"].get("object") == "invoice"}
-        self.accounted.append((account_id, rows, events, result, subscriptions, current, invoice_plans,
-                               report, rebuild, stored))
+        self.accounted.append(_Accounted(account_id, rows, events, result, subscriptions, current, invoice_plans,
+                                         report, rebuild, stored))
 
     def _project_subscriptions(self, account_id: str, events: Sequence[dict],
                                watermark: datetime | None) -> dict[str, Subscription]:
@@ -569,38 +584,27 @@ class _Batch:
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self) -> None:
-        self._set_subscribed_since()
-        db.session.flush()  # new subscriptions get their ids
+        selections = [self._select(entry) for entry in self.accounted]
+        for entry, (_, appended, _) in zip(self.accounted, selections, strict=True):
+            _start_subscriptions(entry.subscriptions, appended)
+        db.session.flush()  # new subscriptions get their ids (inserted with their start)
         now = utcnow()
         ledger: list[dict] = []
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, report, rebuild,
-             stored) in self.accounted:
+             stored), (row_by_event, appended, kept) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
             clamped = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans, self.amounts)
-            row_by_event = {row.stripe_event_id: row for row in adapter.rows_of(result)}
-            existing = self.existing if stored is None else set(stored)
             current_id = current.id if current is not None else None
-            # A replay appends the rows of the events it replays (an account replayed from its
-            # whole archive classifies them all); a rebuild appends every missing row.
-            replaying = None if rebuild is not None else {row.id for row in rows}
-            appended = 0
-            for event in events:
-                row = row_by_event.get(event["id"])
-                if row is None or (replaying is not None and event["id"] not in replaying):
-                    continue
-                if event["id"] in existing:
-                    if stored is not None and rebuild is not None:
-                        _compare(account_id, stored[event["id"]], row, rebuild)
-                    continue
+            for event, row in kept:
+                _compare(account_id, stored[event["id"]], row, rebuild)
+            for event, row in appended:
                 sub_id = archive.event_subscription_id(event)
-                values = adapter.row_values(row)
                 ledger.append({"account_id": account_id,
                                "subscription_id": sub_ids.get(sub_id, current_id) if sub_id else current_id,
-                               **values})
-                appended += 1
-            report.rows_appended += appended
+                               **adapter.row_values(row)})
+            report.rows_appended += len(appended)
             if rebuild is not None:
-                rebuild.rows_appended += appended
+                rebuild.rows_appended += len(appended)
                 rebuild.missing_in_replay.extend(sorted(set(stored or ()) - set(row_by_event)))
             problems = adapter.discrepancies_of(result)
             report.discrepancies += _record_discrepancies(account_id, problems + clamped)
@@ -621,25 +625,36 @@ class _Batch:
         insert_rows(BillingEvent.__table__, ledger)
         _mark(self.marks, now)
 
-
-    def _set_subscribed_since(self) -> None:
-        """A subscription's start is the time of the first subscription_created row appended
-        for it; set before the flush, so a new subscription is inserted with it (no second
-        UPDATE). The same rows `write` appends: replayed (or, in a rebuild, all) and missing."""
-        for (_, rows, events, result, subscriptions, _, _, _, rebuild, stored) in self.accounted:
-            created = {row.stripe_event_id: row for row in adapter.rows_of(result)
-                       if getattr(row.type, "value", row.type) == "subscription_created"}
-            if not created:
+    def _select(self, entry: _Accounted) -> tuple[dict, list[tuple[dict, object]], list[tuple[dict, object]]]:
+        """One account's classified rows by event id; the (event, row) pairs to append, in
+        Stripe's order; and, in a rebuild, the pairs whose stored row is compared instead. A
+        replay appends the rows of the events it replays (an account replayed from its whole
+        archive classifies them all); a rebuild appends every missing row."""
+        rebuild, stored = entry.rebuild, entry.stored
+        row_by_event = {row.stripe_event_id: row for row in adapter.rows_of(entry.result)}
+        existing = self.existing if stored is None else set(stored)
+        replaying = None if rebuild is not None else {row.id for row in entry.rows}
+        appended, kept = [], []
+        for event in entry.events:
+            row = row_by_event.get(event["id"])
+            if row is None or (replaying is not None and event["id"] not in replaying):
                 continue
-            existing = self.existing if stored is None else set(stored)
-            replaying = None if rebuild is not None else {row.id for row in rows}
-            for event in events:
-                row = created.get(event["id"])
-                if row is None or event["id"] in existing or (replaying is not None and event["id"] not in replaying):
-                    continue
-                sub = subscriptions.get(archive.event_subscription_id(event))
-                if sub is not None and sub.subscribed_since is None:
-                    sub.subscribed_since = row.occurred_at
+            if event["id"] not in existing:
+                appended.append((event, row))
+            elif stored is not None and rebuild is not None:
+                kept.append((event, row))
+        return row_by_event, appended, kept
+
+
+def _start_subscriptions(subscriptions: dict[str, Subscription], appended: Sequence[tuple[dict, object]]) -> None:
+    """A subscription starts at its first appended subscription_created row; set before the
+    flush, so a new subscription is inserted with its start (no second UPDATE)."""
+    for event, row in appended:
+        if getattr(row.type, "value", row.type) != "subscription_created":
+            continue
+        sub = subscriptions.get(archive.event_subscription_id(event))
+        if sub is not None and sub.subscribed_since is None:
+            sub.subscribed_since = row.occurred_at
 
 
 def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:

@@ -36,13 +36,12 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -54,6 +53,7 @@ from backoffice.extensions import db
 from backoffice.ledger import archive, services
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.stripe_sync import helpers as h
+from tests.stripe_sync.conftest import free_port, wait_for_port
 
 pytestmark = pytest.mark.bench
 
@@ -121,10 +121,11 @@ def _ingest_sequential(client, bodies: list[bytes]) -> tuple[list[float], float,
     return latencies, wall, cpu
 
 
-def _ingest_threaded(app, first_story: int, stories: int, threads: int) -> tuple[list[float], float, float]:
+def _in_threads(first_story: int, stories: int, threads: int, post: Callable, cpu_seconds: Callable[[], float]
+                ) -> tuple[list[float], float, float]:
     """`stories` whole stories from `threads` threads at once, each posting its own customers'
-    events in order, all signed beforehand: (latencies, wall seconds, CPU seconds of the
-    process)."""
+    events in order (`post(i, signed, latencies)` in thread i), all signed beforehand:
+    (latencies, wall seconds, `cpu_seconds()` spent meanwhile)."""
     shares: list[list[tuple[bytes, str]]] = [[] for _ in range(threads)]
     for i, n in enumerate(range(first_story, first_story + stories)):
         shares[i % threads].extend((body, h.sign(body)) for body in _bodies(n, EVENTS_PER_ACCOUNT))
@@ -132,24 +133,25 @@ def _ingest_threaded(app, first_story: int, stories: int, threads: int) -> tuple
     start = threading.Barrier(threads + 1)
 
     def run(i: int) -> None:
-        client = app.test_client(use_cookies=False)
         start.wait()
-        _post(client, shares[i], latencies[i])
+        post(i, shares[i], latencies[i])
 
     with ThreadPoolExecutor(threads) as pool:
         runs = [pool.submit(run, i) for i in range(threads)]
         start.wait()
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        cpu_started, wall_started = cpu_seconds(), time.perf_counter()
         for done in runs:
             done.result()
-        wall, cpu = time.perf_counter() - wall_started, time.process_time() - cpu_started
+        wall, cpu = time.perf_counter() - wall_started, cpu_seconds() - cpu_started
     return [x for share in latencies for x in share], wall, cpu
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ingest_threaded(app, first_story: int, stories: int, threads: int) -> tuple[list[float], float, float]:
+    """Through the test client from `threads` threads of this process, each with its own
+    client: (latencies, wall seconds, CPU seconds of the process)."""
+    clients = [app.test_client(use_cookies=False) for _ in range(threads)]
+    return _in_threads(first_story, stories, threads,
+                       lambda i, signed, latencies: _post(clients[i], signed, latencies), time.process_time)
 
 
 def _process_cpu(pid: int) -> float:
@@ -172,7 +174,7 @@ def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories
     loopback (a new connection per request for the sync worker, which closes each; one
     keep-alive connection per client thread for gthread). Answers (latencies, wall seconds,
     CPU seconds of the worker process)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": h.SECRET, "SECRET_KEY": "bench",
            "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "gunicorn-instance"), "LOG_LEVEL": "WARNING"}
     with open(tmp_path / "gunicorn.log", "wb") as log:
@@ -181,15 +183,11 @@ def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories
              "--backlog", "64", "-b", f"127.0.0.1:{port}", "tests.bench.ingest_server:app"],
             env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
+        try:
+            wait_for_port(port, timeout=30)
+        except RuntimeError:
+            raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
-                time.sleep(0.1)
         while True:  # the master listens before it has forked its worker
             with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
                 children = f.read().split()
@@ -200,16 +198,10 @@ def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories
                 raise RuntimeError((tmp_path / "gunicorn.log").read_text())
             time.sleep(0.1)
         _warm_up(port)
-        shares: list[list[tuple[bytes, str]]] = [[] for _ in range(GUNICORN_CLIENTS)]
-        for i, n in enumerate(range(first_story, first_story + stories)):
-            shares[i % GUNICORN_CLIENTS].extend((body, h.sign(body)) for body in _bodies(n, EVENTS_PER_ACCOUNT))
-        latencies: list[list[float]] = [[] for _ in range(GUNICORN_CLIENTS)]
-        start = threading.Barrier(GUNICORN_CLIENTS + 1)
 
-        def run(i: int) -> None:
+        def post(_i: int, signed: list[tuple[bytes, str]], latencies: list[float]) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            start.wait()
-            for body, signature in shares[i]:
+            for body, signature in signed:
                 t = time.perf_counter()
                 conn.request("POST", "/stripe/webhook", body=body,
                              headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
@@ -217,21 +209,14 @@ def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories
                 text = resp.read()
                 if resp.will_close:
                     conn.close()  # http.client reconnects on the next request
-                latencies[i].append(time.perf_counter() - t)
+                latencies.append(time.perf_counter() - t)
                 assert resp.status == 200, text
             conn.close()
 
-        with ThreadPoolExecutor(GUNICORN_CLIENTS) as pool:
-            runs = [pool.submit(run, i) for i in range(GUNICORN_CLIENTS)]
-            start.wait()
-            cpu_started, wall_started = _process_cpu(worker), time.perf_counter()
-            for done in runs:
-                done.result()
-            wall, cpu = time.perf_counter() - wall_started, _process_cpu(worker) - cpu_started
+        return _in_threads(first_story, stories, GUNICORN_CLIENTS, post, lambda: _process_cpu(worker))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    return [x for share in latencies for x in share], wall, cpu
 
 
 def _warm_up(port: int) -> None:
@@ -340,33 +325,18 @@ def _bulk_insert_ledger(count: int) -> float:
     return elapsed
 
 
-def _threaded_figures(runs: dict[int, tuple[list[float], float, float]]) -> dict:
-    figures = {}
-    for threads, (latencies, wall, cpu) in runs.items():
-        ms = [x * 1000 for x in latencies]
-        figures |= {
-            f"ingest_threads_{threads}_events": len(ms),
-            f"ingest_threads_{threads}_events_per_s": round(len(ms) / wall),
-            f"ingest_threads_{threads}_cpu_ms_per_event": round(cpu / len(ms) * 1000, 3),
-            f"webhook_threads_{threads}_ms_median": round(statistics.median(ms), 3),
-            f"webhook_threads_{threads}_ms_p90": round(_pct(ms, 0.90), 3),
-            f"webhook_threads_{threads}_ms_p99": round(_pct(ms, 0.99), 3),
-        }
-    return figures
-
-
-def _gunicorn_figures(runs: dict[str, tuple[list[float], float, float]]) -> dict:
-    figures = {}
-    for kind, (latencies, wall, cpu) in runs.items():
-        ms = [x * 1000 for x in latencies]
-        figures |= {
-            f"gunicorn_{kind}_events": len(ms),
-            f"gunicorn_{kind}_events_per_s": round(len(ms) / wall),
-            f"gunicorn_{kind}_worker_cpu_ms_per_event": round(cpu / len(ms) * 1000, 3),
-            f"gunicorn_{kind}_ms_median": round(statistics.median(ms), 3),
-            f"gunicorn_{kind}_ms_p99": round(_pct(ms, 0.99), 3),
-        }
-    return figures
+def _run_figures(ingest: str, answers: str, run: tuple[list[float], float, float]) -> dict:
+    """Events, events/s and CPU ms per event under `ingest`_…, answer times under `answers`_ms_…"""
+    latencies, wall, cpu = run
+    ms = [x * 1000 for x in latencies]
+    return {
+        f"{ingest}_events": len(ms),
+        f"{ingest}_events_per_s": round(len(ms) / wall),
+        f"{ingest}_cpu_ms_per_event": round(cpu / len(ms) * 1000, 3),
+        f"{answers}_ms_median": round(statistics.median(ms), 3),
+        f"{answers}_ms_p90": round(_pct(ms, 0.90), 3),
+        f"{answers}_ms_p99": round(_pct(ms, 0.99), 3),
+    }
 
 
 def _sqlite_wal(dbapi_connection, _record) -> None:
@@ -434,8 +404,10 @@ def test_webhook_ingest_and_replay_throughput(app, app_config, monkeypatch, caps
         "webhook_ms_stdev": round(statistics.pstdev(ms), 3),
         "ingest_events_per_s": round(WEBHOOK_EVENTS / wall),
         "ingest_cpu_ms_per_event": round(cpu / WEBHOOK_EVENTS * 1000, 3),
-        **_threaded_figures(threaded),
-        **_gunicorn_figures(gunicorn),
+        **{k: v for threads, run in threaded.items()
+           for k, v in _run_figures(f"ingest_threads_{threads}", f"webhook_threads_{threads}", run).items()},
+        **{k: v for kind, run in gunicorn.items()
+           for k, v in _run_figures(f"gunicorn_{kind}", f"gunicorn_{kind}", run).items()},
         "load_average": load_average,
         "bare_insert_commit_per_row_ms": round(single * 1000, 3),
         "bare_insert_commit_rows_per_s": round(1 / single),
