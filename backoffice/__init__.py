@@ -85,6 +85,10 @@ def create_app(config: dict | None = None) -> Flask:
     ext.csrf.exempt(stripe_bp)
     ext.csrf.exempt(api_bp)
 
+    from backoffice.stripe_sync.webhook_fast import WebhookFastPath
+
+    app.wsgi_app = WebhookFastPath(app, app.wsgi_app)  # Stripe's events without Flask's request
+
     from backoffice.cli import register_app_commands
 
     register_app_commands(app)

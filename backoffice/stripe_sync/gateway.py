@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import orjson
 import stripe
 from flask import current_app
 
@@ -45,6 +46,23 @@ def verify_webhook(body: bytes | str, header: str | None, secret: str, tolerance
         stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
     except stripe.SignatureVerificationError as e:
         raise ValueError(str(e)) from e
+    return _parse_json(body if isinstance(body, bytes) else payload.encode("utf-8"), payload)
+
+
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19  # 19 digits in a row: maybe an integer beyond 64 bits
+
+
+def _parse_json(body: bytes, payload: str):
+    """orjson (half the CPU of json for a 3.7 KB event), with json wherever the two could
+    differ: orjson refuses some bodies json reads (NaN, 1e400, a lone surrogate escape), and
+    reads an integer beyond 64 bits as a float where json keeps it exact. 19 digits in a row
+    (a 3 µs check) may be such an integer. Raises json.JSONDecodeError (orjson's subclasses it)."""
+    if _LONG_NUMBER not in body.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     return json.loads(payload)
 
 

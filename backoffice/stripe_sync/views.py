@@ -19,7 +19,9 @@ bp = Blueprint("stripe_sync", __name__, template_folder="templates")
 def webhook():
     """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
     slow or failing replay never makes Stripe retry an event that is stored; the replay is
-    enqueued after the answer has been sent (see `_after_response`)."""
+    enqueued after the answer has been sent (see `_after_response`). An event that is stored,
+    a duplicate or divergent is answered the same way in front of Flask (webhook_fast.py); this
+    view answers what that hands over: the refusals, and a failed archive."""
     secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
     if not secret:
         raise BadRequest(_("The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET)."),

@@ -3,6 +3,7 @@ customer → account mapping, bad input. Every request goes through the real end
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -277,3 +278,30 @@ def test_an_event_archived_inside_a_unit_of_work_commits_with_it(app):
     db.session.rollback()  # nothing left to roll back: both are committed
     assert db.session.get(Account, "acc-u").stripe_customer_id == "cus_U"
     assert db.session.get(StripeEvent, event["id"]).account_id == "acc-u"
+
+
+def test_json_that_orjson_reads_differently_is_read_as_json_reads_it(client):
+    """The webhook parses with orjson, and with json where the two differ: an integer beyond 64
+    bits (orjson would read a float), NaN and a lone surrogate escape (orjson refuses them)."""
+    body = h.encode(_customer_created("cus_big", account_id="BIG"))
+    body = body.replace(b'"account_id":"BIG"', b'"account_id":123456789012345678901234567890')
+    assert h.deliver(client, body).json["outcome"] == "stored"
+    assert db.session.get(Account, "123456789012345678901234567890").stripe_customer_id == "cus_big"
+
+    body = h.encode(_customer_created("cus_nan", account_id="acc-nan"))
+    body = body.replace(b'"livemode":false', b'"livemode":false,"n":NaN,"s":"\\ud800"', 1)
+    assert h.deliver(client, body).json["outcome"] == "stored"
+    assert db.session.get(StripeEvent, json.loads(body)["id"]).payload == body.decode()
+
+
+def test_orjson_and_json_read_a_stripe_event_alike():
+    from backoffice.stripe_sync import gateway
+
+    body = h.encode(h.envelope("invoice.paid", h.invoice("in_J", "cus_J", "sub_J", amount_paid=4900, total=4900,
+                                                         created=h.ts("2026-02-01")), h.ts("2026-02-01")))
+    body = body[:-1] + b',"big":18446744073709551616,"neg":-9223372036854775809,"max":18446744073709551615,"f":0.1}'
+    parsed = gateway.verify_webhook(body, h.sign(body), h.SECRET)
+    assert parsed == json.loads(body)
+    assert (parsed["big"], parsed["neg"], parsed["max"], parsed["f"]) == (
+        18446744073709551616, -9223372036854775809, 18446744073709551615, 0.1)
+    assert type(parsed["big"]) is int
