@@ -117,6 +117,13 @@ def check_envelope(event) -> dict:
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise BadRequest(_("The Stripe event has no data object."), field="data")
+    # The ids the archive stores in columns of their own: no database text holds a NUL
+    # character (PostgreSQL refuses it), and no Stripe id has one.
+    for field, value in (("id", event["id"]), ("type", event["type"]), ("api_version", event.get("api_version")),
+                         ("data.object.customer", event_customer_id(event)),
+                         ("data.object.subscription", event_subscription_id(event))):
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(_("The Stripe event's %(name)s contains a NUL character.", name=field), field=field)
     return event
 
 
@@ -405,7 +412,7 @@ def _link_or_create_account(conn, customer: dict) -> str:
     customer_id = customer["id"]
     metadata = customer.get("metadata") or {}
     wanted = metadata.get("account_id") if isinstance(metadata, dict) else None
-    wanted = str(wanted)[:64] if wanted else None
+    wanted = customer_text(wanted, 64) or None
     accounts = Account.__table__
     if "account" not in _STATEMENTS:  # built once: only the parameters change
         # Selecting mapped attributes autoflushes a session: a pending account is found too.
@@ -425,22 +432,31 @@ def _link_or_create_account(conn, customer: dict) -> str:
     return account_id
 
 
+def customer_text(value, limit: int | None = None) -> str | None:
+    """A customer's free text as a column value: None stays None, NUL characters (which no
+    database text column holds) are dropped, `limit` characters at most."""
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "")
+    return text[:limit] if limit else text
+
+
 def _customer_details(customer: dict) -> dict:
     """A new account's columns from the Stripe customer object."""
-    name = customer.get("name") or customer.get("email") or customer["id"]
-    email = (customer.get("email") or None) and str(customer["email"])[:254]
+    name = customer_text(customer.get("name") or customer.get("email") or customer["id"], 200)
+    email = customer_text(customer.get("email") or None, 254) or None
     address = customer.get("address") or {}
     country = address.get("country")
-    country = country.upper()[:2] if isinstance(country, str) and country else None
+    country = customer_text(country.upper(), 2) if isinstance(country, str) and country else None
     return {
-        "name": str(name)[:200],
+        "name": name,
         "email": email,
-        "billing_name": (customer.get("name") or None) and str(customer["name"])[:200],
+        "billing_name": customer_text(customer.get("name") or None, 200) or None,
         "billing_email": email,
-        "billing_line1": address.get("line1"),
-        "billing_line2": address.get("line2"),
-        "billing_postal_code": address.get("postal_code"),
-        "billing_city": address.get("city"),
+        "billing_line1": customer_text(address.get("line1"), 200),
+        "billing_line2": customer_text(address.get("line2"), 200),
+        "billing_postal_code": customer_text(address.get("postal_code"), 20),
+        "billing_city": customer_text(address.get("city"), 100),
         "billing_country": country,
         "country": country,
     }

@@ -821,15 +821,16 @@ def _project_customer(account: Account | None, events: Sequence[dict]) -> None:
         obj = event["data"]["object"]
         if event["type"] in ("customer.created", "customer.updated") and obj.get("object") == "customer":
             address = obj.get("address") or {}
-            account.billing_name = obj.get("name") or account.billing_name
-            account.billing_email = obj.get("email") or account.billing_email
+            text = archive.customer_text  # the columns' lengths, no NUL characters
+            account.billing_name = text(obj.get("name") or None, 200) or account.billing_name
+            account.billing_email = text(obj.get("email") or None, 254) or account.billing_email
             if address:
-                account.billing_line1 = address.get("line1")
-                account.billing_line2 = address.get("line2")
-                account.billing_postal_code = address.get("postal_code")
-                account.billing_city = address.get("city")
+                account.billing_line1 = text(address.get("line1"), 200)
+                account.billing_line2 = text(address.get("line2"), 200)
+                account.billing_postal_code = text(address.get("postal_code"), 20)
+                account.billing_city = text(address.get("city"), 100)
                 country = address.get("country")
-                account.billing_country = country.upper()[:2] if country else None
+                account.billing_country = text(country.upper(), 2) if isinstance(country, str) and country else None
         elif event["type"] == "payment_method.attached":
             card = obj.get("card") or {}
             if card.get("last4"):

@@ -305,3 +305,62 @@ def test_orjson_and_json_read_a_stripe_event_alike():
     assert (parsed["big"], parsed["neg"], parsed["max"], parsed["f"]) == (
         18446744073709551616, -9223372036854775809, 18446744073709551615, 0.1)
     assert type(parsed["big"]) is int
+
+
+def _with_nul(event: dict, path: tuple[str, ...]) -> bytes:
+    """The body of `event` with a NUL character (the JSON escape) appended to the string at `path`."""
+    target = event
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] += "\x00"
+    return h.encode(event)
+
+
+def test_an_id_with_a_nul_character_is_refused_naming_the_field(client):
+    """No Stripe id holds a NUL character and no database text column can: a 400 that names the
+    field (PostgreSQL answered a 500), nothing stored."""
+    sub_event = h.envelope("customer.subscription.created",
+                           h.subscription("sub_N", "cus_N", h.price("price_basic", 4900, product="basic")),
+                           h.ts("2026-01-05"))
+    cases = [
+        (_customer_created("cus_N1"), ("id",), "id"),
+        (_customer_created("cus_N2"), ("type",), "type"),
+        (_customer_created("cus_N3"), ("api_version",), "api_version"),
+        (_customer_created("cus_N4"), ("data", "object", "id"), "data.object.customer"),
+        (sub_event, ("data", "object", "customer"), "data.object.customer"),
+        (h.envelope("customer.subscription.created",
+                    h.subscription("sub_M", "cus_M", h.price("price_basic", 4900, product="basic")),
+                    h.ts("2026-01-05")), ("data", "object", "id"), "data.object.subscription"),
+    ]
+    for event, path, field in cases:
+        resp = h.deliver(client, _with_nul(event, path))
+        assert resp.status_code == 400, (field, resp.get_data(as_text=True))
+        assert resp.json["error"]["field"] == field
+        assert "NUL" in resp.json["error"]["message"]
+    assert db.session.execute(db.select(db.func.count(StripeEvent.id))).scalar_one() == 0
+
+
+def test_a_customer_text_with_a_nul_character_or_too_long_is_stored_cleaned(client):
+    """A customer's free text becomes the account's columns without NUL characters and within
+    the columns' lengths (each was a 500 on PostgreSQL), when the account is created from it
+    and when the replay projects it; the archive keeps the body byte for byte."""
+    event = _customer_created("cus_T1", account_id="acc-text")
+    obj = event["data"]["object"]
+    obj["name"] = "Acme\x00 AG " + "n" * 300
+    obj["address"].update(line1="Main\x00 Street " + "l" * 300, city="C" * 150, postal_code="8" * 30)
+    body = h.encode(event)
+    resp = h.deliver(client, body)
+    assert resp.status_code == 200 and resp.json["outcome"] == "stored"
+    account = db.session.get(Account, "acc-text")
+    assert account.name == ("Acme AG " + "n" * 300)[:200]
+    assert (account.billing_name, account.billing_line1, account.billing_city, account.billing_postal_code) == (
+        ("Acme AG " + "n" * 300)[:200], ("Main Street " + "l" * 300)[:200], "C" * 100, "8" * 20)
+    assert db.session.get(StripeEvent, event["id"]).payload == body.decode()
+    # The replay projected the same payload onto the account (it was not marked failed).
+    assert db.session.get(StripeEvent, event["id"]).state == "processed"
+    updated = h.envelope("customer.updated", dict(obj, address=dict(obj["address"], city="Z\x00" + "z" * 120)),
+                         h.ts("2026-01-06"))
+    assert h.deliver(client, updated).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(StripeEvent, updated["id"]).state == "processed"
+    assert db.session.get(Account, "acc-text").billing_city == ("Z" + "z" * 120)[:100]
