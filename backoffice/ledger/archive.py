@@ -412,7 +412,7 @@ def _link_or_create_account(conn, customer: dict) -> str:
     customer_id = customer["id"]
     metadata = customer.get("metadata") or {}
     wanted = metadata.get("account_id") if isinstance(metadata, dict) else None
-    wanted = customer_text(wanted, 64) or None
+    wanted = account_text("id", wanted) or None
     accounts = Account.__table__
     if "account" not in _STATEMENTS:  # built once: only the parameters change
         # Selecting mapped attributes autoflushes a session: a pending account is found too.
@@ -432,33 +432,43 @@ def _link_or_create_account(conn, customer: dict) -> str:
     return account_id
 
 
-def customer_text(value, limit: int | None = None) -> str | None:
-    """A customer's free text as a column value: None stays None, NUL characters (which no
-    database text column holds) are dropped, `limit` characters at most."""
+def account_text(column: str, value) -> str | None:
+    """A customer's free text as the value of an accounts column: None stays None, NUL
+    characters (which no database text column holds) are dropped, and it is cut to the
+    column's length."""
     if value is None:
         return None
-    text = str(value).replace("\x00", "")
-    return text[:limit] if limit else text
+    return str(value).replace("\x00", "")[:Account.__table__.c[column].type.length]
+
+
+def _country(address: dict) -> str | None:
+    country = address.get("country")
+    return account_text("country", country.upper()) if isinstance(country, str) and country else None
 
 
 def _customer_details(customer: dict) -> dict:
     """A new account's columns from the Stripe customer object."""
-    name = customer_text(customer.get("name") or customer.get("email") or customer["id"], 200)
-    email = customer_text(customer.get("email") or None, 254) or None
+    email = account_text("email", customer.get("email") or None) or None
     address = customer.get("address") or {}
-    country = address.get("country")
-    country = customer_text(country.upper(), 2) if isinstance(country, str) and country else None
+    country = _country(address)
     return {
-        "name": name,
+        "name": account_text("name", customer.get("name") or customer.get("email") or customer["id"]),
         "email": email,
-        "billing_name": customer_text(customer.get("name") or None, 200) or None,
+        "billing_name": account_text("billing_name", customer.get("name") or None) or None,
         "billing_email": email,
-        "billing_line1": customer_text(address.get("line1"), 200),
-        "billing_line2": customer_text(address.get("line2"), 200),
-        "billing_postal_code": customer_text(address.get("postal_code"), 20),
-        "billing_city": customer_text(address.get("city"), 100),
-        "billing_country": country,
+        **billing_address(address),
         "country": country,
+    }
+
+
+def billing_address(address: dict) -> dict:
+    """An accounts row's billing address columns from a Stripe customer's address."""
+    return {
+        "billing_line1": account_text("billing_line1", address.get("line1")),
+        "billing_line2": account_text("billing_line2", address.get("line2")),
+        "billing_postal_code": account_text("billing_postal_code", address.get("postal_code")),
+        "billing_city": account_text("billing_city", address.get("city")),
+        "billing_country": _country(address),
     }
 
 

@@ -821,16 +821,12 @@ def _project_customer(account: Account | None, events: Sequence[dict]) -> None:
         obj = event["data"]["object"]
         if event["type"] in ("customer.created", "customer.updated") and obj.get("object") == "customer":
             address = obj.get("address") or {}
-            text = archive.customer_text  # the columns' lengths, no NUL characters
-            account.billing_name = text(obj.get("name") or None, 200) or account.billing_name
-            account.billing_email = text(obj.get("email") or None, 254) or account.billing_email
+            account.billing_name = archive.account_text("billing_name", obj.get("name") or None) or account.billing_name
+            account.billing_email = (archive.account_text("billing_email", obj.get("email") or None)
+                                     or account.billing_email)
             if address:
-                account.billing_line1 = text(address.get("line1"), 200)
-                account.billing_line2 = text(address.get("line2"), 200)
-                account.billing_postal_code = text(address.get("postal_code"), 20)
-                account.billing_city = text(address.get("city"), 100)
-                country = address.get("country")
-                account.billing_country = text(country.upper(), 2) if isinstance(country, str) and country else None
+                for column, value in archive.billing_address(address).items():
+                    setattr(account, column, value)
         elif event["type"] == "payment_method.attached":
             card = obj.get("card") or {}
             if card.get("last4"):

@@ -28,7 +28,12 @@ def webhook():
                          status=503, code="not_configured")
     body = request.get_data(cache=False)  # 413 above MAX_CONTENT_LENGTH
     event = archive.verify_and_parse(body, request.headers.get("Stripe-Signature"), secret, request.mimetype)
-    result = archive.archive_event(body, event)
+    return acknowledge(archive.archive_event(body, event))
+
+
+def acknowledge(result: archive.ArchiveResult):
+    """Stripe's acknowledgement of an archived event, with the replay enqueued after it (the
+    view's answer, and the fast path's in front of Flask)."""
     response = jsonify(received=True, id=result.event_id, outcome=result.outcome)
     if result.needs_replay:
         _after_response(response, result.account_id)

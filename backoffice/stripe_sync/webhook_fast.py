@@ -15,9 +15,9 @@ neither; Flask's hooks read both), with a Content-Length within MAX_CONTENT_LENG
 configured, a signature header, and a body that `archive.verify_and_parse` accepts (the rules
 stay there) and `archive.archive_event` stores. The answer is the view's, byte for byte:
 jsonify's body and the `Vary: HX-Request, Cookie` that hx.py's and Flask-Login's after_request
-hooks give every response (tests/stripe_sync/test_webhook_fast.py compares them). The replay is
-enqueued by `views._after_response`, as in the view: when the server closes the answer, or
-before answering under TESTING.
+hooks give every response (tests/stripe_sync/test_webhook_fast.py compares them). The answer and
+the replay it enqueues are the view's own `views.acknowledge`: the replay runs when the server
+closes the answer, or before answering under TESTING.
 
 What it hands to Flask, with the body it read put back as `wsgi.input`: everything else. Every
 refusal (signature, content type, envelope, 503 without a secret, 413, a chunked or short body)
@@ -115,11 +115,9 @@ class WebhookFastPath:
                 log.warning("stripe webhook: archiving %s failed (%s); answered by Flask", event["id"], e)
                 error = e
                 return None
-            response = app.json.response(received=True, id=result.event_id, outcome=result.outcome)
+            response = views.acknowledge(result)  # the replay on close (or now, testing)
             response.vary.add("HX-Request")  # hx.py's after_request
             response.vary.add("Cookie")  # Flask-Login's after_request reads the session, always
-            if result.needs_replay:
-                views._after_response(response, result.account_id)  # on close (or now, testing)
             return response
         finally:
             if ctx is not None:
