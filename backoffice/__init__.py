@@ -37,12 +37,15 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         for engine in ext.db.engines.values():
             ext.ping_doubtful_connections(engine)  # instead of pool_pre_ping on every checkout
+    from backoffice.models import include_object
+
     ext.migrate.init_app(
         app,
         ext.db,
         directory=str(PROJECT_ROOT / "migrations"),
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
     i18n.compile_catalogs_if_stale()
     ext.babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "UTC")

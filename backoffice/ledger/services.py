@@ -462,7 +462,9 @@ class _Batch:
         events = [e for _, evs in by_account.values() for e in evs]
         self.plans: dict[str, Plan] = {p.price_id: p for p in db.session.execute(db.select(Plan)).scalars()}
         self._catalog = None
-        sub_ids = sorted({sid for e in events if (sid := archive.event_subscription_id(e))})
+        # The Stripe subscription each event names, read once (the steps below ask four times).
+        self.subscription_of: dict[str, str | None] = {e["id"]: archive.event_subscription_id(e) for e in events}
+        sub_ids = sorted({sid for sid in self.subscription_of.values() if sid})
         subs: dict[int, Subscription] = {}
         for chunk in _chunks(self.account_ids):
             subs.update((s.id, s) for s in db.session.execute(
@@ -550,7 +552,8 @@ class _Batch:
                                watermark: datetime | None) -> dict[str, Subscription]:
         """Subscription rows from subscription payloads; answers Stripe subscription id → row
         for every subscription the events mention."""
-        sub_ids = {sid for e in events if (sid := archive.event_subscription_id(e))}
+        subscription_of = self.subscription_of
+        sub_ids = {sid for e in events if (sid := subscription_of[e["id"]])}
         rows = {sid: self.subs_by_stripe[sid] for sid in sub_ids if sid in self.subs_by_stripe}
         current = self.current(account_id)
         for event in events:
@@ -586,19 +589,20 @@ class _Batch:
     def write(self) -> None:
         selections = [self._select(entry) for entry in self.accounted]
         for entry, (_, appended, _) in zip(self.accounted, selections, strict=True):
-            _start_subscriptions(entry.subscriptions, appended)
+            _start_subscriptions(entry.subscriptions, appended, self.subscription_of)
         db.session.flush()  # new subscriptions get their ids (inserted with their start)
         now = utcnow()
         ledger: list[dict] = []
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, report, rebuild,
              stored), (row_by_event, appended, kept) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
-            clamped = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans, self.amounts)
+            _project_payments(account_id, events, sub_ids, self.payments, invoice_plans, self.amounts,
+                                        self.subscription_of)
             current_id = current.id if current is not None else None
             for event, row in kept:
                 _compare(account_id, stored[event["id"]], row, rebuild)
             for event, row in appended:
-                sub_id = archive.event_subscription_id(event)
+                sub_id = self.subscription_of[event["id"]]
                 ledger.append({"account_id": account_id,
                                "subscription_id": sub_ids.get(sub_id, current_id) if sub_id else current_id,
                                **adapter.row_values(row)})
@@ -607,7 +611,7 @@ class _Batch:
                 rebuild.rows_appended += len(appended)
                 rebuild.missing_in_replay.extend(sorted(set(stored or ()) - set(row_by_event)))
             problems = adapter.discrepancies_of(result)
-            report.discrepancies += _record_discrepancies(account_id, problems + clamped)
+            report.discrepancies += _record_discrepancies(account_id, problems)
             failed = {d["stripe_event_id"]: d["message"] for d in problems if d.get("fails_event")}
             skipped = adapter.skipped_of(result)
             for row in rows:
@@ -646,13 +650,14 @@ class _Batch:
         return row_by_event, appended, kept
 
 
-def _start_subscriptions(subscriptions: dict[str, Subscription], appended: Sequence[tuple[dict, object]]) -> None:
+def _start_subscriptions(subscriptions: dict[str, Subscription], appended: Sequence[tuple[dict, object]],
+                         subscription_of: dict[str, str | None]) -> None:
     """A subscription starts at its first appended subscription_created row; set before the
     flush, so a new subscription is inserted with its start (no second UPDATE)."""
     for event, row in appended:
         if getattr(row.type, "value", row.type) != "subscription_created":
             continue
-        sub = subscriptions.get(archive.event_subscription_id(event))
+        sub = subscriptions.get(subscription_of[event["id"]])
         if sub is not None and sub.subscribed_since is None:
             sub.subscribed_since = row.occurred_at
 
@@ -941,23 +946,23 @@ class _Payments:
 
 def _project_payments(account_id: str, events: Sequence[dict], subscriptions: dict[str, int],
                       payments: _Payments, invoice_plans: dict[str, str | None],
-                      amounts: adapter.InvoiceAmountsMemo) -> list[dict]:
+                      amounts: adapter.InvoiceAmountsMemo, subscription_of: dict[str, str | None]) -> None:
     """Payment transactions from invoice, charge and credit-note payloads (`payments`: the
-    batch's, loaded at once). Answers the AmountExcludingTaxClamped findings."""
-    clamped: list[dict] = []
+    batch's, loaded at once; `subscription_of`: event id → the Stripe subscription it names).
+    A clamped ex-VAT amount is the classifier's finding (AmountExcludingTaxClamped)."""
     for event in events:
         obj = event["data"]["object"]
         kind = obj.get("object")
         if kind == "invoice" and event["type"].startswith("invoice."):
-            _project_invoice(account_id, event, payments, subscriptions, clamped, invoice_plans, amounts)
+            _project_invoice(account_id, event, payments, subscriptions, invoice_plans, amounts,
+                             subscription_of[event["id"]])
         elif kind == "charge" and event["type"] == "charge.refunded":
             _project_refund(account_id, event, payments)
         elif kind == "credit_note" and event["type"].startswith("credit_note."):
             _project_credit_note(event, payments)
-    return clamped
 
 
-def _project_invoice(account_id, event, payments, subscriptions, clamped, invoice_plans, memo) -> None:
+def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, memo, sub_id) -> None:
     obj = event["data"]["object"]
     currency = (obj.get("currency") or "").upper()
     if len(currency) != 3:
@@ -976,7 +981,6 @@ def _project_invoice(account_id, event, payments, subscriptions, clamped, invoic
         status = "succeeded"  # a stale update never un-pays an invoice, nor its amounts
     transitions = obj.get("status_transitions") or {}
     moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") or event["created"]
-    sub_id = archive.event_subscription_id(event)
     pt.status = status
     pt.currency = currency
     pt.number = obj.get("number") or (pt.number if stale else None)
