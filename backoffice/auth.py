@@ -86,9 +86,16 @@ def init_app(app: Flask) -> None:
         return None
 
 
+# The kiosk toggle's own cookie, written only by the toggle and sign-out. In the session cookie
+# it was lost whenever a request that started before the toggle (a dashboard card loading)
+# answered after it: every answer writes the whole session cookie back, as it was when that
+# request started.
+KIOSK_COOKIE = "backoffice_kiosk"
+
+
 def is_kiosk() -> bool:
     """Kiosk mode hides the navigation: the toggle (per browser), ?kiosk=1, or a kiosk operator."""
-    if request.args.get("kiosk") == "1" or session.get("kiosk"):
+    if request.args.get("kiosk") == "1" or request.cookies.get(KIOSK_COOKIE) == "1":
         return True
     return bool(current_user.is_authenticated and current_user.kiosk)
 

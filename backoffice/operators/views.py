@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from backoffice import hx
-from backoffice.auth import admin_required
+from backoffice.auth import KIOSK_COOKIE, admin_required
 from backoffice.errors import BadRequest
 from backoffice.extensions import limiter
 from backoffice.operators import queries, services
@@ -66,7 +66,7 @@ def sign_out():
     logout_user()
     session.clear()
     flash(_("You have been signed out."), "info")
-    return hx.redirect_response(url_for("operators.sign_in"))
+    return _forget_kiosk(hx.redirect_response(url_for("operators.sign_in")))
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
@@ -153,6 +153,18 @@ def set_locale():
 
 @bp.post("/operators/me/kiosk")
 def toggle_kiosk():
-    session["kiosk"] = not session.get("kiosk", False)
-    target = url_for("dashboard.index", kiosk=1) if session["kiosk"] else url_for("dashboard.index")
-    return hx.redirect_response(target)
+    """Kiosk mode on or off for this browser (its own cookie, see auth.KIOSK_COOKIE)."""
+    kiosk = request.cookies.get(KIOSK_COOKIE) != "1"
+    response = hx.redirect_response(url_for("dashboard.index", kiosk=1) if kiosk else url_for("dashboard.index"))
+    if kiosk:
+        response.set_cookie(KIOSK_COOKIE, "1", max_age=current_app.permanent_session_lifetime, path="/",
+                            secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    else:
+        _forget_kiosk(response)
+    return response
+
+
+def _forget_kiosk(response):
+    response.delete_cookie(KIOSK_COOKIE, path="/", secure=current_app.config["SESSION_COOKIE_SECURE"],
+                           httponly=True, samesite="Lax")
+    return response

@@ -182,6 +182,29 @@ def test_kiosk_cards_poll_themselves_and_the_page_has_no_navigation(app, admin_c
     assert "every" not in text(admin_client.get("/dashboard/cards/mrr-trend?period=7", headers=HX))
 
 
+def test_the_kiosk_toggle_survives_an_answer_to_an_older_request(admin_client):
+    """A request sent before the toggle (a dashboard card still loading) answers with the session
+    cookie as it was when it started: the toggle keeps its own cookie, which no other answer
+    writes. (In the session, kiosk mode was lost now and then right after switching it on.)"""
+    kiosk = {"X-CSRFToken": admin_client.csrf, "HX-Request": "true"}
+    before = admin_client.get_cookie("session", domain="backoffice.test").value
+    assert admin_client.post("/operators/me/kiosk", headers=kiosk).headers["HX-Redirect"] == "/?kiosk=1"
+    cookie = admin_client.get_cookie("backoffice_kiosk", domain="backoffice.test")
+    assert (cookie.value, cookie.http_only, cookie.same_site, cookie.path) == ("1", True, "Lax", "/")
+    admin_client.set_cookie("session", before, domain="backoffice.test")  # the older request's answer
+    html = text(admin_client.get("/accounts"))
+    assert 'class="sidebar"' not in html and 'class="kiosk' in html
+    assert 'role="switch" aria-checked="true"' in html
+
+    assert admin_client.post("/operators/me/kiosk", headers=kiosk).headers["HX-Redirect"] == "/"
+    assert admin_client.get_cookie("backoffice_kiosk", domain="backoffice.test") is None
+    assert 'class="sidebar"' in text(admin_client.get("/accounts"))
+
+    admin_client.post("/operators/me/kiosk", headers=kiosk)
+    admin_client.post("/sign-out", headers=kiosk)  # signing out ends kiosk mode too
+    assert admin_client.get_cookie("backoffice_kiosk", domain="backoffice.test") is None
+
+
 def test_banner_slot_polls_every_60s_while_visible(admin_client):
     html = text(admin_client.get("/"))
     assert ('id="banner-slot" class="banner-slot" role="region" aria-label="Data quality" aria-live="polite" '
