@@ -597,7 +597,7 @@ class _Batch:
              stored), (row_by_event, appended, kept) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
             _project_payments(account_id, events, sub_ids, self.payments, invoice_plans, self.amounts,
-                                        self.subscription_of)
+                              self.subscription_of)
             current_id = current.id if current is not None else None
             for event, row in kept:
                 _compare(account_id, stored[event["id"]], row, rebuild)

@@ -157,14 +157,20 @@ def toggle_kiosk():
     kiosk = request.cookies.get(KIOSK_COOKIE) != "1"
     response = hx.redirect_response(url_for("dashboard.index", kiosk=1) if kiosk else url_for("dashboard.index"))
     if kiosk:
-        response.set_cookie(KIOSK_COOKIE, "1", max_age=current_app.permanent_session_lifetime, path="/",
-                            secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+        response.set_cookie(KIOSK_COOKIE, "1", max_age=current_app.permanent_session_lifetime, **_kiosk_cookie())
     else:
         _forget_kiosk(response)
     return response
 
 
 def _forget_kiosk(response):
-    response.delete_cookie(KIOSK_COOKIE, path="/", secure=current_app.config["SESSION_COOKIE_SECURE"],
-                           httponly=True, samesite="Lax")
+    response.delete_cookie(KIOSK_COOKIE, **_kiosk_cookie())
     return response
+
+
+def _kiosk_cookie() -> dict:
+    """The kiosk cookie's attributes: the session cookie's (SESSION_COOKIE_* settings)."""
+    app, interface = current_app._get_current_object(), current_app.session_interface
+    return {"domain": interface.get_cookie_domain(app), "path": interface.get_cookie_path(app),
+            "secure": interface.get_cookie_secure(app), "httponly": interface.get_cookie_httponly(app),
+            "samesite": interface.get_cookie_samesite(app)}
