@@ -618,6 +618,8 @@ class _Batch:
         selections = [self._select(entry) for entry in self.accounted]
         for entry, (_, appended, _) in zip(self.accounted, selections, strict=True):
             _start_subscriptions(entry.subscriptions, appended, self.subscription_of)
+            if appended:
+                self._flag_ledger_rows(entry.account_id)
         db.session.flush()  # new subscriptions get their ids (inserted with their start)
         now = utcnow()
         ledger: list[dict] = []
@@ -656,6 +658,17 @@ class _Batch:
         self.payments.write()
         insert_rows(BillingEvent.__table__, ledger)
         _mark(self.marks, now)
+
+    def _flag_ledger_rows(self, account_id: str) -> None:
+        """An account that gets its first ledger rows in a batch that also changes its billing
+        info has `has_ledger_rows` set in that same UPDATE. The ledger's trigger would set it
+        with a second UPDATE of the row, and neither can be a HOT update (both change indexed
+        columns): every index of accounts, the trigram one included, would take two new
+        entries instead of one. An account the batch does not change is left to the trigger
+        (an UPDATE here would move its modified time)."""
+        account = self.accounts.get(account_id)
+        if account is not None and not account.has_ledger_rows and db.session.is_modified(account):
+            account.has_ledger_rows = True
 
     def _select(self, entry: _Accounted) -> tuple[dict, list[tuple[dict, object]], list[tuple[dict, object]]]:
         """One account's classified rows by event id; the (event, row) pairs to append, in

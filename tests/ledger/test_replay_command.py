@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.ledger import services
 from backoffice.ledger.models import BillingEvent, StripeEvent
@@ -133,3 +134,46 @@ def test_an_id_list_is_typed_as_the_array_by_the_server():
     clause = table.c.id == db.any_(services._pg_array(["evt_1", "evt_2"], services.ARRAY(table.c.id.type)))
     sql = str(db.update(table).where(clause).values(error=None).compile(dialect=postgresql.psycopg.dialect()))
     assert "= ANY (CAST(%(param_1)s AS VARCHAR(255)[]))" in sql
+
+
+def _account_updates_in_transaction() -> int:
+    if not IS_POSTGRES:
+        return 0
+    return db.session.execute(db.text(
+        "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'accounts'")).scalar_one()
+
+
+def test_a_new_account_is_flagged_as_having_ledger_rows_in_the_update_of_its_billing_info(client, monkeypatch):
+    """The platform's accounts get their first ledger rows: the one whose billing info the
+    replay fills has the flag set in that same UPDATE (on PostgreSQL the transaction updates
+    its row once, not twice); the one the replay leaves unchanged gets it from the ledger's
+    trigger, its modified time untouched."""
+    from backoffice.stripe_sync import views
+
+    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)
+    created = datetime(2026, 1, 2, 9, tzinfo=UTC)
+    db.session.add_all([Account(id=a, name=a, created_at=created, modified_at=created)
+                        for a in ("acc-filled", "acc-as-is")])
+    db.session.commit()
+    bare = h.customer("cus_as_is", account_id="acc-as-is", name="", email="")
+    bare["address"] = None
+    t = h.ts("2026-01-10T08:00:00")
+    for event in (h.envelope("customer.created", h.customer("cus_filled", account_id="acc-filled"), t),
+                  h.envelope("customer.created", bare, t + 1),
+                  *(h.envelope("customer.subscription.created",
+                               h.subscription(f"sub_{c}", f"cus_{c}", BASIC, created=t + 2), t + 2)
+                    for c in ("filled", "as_is"))):
+        assert h.deliver(client, event).status_code == 200
+    db.session.execute(db.update(Account).values(modified_at=created))  # the webhook linked the customers
+    db.session.commit()
+
+    before = _account_updates_in_transaction()
+    services.replay_account_in_transaction("acc-filled")
+    if IS_POSTGRES:
+        assert _account_updates_in_transaction() - before == 1
+    db.session.commit()
+    services.replay_account("acc-as-is")
+    db.session.expire_all()
+    filled, as_is = db.session.get(Account, "acc-filled"), db.session.get(Account, "acc-as-is")
+    assert (filled.has_ledger_rows, filled.billing_name, filled.modified_at > created) == (True, "Acme AG", True)
+    assert (as_is.has_ledger_rows, as_is.billing_name, as_is.modified_at) == (True, None, created)
