@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import orjson
 from flask import current_app
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, String
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -270,8 +270,17 @@ def _in(column, values: Sequence):
     values, so the statement stays short (the driver parses and caches it once) and the planner
     still uses the column's index."""
     if _postgres():
-        return column == db.any_(_pg_array(values, ARRAY(column.type)))
+        return column == db.any_(_pg_array(values, _array_of(column.type)))
     return column.in_(values)
+
+
+def _array_of(element_type) -> ARRAY:
+    """The array type to compare a column of `element_type` with. A string type loses its
+    length: `CAST('{"abcd"}' AS VARCHAR(3)[])` is `{abc}`, so a value longer than the column
+    would match a stored value equal to its beginning."""
+    if isinstance(element_type, String):
+        return ARRAY(String())
+    return ARRAY(element_type)
 
 
 def _pg_array(values: Sequence, array_type: ARRAY):

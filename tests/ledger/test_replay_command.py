@@ -115,6 +115,20 @@ def test_id_lists_match_every_id_exactly_however_it_is_spelled(app):
     assert sorted(db.session.execute(selected).scalars()) == sorted(numbers)
 
 
+def test_an_id_longer_than_the_column_does_not_match_a_stored_id_it_begins_with(app):
+    """The array is not cast to the column's length: cut to 64 characters, the 65-character
+    account id would have matched the stored 64-character id that is its beginning."""
+    stored = "acc-" + "x" * 60
+    assert len(stored) == Account.__table__.c.id.type.length
+    created = datetime(2026, 1, 2, 9, tzinfo=UTC)
+    db.session.add(Account(id=stored, name="long", created_at=created, modified_at=created))
+    db.session.flush()
+    found = db.session.execute(db.select(Account.id).where(services._in(Account.id, [stored + "y"]))).scalars()
+    assert list(found) == []
+    found = db.session.execute(db.select(Account.id).where(services._in(Account.id, [stored]))).scalars()
+    assert list(found) == [stored]
+
+
 def test_array_literal_syntax():
     assert services._array_literal(["a", 'b"c', "d\\e"]) == '{"a","b\\"c","d\\\\e"}'
     assert services._array_literal([3, -1]) == "{3,-1}"
@@ -127,13 +141,13 @@ def test_an_id_list_is_typed_as_the_array_by_the_server():
     """The array text is cast straight to the column's array type, so PostgreSQL parses it once,
     as the parameter's value. Cast from a VARCHAR parameter instead, it was an expression parsed
     again for each row an UPDATE scanned (the replay's marking of 5,000 archived events ran for
-    minutes)."""
+    minutes). The array's strings have no length (see the test above)."""
     from sqlalchemy.dialects import postgresql
 
     table = StripeEvent.__table__
-    clause = table.c.id == db.any_(services._pg_array(["evt_1", "evt_2"], services.ARRAY(table.c.id.type)))
+    clause = table.c.id == db.any_(services._pg_array(["evt_1", "evt_2"], services._array_of(table.c.id.type)))
     sql = str(db.update(table).where(clause).values(error=None).compile(dialect=postgresql.psycopg.dialect()))
-    assert "= ANY (CAST(%(param_1)s AS VARCHAR(255)[]))" in sql
+    assert "= ANY (CAST(%(param_1)s AS VARCHAR[]))" in sql
 
 
 def _account_updates_in_transaction() -> int:
