@@ -253,7 +253,9 @@ _INSERTED = ("id", "type", "api_version", "stripe_created_at", "received_at", "p
 def _insert_statement(dialect: str):
     """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING account_id, the account looked up from
     the customer in the same statement; on PostgreSQL the customer's waiting events are
-    released in it too (a data-modifying CTE). Built once: only the parameters change."""
+    released in it too (a data-modifying CTE), found through `ix_stripe_events_unmapped` (the
+    events of customers without an account; see migration 0015 for what reading every unmapped
+    event cost). Built once: only the parameters change."""
     key = f"insert:{dialect}"
     if key not in _STATEMENTS:
         table = StripeEvent.__table__

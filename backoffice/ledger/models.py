@@ -44,6 +44,11 @@ class StripeEvent(db.Model):
         Index("ix_stripe_events_todo", "account_id", "customer_id",
               postgresql_where=db.text("state IN ('pending', 'failed')"),
               sqlite_where=db.text("state IN ('pending', 'failed')")),
+        # The events of customers without an account yet, by customer: the webhook's INSERT
+        # releases a customer's without reading every unmapped event (migration 0015).
+        Index("ix_stripe_events_unmapped", "customer_id",
+              postgresql_where=db.text("account_id IS NULL AND customer_id IS NOT NULL"),
+              sqlite_where=db.text("account_id IS NULL AND customer_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
