@@ -3,17 +3,21 @@
     BENCH_EVENTS=20000 pytest -m bench tests/bench/test_ledger_bench.py -s -p no:cacheprovider
     BENCH_EVENTS=1000000 TEST_DATABASE_URL=postgresql+psycopg://... pytest -m bench ... -s
 
-`BENCH_EVENTS` events are archived: the first `BENCH_WEBHOOK_EVENTS` (default: all, at most
-20,000) through the real webhook (signature verification + archive; the replay it enqueues is
-left out) one request after another; then, for each thread count K of `BENCH_THREADS` (default
-4,8), `BENCH_THREADED_EVENTS` more (default 10,000, at most what is left of BENCH_EVENTS shared
-among the thread counts, whole stories) through the webhook from K threads of this process at
-once, each with its own test client and its own customers (as a threaded WSGI server serves
-Stripe's concurrent deliveries); then `BENCH_GUNICORN_EVENTS` more (default 10,000 per worker
-class) through the production server, ONE gunicorn worker process (`-k sync`, then `-k gthread
---threads 4`) serving `tests/bench/ingest_server.py`, posted by 4 client threads of this process
-over loopback, the worker process's own CPU read from /proc; the rest is bulk-loaded into the archive as pending rows (so a
-million archived events do not need a million HTTP requests). Then `replay_pending` replays the
+`BENCH_EVENTS` events are archived, and `BENCH_CUSTOMERLESS_EVENTS` more (default 2 % of
+BENCH_EVENTS) that have no customer (payouts, balance, products: archived and ignored, as in a
+real archive; never replayed). First the bulk of the archive is loaded directly, as if
+delivered earlier (pending rows, their accounts known), so that the webhook is measured
+against a full archive; then the rest comes through the webhook: the first
+`BENCH_WEBHOOK_EVENTS` (default: all, at most 20,000) through the real webhook (signature
+verification + archive; the replay it enqueues is left out) one request after another; then,
+for each thread count K of `BENCH_THREADS` (default 4,8), `BENCH_THREADED_EVENTS` more
+(default 10,000, at most what is left of BENCH_EVENTS shared among the thread counts, whole
+stories) through the webhook from K threads of this process at once, each with its own test
+client and its own customers (as a threaded WSGI server serves Stripe's concurrent
+deliveries); then `BENCH_GUNICORN_EVENTS` more (default 10,000 per worker class) through the
+production server, ONE gunicorn worker process (`-k sync`, then `-k gthread --threads 4`)
+serving `tests/bench/ingest_server.py`, posted by 4 client threads of this process over
+loopback, the worker process's own CPU read from /proc. Then `replay_pending` replays the
 whole archive. The test clients keep no cookies: Stripe sends none.
 
 It prints one `BENCH {...}` line: the webhook's answer time per request (median, p90, p99,
@@ -76,6 +80,11 @@ START = h.ts("2025-01-01")
 MONTH = 30 * 86400
 CHUNK = 5000
 SINGLE_SAMPLE = 2000
+# Archived and ignored events without a customer (Stripe's payouts, balance, products), 2 % of
+# the archive by default: they have no account, as a customer's events have none until its
+# account is known.
+CUSTOMERLESS_EVENTS = int(os.environ.get("BENCH_CUSTOMERLESS_EVENTS", str(EVENTS // 50)))
+PRELOAD_FIRST_STORY = 10**7  # the bulk-loaded stories' customers: none of the webhook's
 
 
 def _story(n: int) -> list[dict]:
@@ -311,6 +320,22 @@ def _preload_archive(first_story: int, count: int) -> None:
         _flush_preload(batch, accounts, events, now)
 
 
+def _preload_customerless(count: int) -> None:
+    """`count` archived, ignored events without a customer, loaded in bulk."""
+    now = datetime.now(UTC)
+    kinds = ("payout.paid", "balance.available", "product.updated", "payout.created")
+    for start in range(0, count, CHUNK):
+        rows = []
+        for i in range(start, min(count, start + CHUNK)):
+            body = h.encode({"id": f"evt_bench_nocus_{i}", "object": "event", "type": kinds[i % len(kinds)],
+                             "api_version": h.API_VERSION, "created": START + i, "livemode": False,
+                             "data": {"object": {"id": f"po_{i}", "object": "payout", "amount": 1000 + i}}})
+            row = _archive_row(body, now)
+            rows.append({**row, "state": "ignored", "processed_at": now, "error": "unrecognised event type"})
+        with db.engine.begin() as conn:
+            conn.execute(sa.insert(StripeEvent.__table__), rows)
+
+
 def _flush_preload(rows: list[dict], accounts, events, now: datetime) -> None:
     new_accounts = [{"id": r["account_id"], "name": r["account_id"], "stripe_customer_id": r["customer_id"],
                      "created_at": now, "modified_at": now} for r in rows if r["type"] == "customer.created"]
@@ -367,31 +392,42 @@ def test_webhook_ingest_and_replay_throughput(app, app_config, monkeypatch, caps
     monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)  # verify + archive only
     webhook_stories = -(-WEBHOOK_EVENTS // EVENTS_PER_ACCOUNT)
 
-    # 1. The webhook, request by request, then from K threads at once (new customers each time).
+    # 1. Most of the archive in bulk first, as if delivered earlier (pending, their accounts
+    # known), with the customer-less events a real archive holds beside them (archived and
+    # ignored: payouts, balance, products), so the webhook is measured against a full archive.
+    threaded_stories = THREADED_EVENTS // EVENTS_PER_ACCOUNT if THREADED_EVENTS >= EVENTS_PER_ACCOUNT else 0
+    gunicorn_stories = GUNICORN_EVENTS // EVENTS_PER_ACCOUNT if GUNICORN_EVENTS >= EVENTS_PER_ACCOUNT else 0
+    through_webhook = (WEBHOOK_EVENTS + threaded_stories * EVENTS_PER_ACCOUNT * len(THREADS)
+                       + gunicorn_stories * EVENTS_PER_ACCOUNT * len(GUNICORN_KINDS))
+    _preload_archive(PRELOAD_FIRST_STORY, EVENTS - through_webhook)
+    _preload_customerless(CUSTOMERLESS_EVENTS)
+    db.session.remove()
+
+    # 2. The webhook, request by request, then from K threads at once (new customers each time),
+    # then through gunicorn.
     bodies = list(_bodies(0, WEBHOOK_EVENTS))
     latencies, wall, cpu = _ingest_sequential(app.test_client(use_cookies=False), bodies)
     next_story, ingested, threaded = webhook_stories, WEBHOOK_EVENTS, {}
-    for threads in THREADS if THREADED_EVENTS >= EVENTS_PER_ACCOUNT else []:
-        stories = THREADED_EVENTS // EVENTS_PER_ACCOUNT
-        threaded[threads] = _ingest_threaded(app, next_story, stories, threads)
-        next_story += stories
-        ingested += stories * EVENTS_PER_ACCOUNT
+    for threads in THREADS if threaded_stories else []:
+        threaded[threads] = _ingest_threaded(app, next_story, threaded_stories, threads)
+        next_story += threaded_stories
+        ingested += threaded_stories * EVENTS_PER_ACCOUNT
     gunicorn = {}
-    for kind in GUNICORN_KINDS if GUNICORN_EVENTS >= EVENTS_PER_ACCOUNT else []:
-        stories = GUNICORN_EVENTS // EVENTS_PER_ACCOUNT
+    for kind in GUNICORN_KINDS if gunicorn_stories else []:
         db.session.remove()
-        gunicorn[kind] = _ingest_gunicorn(kind, app_config["SQLALCHEMY_DATABASE_URI"], tmp_path, next_story, stories)
-        next_story += stories
-        ingested += stories * EVENTS_PER_ACCOUNT
+        gunicorn[kind] = _ingest_gunicorn(kind, app_config["SQLALCHEMY_DATABASE_URI"], tmp_path, next_story,
+                                          gunicorn_stories)
+        next_story += gunicorn_stories
+        ingested += gunicorn_stories * EVENTS_PER_ACCOUNT
+    assert ingested == through_webhook and next_story < PRELOAD_FIRST_STORY
     load_average = [round(x, 2) for x in os.getloadavg()]
     archived = db.session.execute(sa.select(sa.func.count()).select_from(StripeEvent)).scalar_one()
-    assert archived == ingested
+    assert archived == EVENTS + CUSTOMERLESS_EVENTS
     now = datetime.now(UTC)
     single, bulk_archive = _bare_inserts([_archive_row(body, now) for body in bodies])
     del bodies
 
-    # 2. The rest of the archive in bulk, then the replay of everything.
-    _preload_archive(next_story, EVENTS - ingested)
+    # 3. The replay of everything still to do.
     db.session.remove()
     cpu_started, children_started, started = time.process_time(), _children_cpu(), time.perf_counter()
     reports = services.replay_pending(workers=REPLAY_WORKERS)
@@ -407,7 +443,10 @@ def test_webhook_ingest_and_replay_throughput(app, app_config, monkeypatch, caps
     ms = [x * 1000 for x in latencies]
     figures = {
         "database": dialect + (" (WAL, synchronous=NORMAL)" if SQLITE_WAL and dialect == "sqlite" else ""),
-        "events_archived": EVENTS,
+        "events_archived": EVENTS + CUSTOMERLESS_EVENTS,
+        "events_to_replay": EVENTS,
+        "customerless_events_archived": CUSTOMERLESS_EVENTS,
+        "events_archived_before_the_webhook": EVENTS - through_webhook + CUSTOMERLESS_EVENTS,
         "webhook_events": WEBHOOK_EVENTS,
         "webhook_ms_median": round(statistics.median(ms), 3),
         "webhook_ms_p90": round(_pct(ms, 0.90), 3),
