@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
-from backoffice.extensions import db
+from backoffice.extensions import autocommit_connections, db
 from backoffice.ledger.models import StripeEvent
 from backoffice.stripe_sync import gateway
 from backoffice.stripe_sync.models import Discrepancy
@@ -209,26 +209,29 @@ class _Stored(NamedTuple):
 
 
 def _insert_in_autocommit(engine, params: dict) -> _Stored | None:
-    """PostgreSQL, outside any unit of work: the INSERT, compiled once, on the pool's DBAPI
-    connection in autocommit. Being one statement, it is its own transaction: one round trip
-    to the server instead of three (BEGIN, INSERT, COMMIT). And SQLAlchemy's work around each
-    execution (cache lookup, parameter processing, result object, isolation-level bookkeeping),
-    about as much CPU as the execution itself, is not done per event."""
+    """PostgreSQL, outside any unit of work: the INSERT, compiled once, on one of the engine's
+    autocommit connections (`extensions.AutocommitConnections`: kept out of the pool, so no
+    checkout, autocommit toggles or checkin per event). Being one statement, it is its own
+    transaction: one round trip to the server instead of three (BEGIN, INSERT, COMMIT). And
+    SQLAlchemy's work around each execution (cache lookup, parameter processing, result object,
+    isolation-level bookkeeping), about as much CPU as the execution itself, is not done per
+    event. A connection found broken (the server restarted, the session was terminated) is
+    replaced and the INSERT sent once more: it is idempotent (ON CONFLICT DO NOTHING; should
+    the first one have been committed, the event is answered as a redelivery)."""
     sql, processors = _compiled_insert(engine.dialect)
     values = {name: processors[name](value) if name in processors else value for name, value in params.items()}
-    conn = engine.raw_connection()
-    try:
-        driver = conn.driver_connection
-        driver.autocommit = True
+    connections = autocommit_connections(engine)
+    for attempt in (1, 2):
+        conn = cursor = None
         try:
-            with driver.cursor() as cursor:
+            with connections.borrow() as conn, conn.cursor() as cursor:
                 cursor.execute(sql, values)
                 row = cursor.fetchone()
-        finally:
-            if not driver.closed:
-                driver.autocommit = False
-    finally:
-        conn.close()  # back to the pool
+            break
+        except engine.dialect.loaded_dbapi.Error as e:
+            if attempt == 2 or not engine.dialect.is_disconnect(e, conn, cursor):
+                raise
+            log.warning("stripe webhook: the archive's connection was lost (%s); once more on a new one", e)
     return None if row is None else _Stored(row[0])
 
 
