@@ -119,7 +119,6 @@ def test_without_a_pool_size_nothing_is_kept_idle(app):
 
 def test_a_failed_statement_closes_its_connection(app):
     connections = autocommit_connections(db.engine)
-    with pytest.raises(db.engine.dialect.loaded_dbapi.Error):
-        with connections.borrow() as conn, conn.cursor() as cursor:
-            cursor.execute("SELECT 1/0")
+    with pytest.raises(db.engine.dialect.loaded_dbapi.Error), connections.borrow() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT 1/0")
     assert conn.closed and all(c is not conn for c, _ in connections._idle)
