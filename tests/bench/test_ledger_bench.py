@@ -327,9 +327,8 @@ def _preload_customerless(count: int) -> None:
     for start in range(0, count, CHUNK):
         rows = []
         for i in range(start, min(count, start + CHUNK)):
-            body = h.encode({"id": f"evt_bench_nocus_{i}", "object": "event", "type": kinds[i % len(kinds)],
-                             "api_version": h.API_VERSION, "created": START + i, "livemode": False,
-                             "data": {"object": {"id": f"po_{i}", "object": "payout", "amount": 1000 + i}}})
+            body = h.encode(h.envelope(kinds[i % len(kinds)], {"id": f"po_{i}", "object": "payout", "amount": 1000 + i},
+                                       START + i, event_id=f"evt_bench_nocus_{i}"))
             row = _archive_row(body, now)
             rows.append({**row, "state": "ignored", "processed_at": now, "error": "unrecognised event type"})
         with db.engine.begin() as conn:

@@ -25,7 +25,7 @@ def _archive_unmapped(count: int) -> None:
     db.session.commit()
 
 
-def _plan(sql: str, parameters: tuple) -> str:
+def _plan(sql: str, parameters: int) -> str:
     """The plan PostgreSQL keeps for a prepared statement (the generic plan the webhook's
     driver uses once it has prepared the INSERT), not executed."""
     conn = db.session.connection().connection.driver_connection

@@ -25,9 +25,7 @@ def post(client, monkeypatch):
     def post_one() -> str:
         event = h.envelope("invoice.paid", h.invoice(f"in_{next(count)}", "cus_ac", "sub_ac", amount_paid=4900,
                                                      total=4900, created=h.ts("2026-01-10")), h.ts("2026-01-10"))
-        body = h.encode(event)
-        resp = client.post("/stripe/webhook", data=body, headers={"Stripe-Signature": h.sign(body)},
-                           content_type="application/json")
+        resp = h.deliver(client, event)
         assert resp.status_code == 200, resp.get_data(as_text=True)
         return event["id"]
     return post_one
@@ -43,17 +41,24 @@ def _stored(event_id: str) -> bool:
 
 
 def test_one_connection_serves_event_after_event_outside_the_pool(app, post):
-    pool = db.engine.pool
     post()
     connections = autocommit_connections(db.engine)
     assert len(connections._idle) == 1
     first = connections._idle[0][0]
-    checked_out = pool.checkedout()
-    for _ in range(5):
-        post()
+    checkouts = []
+
+    def checked_out(*args) -> None:
+        checkouts.append(args)
+
+    sa.event.listen(db.engine, "checkout", checked_out)
+    try:
+        for _ in range(5):
+            post()
+    finally:
+        sa.event.remove(db.engine, "checkout", checked_out)
     assert [c for c, _ in connections._idle] == [first]  # the same one, given back each time
     assert first.autocommit and not first.closed
-    assert pool.checkedout() == checked_out  # not the pool's
+    assert checkouts == []  # not the pool's: no checkout per event
 
 
 @pytest.mark.parametrize("noticed", [True, False], ids=["noticed-when-taken", "found-by-the-insert"])
