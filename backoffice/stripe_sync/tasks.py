@@ -8,9 +8,9 @@ and counts its outcome on the job-runs row; the last one closes the run and logs
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from celery import chain, group
 from celery.exceptions import SoftTimeLimitExceeded
@@ -30,6 +30,7 @@ DRIFT_PASS = "drift_pass"
 ACCOUNT_SYNC = "account_sync"
 DEFAULT_PARALLEL = 4
 DEFAULT_TIMEOUT = 30  # seconds per account
+WAIT_FOR_A_START = 0.05  # seconds the in-process pass waits when no pending check has begun yet
 OUTCOME_COLUMNS = {"processed": "processed", "skipped": "skipped", "unavailable": "skipped",
                    "failed": "failed", "timed_out": "timed_out"}
 
@@ -135,10 +136,15 @@ def run_drift_pass(*, parallel: int | None = None, timeout: int | None = None,
 
 def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
                     progress: Callable[[int], None] | None) -> None:
+    """Checks the accounts on `parallel` threads. Each account has `timeout` seconds from the
+    moment its own check starts (not from when the pass gets round to waiting for it: an account
+    queued behind slow ones is not timed out before it ran, nor given the time they took)."""
     app = current_app._get_current_object()
     gw.get_gateway() if app.config.get("STRIPE_SECRET_KEY") else None  # built once, shared by threads
+    started: dict[int, float] = {}  # subscription id → monotonic time its check began
 
     def work(sub_id: int) -> str:
+        started[sub_id] = time.monotonic()
         with app.app_context():
             try:
                 return _check(sub_id)
@@ -146,16 +152,26 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
                 db.session.remove()
 
     totals = {"processed": 0, "skipped": 0, "failed": 0, "timed_out": 0}
+
+    def count(outcome: str) -> None:
+        totals[OUTCOME_COLUMNS.get(outcome, "failed")] += 1
+        if progress:
+            progress(1)
+
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="drift") as pool:
-        futures = [pool.submit(work, sub_id) for sub_id in ids]
-        for future in futures:
-            try:
-                outcome = future.result(timeout=timeout)
-            except FutureTimeout:
-                outcome = "timed_out"  # the thread ends on its own (HTTP timeouts bound it)
-            totals[OUTCOME_COLUMNS.get(outcome, "failed")] += 1
-            if progress:
-                progress(1)
+        pending = {pool.submit(work, sub_id): sub_id for sub_id in ids}
+        while pending:
+            deadlines = [started[s] + timeout for s in pending.values() if s in started]
+            wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else WAIT_FOR_A_START
+            done, _ = wait(pending, timeout=wait_for, return_when=FIRST_COMPLETED)
+            for future in done:
+                del pending[future]
+                count(future.result())
+            now = time.monotonic()
+            for future, sub_id in list(pending.items()):
+                if sub_id in started and now - started[sub_id] >= timeout:
+                    del pending[future]
+                    count("timed_out")  # the thread ends on its own (HTTP timeouts bound it)
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
         processed=totals["processed"], skipped=totals["skipped"], failed=totals["failed"],
         timed_out=totals["timed_out"], status="done", finished_at=utcnow()))

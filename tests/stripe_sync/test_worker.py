@@ -80,6 +80,34 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
     assert fragment.lstrip().startswith('<div id="job-table"')
 
 
+class SleepyGateway(RecordedGateway):
+    """Answers after the number of seconds `delays` gives the customer, then is unavailable."""
+
+    def __init__(self, delays: dict[str, float]):
+        super().__init__()
+        self.delays = delays
+
+    def subscriptions(self, customer_id):
+        time.sleep(self.delays[customer_id])
+        raise gw.StripeUnavailable(f"answered after {self.delays[customer_id]} s")
+
+
+def test_each_account_has_the_timeout_from_its_own_start(app):
+    """The pass waits for the accounts one after another; the second one's second counts from
+    when its own check began, not from when the pass was done waiting for the first (0.8 s):
+    it is timed out after 1 s, not allowed until 1.8 s and counted as answered at 1.5 s."""
+    _account("acc_first", "cus_first", datetime.now(UTC) - timedelta(hours=30))  # due first
+    _account("acc_long", "cus_long", datetime.now(UTC) - timedelta(hours=24))
+    app.extensions["stripe_gateway"] = SleepyGateway({"cus_first": 0.8, "cus_long": 1.5})
+    app.config["STRIPE_SECRET_KEY"] = API_KEY
+
+    started = time.monotonic()
+    run = tasks.run_drift_pass(parallel=2, timeout=1)
+
+    assert (run.total, run.processed, run.skipped, run.failed, run.timed_out) == (2, 0, 1, 0, 1)
+    assert time.monotonic() - started < 3
+
+
 def test_detect_mode_writes_only_the_drift_columns(app):
     sub_obj = h.subscription("sub_1", "cus_1", STANDARD, created=days_ago(3))
     sub = _account("acc_1", "cus_1", None)
