@@ -8,9 +8,11 @@ and counts its outcome on the job-runs row; the last one closes the run and logs
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from celery import chain, group
 from celery.exceptions import SoftTimeLimitExceeded
@@ -141,10 +143,13 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
     queued behind slow ones is not timed out before it ran, nor given the time they took)."""
     app = current_app._get_current_object()
     gw.get_gateway() if app.config.get("STRIPE_SECRET_KEY") else None  # built once, shared by threads
-    started: dict[int, float] = {}  # subscription id → monotonic time its check began
+    running: dict[int, float] = {}  # subscription id → monotonic time its check began (under way)
+    lock = threading.Lock()
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # (subscription id, future) as each ends
 
     def work(sub_id: int) -> str:
-        started[sub_id] = time.monotonic()
+        with lock:
+            running[sub_id] = time.monotonic()
         with app.app_context():
             try:
                 return _check(sub_id)
@@ -159,19 +164,38 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
             progress(1)
 
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="drift") as pool:
-        pending = {pool.submit(work, sub_id): sub_id for sub_id in ids}
-        while pending:
-            deadlines = [started[s] + timeout for s in pending.values() if s in started]
-            wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else WAIT_FOR_A_START
-            done, _ = wait(pending, timeout=wait_for, return_when=FIRST_COMPLETED)
-            for future in done:
-                del pending[future]
-                count(future.result())
+        for sub_id in ids:
+            pool.submit(work, sub_id).add_done_callback(lambda future, s=sub_id: finished.put((s, future)))
+        left, timed_out = len(ids), set()
+        while left:
+            # The work per turn grows with the checks under way (at most `parallel`), not with
+            # the accounts of the pass.
+            with lock:
+                first_start = min(running.values(), default=None)
+            wait_for = (WAIT_FOR_A_START if first_start is None
+                        else max(0.0, first_start + timeout - time.monotonic()))
+            ended = []
+            try:  # what ended meanwhile, before any check is judged late
+                ended.append(finished.get(timeout=wait_for))
+                while True:
+                    ended.append(finished.get_nowait())
+            except queue.Empty:
+                pass
+            for sub_id, future in ended:
+                if sub_id not in timed_out:
+                    with lock:
+                        running.pop(sub_id, None)
+                    count(future.result())
+                    left -= 1
             now = time.monotonic()
-            for future, sub_id in list(pending.items()):
-                if sub_id in started and now - started[sub_id] >= timeout:
-                    del pending[future]
-                    count("timed_out")  # the thread ends on its own (HTTP timeouts bound it)
+            with lock:
+                late = [s for s, began in running.items() if now - began >= timeout]
+                for sub_id in late:
+                    del running[sub_id]
+            for sub_id in late:
+                timed_out.add(sub_id)
+                count("timed_out")  # the thread ends on its own (HTTP timeouts bound it)
+                left -= 1
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
         processed=totals["processed"], skipped=totals["skipped"], failed=totals["failed"],
         timed_out=totals["timed_out"], status="done", finished_at=utcnow()))
