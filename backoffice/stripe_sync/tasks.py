@@ -143,7 +143,7 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
     queued behind slow ones is not timed out before it ran, nor given the time they took)."""
     app = current_app._get_current_object()
     gw.get_gateway() if app.config.get("STRIPE_SECRET_KEY") else None  # built once, shared by threads
-    running: dict[int, float] = {}  # subscription id → monotonic time its check began (under way)
+    running: dict[int, float] = {}  # subscription id → monotonic start of its check, until counted
     lock = threading.Lock()
     finished: queue.SimpleQueue = queue.SimpleQueue()  # (subscription id, future) as each ends
 
@@ -166,7 +166,7 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="drift") as pool:
         for sub_id in ids:
             pool.submit(work, sub_id).add_done_callback(lambda future, s=sub_id: finished.put((s, future)))
-        left, timed_out = len(ids), set()
+        left = len(ids)
         while left:
             # The work per turn grows with the checks under way (at most `parallel`), not with
             # the accounts of the pass.
@@ -182,9 +182,9 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
             except queue.Empty:
                 pass
             for sub_id, future in ended:
-                if sub_id not in timed_out:
-                    with lock:
-                        running.pop(sub_id, None)
+                with lock:
+                    counted_late = running.pop(sub_id, None) is None  # a check is under way until counted
+                if not counted_late:
                     count(future.result())
                     left -= 1
             now = time.monotonic()
@@ -192,8 +192,7 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
                 late = [s for s, began in running.items() if now - began >= timeout]
                 for sub_id in late:
                     del running[sub_id]
-            for sub_id in late:
-                timed_out.add(sub_id)
+            for _ in late:
                 count("timed_out")  # the thread ends on its own (HTTP timeouts bound it)
                 left -= 1
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(

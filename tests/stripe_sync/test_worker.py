@@ -27,15 +27,18 @@ REDIS_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
 STANDARD = h.price("price_standard", 4900, product="standard")
 
 
-class SlowOrDownGateway(RecordedGateway):
-    """Down for cus_down; slow (then down) for cus_slow; recorded answers for everyone else."""
+class UnavailableGateway(RecordedGateway):
+    """Unavailable for the customers `unavailable_after` names, after that many seconds each;
+    recorded answers for everyone else."""
+
+    def __init__(self, unavailable_after: dict[str, float], **recorded):
+        super().__init__(**recorded)
+        self.unavailable_after = unavailable_after
 
     def subscriptions(self, customer_id):
-        if customer_id == "cus_down":
-            raise gw.StripeUnavailable("recorded outage")
-        if customer_id == "cus_slow":
-            time.sleep(1.5)
-            raise gw.StripeUnavailable("too slow")
+        if customer_id in self.unavailable_after:
+            time.sleep(self.unavailable_after[customer_id])
+            raise gw.StripeUnavailable(f"unavailable after {self.unavailable_after[customer_id]} s")
         return super().subscriptions(customer_id)
 
 
@@ -54,8 +57,8 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
     _account("acc_nocus", None, None)  # no Stripe customer: not due
     down = _account("acc_down", "cus_down", now - timedelta(hours=30))
     slow = _account("acc_slow", "cus_slow", now - timedelta(hours=24))
-    app.extensions["stripe_gateway"] = SlowOrDownGateway(
-        subscriptions=[h.subscription("sub_ok", "cus_ok", STANDARD, created=days_ago(3))])
+    app.extensions["stripe_gateway"] = UnavailableGateway(
+        {"cus_down": 0, "cus_slow": 1.5}, subscriptions=[h.subscription("sub_ok", "cus_ok", STANDARD, created=days_ago(3))])
     app.config.update(STRIPE_SECRET_KEY=API_KEY, DRIFT_PARALLEL=2, DRIFT_TIMEOUT=1)
     assert set(drift.due_subscription_ids()) == {ok.id, down.id, slow.id}
 
@@ -80,25 +83,13 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
     assert fragment.lstrip().startswith('<div id="job-table"')
 
 
-class SleepyGateway(RecordedGateway):
-    """Answers after the number of seconds `delays` gives the customer, then is unavailable."""
-
-    def __init__(self, delays: dict[str, float]):
-        super().__init__()
-        self.delays = delays
-
-    def subscriptions(self, customer_id):
-        time.sleep(self.delays[customer_id])
-        raise gw.StripeUnavailable(f"answered after {self.delays[customer_id]} s")
-
-
 def test_each_account_has_the_timeout_from_its_own_start(app):
     """The pass waits for the accounts one after another; the second one's second counts from
     when its own check began, not from when the pass was done waiting for the first (0.8 s):
     it is timed out after 1 s, not allowed until 1.8 s and counted as answered at 1.5 s."""
     _account("acc_first", "cus_first", datetime.now(UTC) - timedelta(hours=30))  # due first
     _account("acc_long", "cus_long", datetime.now(UTC) - timedelta(hours=24))
-    app.extensions["stripe_gateway"] = SleepyGateway({"cus_first": 0.8, "cus_long": 1.5})
+    app.extensions["stripe_gateway"] = UnavailableGateway({"cus_first": 0.8, "cus_long": 1.5})
     app.config["STRIPE_SECRET_KEY"] = API_KEY
 
     started = time.monotonic()
