@@ -21,13 +21,17 @@ REVERSED = "credit_noted_at IS NOT NULL OR credit_note_url IS NOT NULL OR refund
 _PRICE = "COALESCE(price_amount, 0)"
 SUBSCRIPTION_SORT_KEYS = {
     "price": _PRICE,
-    "mrr": ("\nCASE\n    WHEN cancel_at_period_end IS TRUE THEN 0\n"
+    "mrr": ("\nCASE\n    WHEN status = 'trialing' OR status = 'incomplete' THEN 0\n"
+            "    WHEN cancel_at_period_end IS TRUE THEN 0\n"
             "    WHEN scheduled_price_amount IS NOT NULL THEN scheduled_price_amount\n"
             f"    ELSE {_PRICE}\nEND"),
-    "status": (f"\nCASE\n    WHEN cancel_at_period_end IS TRUE AND {_PRICE} > 0 THEN 0\n"
+    "status": (f"\nCASE\n    WHEN status = 'trialing' AND {_PRICE} > 0 THEN 0\n"
+               "    WHEN status = 'incomplete' AND subscribed_since IS NOT NULL THEN 4\n"
+               "    WHEN status = 'incomplete' THEN 5\n"
+               f"    WHEN cancel_at_period_end IS TRUE AND {_PRICE} > 0 THEN 1\n"
                "    WHEN scheduled_plan IS NOT NULL AND scheduled_price_amount IS NOT NULL"
-               f" AND scheduled_price_amount < {_PRICE} THEN 1\n"
-               f"    WHEN {_PRICE} > 0 THEN 2\n    WHEN subscribed_since IS NOT NULL THEN 3\n    ELSE 4\nEND"),
+               f" AND scheduled_price_amount < {_PRICE} THEN 2\n"
+               f"    WHEN {_PRICE} > 0 THEN 3\n    WHEN subscribed_since IS NOT NULL THEN 4\n    ELSE 5\nEND"),
 }
 
 INDEXES = (

@@ -15,15 +15,16 @@ DEFAULT_SORT = "-modified"
 DEFAULT_PAGE_SIZE = 25
 
 # DOMAIN §3 "Account status", in the order the rules are checked.
-STATUSES = ("canceling", "downgrading", "active", "canceled", "free")
+STATUSES = ("trialing", "canceling", "downgrading", "active", "canceled", "free")
 STATUS_LABELS = {
+    "trialing": _l("Trialing"),
     "canceling": _l("Canceling"),
     "downgrading": _l("Downgrading"),
     "active": _l("Active"),
     "canceled": _l("Canceled"),
     "free": _l("Free"),
 }
-STATUS_TONES = {"canceling": "warning", "downgrading": "warning", "active": "success",
+STATUS_TONES = {"trialing": "info", "canceling": "warning", "downgrading": "warning", "active": "success",
                 "canceled": "danger", "free": "neutral"}
 
 # Ids are what the platform and Stripe use: letters, digits and _ . : - (at most 64).

@@ -28,6 +28,8 @@ ZERO = Decimal(0)
 # Constants rendered into the SQL (not parameters), so the sort expressions below are exactly the
 # expressions indexed on subscriptions (backoffice/list_indexes.py); 0 is 0 in Money's storage too.
 _SQL_ZERO = db.literal_column("0", Money())
+_TRIALING = db.literal_column("'trialing'", db.String)
+_INCOMPLETE = db.literal_column("'incomplete'", db.String)
 ACTIVE_USER_DAYS = 30
 
 
@@ -44,8 +46,13 @@ def _paid_once(sub=Sub):
 
 
 def _status_case(values: tuple, sub=Sub):
-    canceling, downgrading, active, canceled, free = values
+    """DOMAIN §3 "Account status", first match. A trial of a paid plan not yet converted is
+    Trialing; an unpaid start (incomplete) pays nothing yet: Canceled if it paid once, else Free."""
+    trialing, canceling, downgrading, active, canceled, free = values
     return db.case(
+        (db.and_(sub.status == _TRIALING, _price(sub) > _SQL_ZERO), trialing),
+        (db.and_(sub.status == _INCOMPLETE, _paid_once(sub)), canceled),
+        (sub.status == _INCOMPLETE, free),
         (db.and_(sub.cancel_at_period_end.is_(True), _price(sub) > _SQL_ZERO), canceling),
         (db.and_(sub.scheduled_plan.is_not(None), sub.scheduled_price_amount.is_not(None),
                  sub.scheduled_price_amount < _price(sub)), downgrading),
@@ -67,8 +74,10 @@ def status_rank_expr(sub=Sub):
 
 
 def forward_mrr_expr():
-    """Forward MRR: 0 while cancelling, the scheduled price when a downgrade is queued, else the price."""
+    """Forward MRR: 0 before the subscription pays (a trial, an unpaid start) and while
+    cancelling, the scheduled price when a downgrade is queued, else the price."""
     return db.case(
+        (db.or_(Sub.status == _TRIALING, Sub.status == _INCOMPLETE), _SQL_ZERO),
         (Sub.cancel_at_period_end.is_(True), _SQL_ZERO),
         (Sub.scheduled_price_amount.is_not(None), Sub.scheduled_price_amount),
         else_=_price(),

@@ -279,3 +279,27 @@ def test_subscription_sorts_merge_to_the_plain_order(five, app, sort):
         plain = list(db.session.execute(queries._ordered(queries._base(f, queries.Account.id), sort)
                                         .limit(2).offset((page - 1) * 2)).scalars())
         assert fast == plain, (sort, page)
+
+
+def test_a_trial_is_trialing_with_mrr_zero_everywhere(app, admin_client):
+    """DOMAIN §3: a trial not yet converted is Trialing, MRR 0 in the list, the side pane, the
+    detail page, the API and the CSV (the KPI counts 0 too); an unpaid start pays nothing yet."""
+    from backoffice.api import services as api_services
+
+    SubscriptionFactory(account_id=AccountFactory(id="acc_trial", name="Trial AG").id, status="trialing",
+                        price_amount=Decimal("99.00"), subscribed_since=None)
+    SubscriptionFactory(account_id=AccountFactory(id="acc_unpaid", name="Unpaid AG").id, status="incomplete",
+                        price_amount=Decimal("49.00"), subscribed_since=None)
+    db.session.commit()
+    rows = {r[0].id: (r[2], r[3]) for r in queries.accounts_page(AccountFilters(sort="name")).items}
+    assert rows == {"acc_trial": ("trialing", Decimal("0.00")), "acc_unpaid": ("free", Decimal("0.00"))}
+    assert [r[0].id for r in queries.accounts_page(AccountFilters(statuses=["trialing"])).items] == ["acc_trial"]
+    summary = queries.account_summary("acc_trial")
+    assert (summary.status, summary.mrr) == ("trialing", Decimal("0.00"))
+    assert "Trialing" in admin_client.get("/accounts/acc_trial").get_data(as_text=True)
+    _token, secret = api_services.create_token("trial", "read")
+    item = admin_client.get("/api/v1/accounts/acc_trial", headers={"Authorization": f"Bearer {secret}"}).get_json()
+    assert (item["status"], item["mrr"], item["price"]) == ("trialing", "0.00", "99.00")
+    rows = list(csv.reader(io.StringIO(admin_client.get("/accounts?format=csv&sort=name").get_data(as_text=True))))
+    trial = next(r for r in rows if r[0] == "acc_trial")
+    assert trial[3:6] == ["trialing", "99.00", "0.00"]

@@ -300,6 +300,8 @@ def test_an_unreadable_payload_fails_flags_drift_and_blocks_nothing(client, runn
     send(client, later)
     assert archived(later).state == "processed" and by_event(later).type == "billing_info_updated"
     assert archived(event).state == "failed"
+    from backoffice.ledger import services
+    assert services.replay_account(ACC).events == 0  # nothing pending: the failed event is not re-read
     assert db.session.execute(db.select(db.func.count(Discrepancy.id))).scalar_one() == 1
     # A rebuild names it and exits 1; `ledger replay` reports it and exits 0; --failed reads it again.
     result = runner.invoke(args=["ledger", "rebuild", "--account", ACC])
