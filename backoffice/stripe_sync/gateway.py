@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -34,18 +34,26 @@ class StripeUnavailable(Exception):
     """Stripe could not be reached or kept failing (timeouts, 429, 5xx, a page that failed)."""
 
 
-def verify_webhook(body: bytes | str, header: str | None, secret: str, tolerance: int = 300) -> dict:
+def verify_webhook(body: bytes | str, header: str | None, secrets: str | Sequence[str],
+                   tolerance: int = 300) -> dict:
     """Checks `Stripe-Signature` before anything is parsed; answers the event as a dict.
 
+    `secrets`: one or several (STRIPE_WEBHOOK_SECRET, parsed): a signature valid for any of
+    them verifies, so a secret can roll and endpoints can share the URL.
     Raises ValueError for a missing or invalid signature or an unparsable body.
     """
-    if not header or not secret:
+    secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    secrets = tuple(s for s in secrets if s)
+    if not header or not secrets:
         raise ValueError("missing Stripe-Signature header or webhook secret")
     payload = body.decode("utf-8") if isinstance(body, bytes) else body
-    try:
-        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
-    except stripe.SignatureVerificationError as e:
-        raise ValueError(str(e)) from e
+    for i, secret in enumerate(secrets):
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+            break
+        except stripe.SignatureVerificationError as e:
+            if i == len(secrets) - 1:
+                raise ValueError(str(e)) from e
     return _parse_json(body if isinstance(body, bytes) else payload.encode("utf-8"), payload)
 
 
