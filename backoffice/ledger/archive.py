@@ -45,6 +45,9 @@ CLASSIFIED_TYPES = frozenset({
     "customer.created",
     "customer.updated",
     "customer.deleted",
+    "customer.tax_id.created",
+    "customer.tax_id.updated",
+    "customer.tax_id.deleted",
     "payment_method.attached",
     "customer.subscription.created",
     "customer.subscription.updated",
@@ -74,6 +77,9 @@ PROJECTION_TYPES = frozenset({
 })
 CATALOG_TYPES = frozenset({"price.created", "price.updated", "plan.created", "plan.updated"})
 HANDLED_TYPES = CLASSIFIED_TYPES | PROJECTION_TYPES
+# The event types a webhook endpoint must send Backoffice (`backoffice stripe connect` subscribes
+# it to exactly these): one list, so the endpoint and the replayer never disagree.
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(sorted(HANDLED_TYPES))
 
 
 @dataclass(frozen=True)

@@ -389,3 +389,16 @@ def test_refunds_find_their_payment_in_the_same_replay(client, subscribed, monke
     # is the charge's latest, the refund time the first).
     assert got == {"in_b": ("ch_b", datetime(2026, 3, 12, tzinfo=UTC), Decimal("20.0000")),
                    "in_a": ("ch_y", datetime(2026, 3, 13, tzinfo=UTC), Decimal("49.0000"))}
+
+
+def test_a_tax_id_event_is_replayed_into_billing_info_updated(client, subscribed):
+    """customer.tax_id.* are among the types the replayer reads (archive.HANDLED_TYPES, the list
+    `backoffice stripe connect` subscribes the endpoint to), not archived as ignored."""
+    tax_id = {"id": "txi_story", "object": "tax_id", "customer": CUS, "type": "ch_vat",
+              "value": "CHE-123.456.789 MWST", "country": "CH", "created": h.ts("2026-01-12")}
+    event = h.envelope("customer.tax_id.created", tax_id, h.ts("2026-01-12T09:00:00"))
+    send(client, event)
+    assert (archived(event).state, archived(event).account_id) == ("processed", ACC)
+    row = by_event(event)
+    assert (row.type, row.account_id, row.committed_mrr, row.occurred_at) == (
+        "billing_info_updated", ACC, Decimal("49.0000"), datetime(2026, 1, 12, 9, 0, tzinfo=UTC))
