@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -231,6 +232,18 @@ class StripeGateway:
 
     def credit_notes(self, customer_id: str) -> list[dict]:
         return self._list_optional(self.client.v1.credit_notes, {"customer": customer_id})
+
+    # -- webhook endpoints (`backoffice stripe connect`) -----------------------------------------
+    def create_webhook_endpoint(self, url: str, events: Sequence[str], description: str = "Backoffice") -> dict:
+        """Creates the endpoint Stripe delivers `events` to; its `secret` is in this answer only.
+        One idempotency key for every retry, so a retried create never makes a second endpoint.
+        Raises ValueError when Stripe refuses the request, StripeUnavailable as every call does."""
+        params = {"url": url, "enabled_events": list(events), "description": description}
+        options = {"idempotency_key": f"backoffice-connect-{uuid.uuid4()}"}
+        try:
+            return self._call(lambda: self.client.v1.webhook_endpoints.create(params, options)).to_dict()
+        except stripe.StripeError as e:  # not retried: a bad URL or event type, a restricted key
+            raise ValueError(f"Stripe refused the endpoint: {e.user_message or e}") from e
 
 
 def get_gateway() -> StripeGateway:
