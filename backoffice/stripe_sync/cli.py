@@ -67,13 +67,18 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
 def baseline_command() -> None:
     """Write baseline history for customers whose past predates Backoffice (marked baseline)."""
     from backoffice.accounts.models import Account
+    from backoffice.stripe_sync import gateway as gw
     from backoffice.stripe_sync import recovery
 
     total = db.session.execute(
         db.select(db.func.count()).select_from(Account).where(Account.stripe_customer_id.is_not(None))
     ).scalar_one()
+    try:
+        gateway = gw.get_gateway()
+    except gw.StripeNotConfigured:
+        raise click.ClickException("STRIPE_SECRET_KEY is not set: baseline history is read from Stripe.") from None
     with click.progressbar(length=total, label="Baselining customers", file=_stderr()) as bar:
-        result = recovery.baseline(progress=bar.update)
+        result = recovery.baseline(gateway, progress=bar.update)
     click.echo(f"{result.accounts} accounts baselined: {result.events} baseline events, "
                f"{result.ledger_rows} baseline ledger rows; Stripe unavailable for {result.unavailable}.")
 
@@ -108,7 +113,9 @@ def _webhook_url(url: str) -> str:
 
 
 def _mode(key: str) -> str:
-    return "live mode" if "_live_" in key else "test mode" if "_test_" in key else "unknown mode"
+    if not key:
+        return "STRIPE_SECRET_KEY not set"
+    return "live mode" if "_live_" in key else "test mode" if "_test_" in key else "mode unknown"
 
 
 @stripe_group.command("connect")

@@ -195,3 +195,11 @@ def test_stripe_unreachable_is_one_line_without_a_traceback(app, runner):
     assert result.output.startswith("Error: Stripe is unavailable: ")
     assert result.output.count("\n") == 1
     assert "Traceback" not in result.output
+
+
+def test_baseline_without_a_secret_key_says_so(app, runner):
+    """The README's next step after connecting: without a key it is one line too."""
+    app.config["STRIPE_SECRET_KEY"] = ""
+    result = runner.invoke(args=["stripe", "baseline"])
+    assert result.exit_code == 1
+    assert result.output == "Error: STRIPE_SECRET_KEY is not set: baseline history is read from Stripe.\n"
