@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from backoffice.config import PROJECT_ROOT, load_config
+from backoffice.config import PROJECT_ROOT, load_config, webhook_secrets
 
 __version__ = "0.1.0"
 
@@ -26,6 +26,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)
+    # Parsed once, whoever set it (the environment or an override): both webhook paths read the tuple.
+    app.config["STRIPE_WEBHOOK_SECRET"] = webhook_secrets(app.config.get("STRIPE_WEBHOOK_SECRET"))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
     if os.environ.get("LOG_LEVEL", "INFO") != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,16 @@ def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def webhook_secrets(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """STRIPE_WEBHOOK_SECRET as the secrets it names: several, comma-separated, so a secret can
+    roll (old and new both verify for a while) and several endpoints can share the URL. Empty
+    entries are dropped; a tuple (the setting already parsed) is kept as it is."""
+    if not value:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(p.strip() for p in parts if p and p.strip())
 
 
 def _secret_key(instance_path: Path, production: bool) -> str:
@@ -70,7 +81,7 @@ def load_config(instance_path: Path) -> dict:
         "PLATFORM_CURRENCY": env.get("BACKOFFICE_CURRENCY", "EUR").upper(),
         "BILLING_ENABLED": _bool(env.get("BACKOFFICE_BILLING_ENABLED"), True),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
-        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
+        "STRIPE_WEBHOOK_SECRET": webhook_secrets(env.get("STRIPE_WEBHOOK_SECRET")),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", ""),
         "STRIPE_TIMEOUT": float(env.get("STRIPE_TIMEOUT", "10")),

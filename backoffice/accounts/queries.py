@@ -394,12 +394,19 @@ def members_page(account_id: str, page: int, page_size: int) -> Page:
     return paginate(stmt, page, page_size, scalars=False)
 
 
-def discrepancies_page(account_id: str, page: int, page_size: int) -> Page:
-    stmt = (
-        db.select(Discrepancy)
-        .where(Discrepancy.account_id == account_id)
-        .order_by(Discrepancy.detected_at.desc(), Discrepancy.id.desc())
-    )
+DISCREPANCY_SORTS = ("detected", "severity", "kind")
+
+
+def discrepancies_page(account_id: str, page: int, page_size: int, sort: str = "-detected") -> Page:
+    """The Drift tab's list (and the API's): every finding, resolved ones too, newest first by default."""
+    name, descending = sort.removeprefix("-"), sort.startswith("-")
+    if name == "detected":
+        order = [Discrepancy.detected_at, Discrepancy.id]
+        order = [c.desc() for c in order] if descending else order
+    else:
+        column = Discrepancy.severity if name == "severity" else Discrepancy.kind
+        order = [column.desc() if descending else column, Discrepancy.detected_at.desc(), Discrepancy.id.desc()]
+    stmt = db.select(Discrepancy).where(Discrepancy.account_id == account_id).order_by(*order)
     return paginate(stmt, page, page_size)
 
 

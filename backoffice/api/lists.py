@@ -50,6 +50,7 @@ def _account_item(account, sub, status, mrr, catalog) -> dict:
         "cancel_at_period_end": bool(sub.cancel_at_period_end) if sub else False,
         "scheduled_plan": sub.scheduled_plan if sub else None,
         "drift_detected": bool(sub.drift_detected) if sub else False,
+        "drift_checked_at": _time(sub.drift_checked_at if sub else None),
         "created_at": _time(account.created_at),
         "modified_at": _time(account.modified_at),
     }
@@ -225,6 +226,7 @@ def _openapi():
         "status": {"type": "string", "enum": list(STATUSES)}, "price": MONEY, "mrr": MONEY,
         "currency": {"type": ["string", "null"]}, "renewal_at": TIME, "cancel_at_period_end": {"type": "boolean"},
         "scheduled_plan": {"type": ["string", "null"]}, "drift_detected": {"type": "boolean"},
+        "drift_checked_at": {**TIME, "description": "When drift was last checked against Stripe (null: never)."},
         "created_at": TIME, "modified_at": TIME}}
     detail = {"allOf": [{"$ref": "#/components/schemas/Account"}, {"type": "object", "properties": {
         "subscribed_since": TIME, "lifetime_value": MONEY, "last_invoice": {"type": ["object", "null"]},

@@ -1,14 +1,109 @@
-"""Reconciliation with Stripe over the API: `POST /api/v1/accounts/<id>/sync` (token scope `admin`).
-
-Runs the same sync as the account page's "Sync with Stripe", in the request, and answers its result.
+"""Reconciliation with Stripe over the API, the account page's actions for scripts:
+`POST /api/v1/accounts/<id>/sync`, `GET .../drift` (read), `POST .../drift/acknowledge`,
+`GET .../recovery` (read: what a disaster recovery would do) and `POST .../recovery`; the POSTs
+need the `admin` scope. Each runs the page's own use case, in the request, audited as there.
 """
 from __future__ import annotations
 
-from flask import g, jsonify
+from dataclasses import dataclass
+from datetime import datetime
 
+from flask import g, jsonify, request
+
+from backoffice.accounts import queries as account_queries
+from backoffice.accounts.filters import parse_id
 from backoffice.api.openapi import contribute
 from backoffice.api.views import bp
 from backoffice.auth import token_required
+from backoffice.pagination import parse_page, parse_sort
+
+
+@dataclass(frozen=True)
+class TokenActor:
+    """Who an API call acted as, for the use cases' audit entry and acknowledgement: a token
+    has no operator row (`id` None), and `email` is the token's label."""
+
+    email: str
+    id: None = None
+
+
+def _actor() -> TokenActor:
+    token = g.api_token
+    return TokenActor(f"api token {token.prefix} ({token.name})")
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _drift_state(account_id: str, sub) -> dict:
+    return {"account_id": account_id, "drift_flagged": bool(sub and sub.drift_detected),
+            "drift_checked_at": _time(sub.drift_checked_at if sub else None),
+            "acknowledged_at": _time(sub.drift_acknowledged_at if sub else None),
+            "acknowledged_by": sub.drift_acknowledged_by if sub else None}
+
+
+def _discrepancy_state(d, sub) -> str:
+    """As the Drift tab shows it: resolved, acknowledged (detected before the last
+    acknowledgement) or open."""
+    if d.resolved_at is not None:
+        return "resolved"
+    if sub is not None and sub.drift_acknowledged_at is not None and sub.drift_acknowledged_at >= d.detected_at:
+        return "acknowledged"
+    return "open"
+
+
+def _known_account(account_id: str) -> str:
+    """400 for a malformed id, 404 for an unknown one: the same bodies on every endpoint here."""
+    account_id = parse_id(account_id, "account_id")
+    account_queries.get_account(account_id)
+    return account_id
+
+
+@bp.get("/accounts/<account_id>/drift")
+@token_required("read")
+def account_drift(account_id: str):
+    from backoffice.stripe_sync import queries
+
+    account_id = _known_account(account_id)
+    page, page_size = parse_page(request.args)
+    sort = parse_sort(request.args, account_queries.DISCREPANCY_SORTS, "-detected")
+    sub = queries.drift_subscription(account_id)
+    found = account_queries.discrepancies_page(account_id, page, page_size, sort)
+    items = [{"id": str(d.id), "kind": d.kind, "severity": d.severity, "field": d.field,
+              "stripe_event_id": d.stripe_event_id, "message": d.message, "detected_at": _time(d.detected_at),
+              "resolved_at": _time(d.resolved_at), "state": _discrepancy_state(d, sub)} for d in found.items]
+    return jsonify({**_drift_state(account_id, sub), "items": items, "total": found.total, "page": found.page,
+                    "page_size": found.page_size})
+
+
+@bp.post("/accounts/<account_id>/drift/acknowledge")
+@token_required("admin")
+def acknowledge_drift(account_id: str):
+    from backoffice.stripe_sync import drift
+
+    account_id = _known_account(account_id)
+    sub = drift.acknowledge(account_id, _actor())
+    return jsonify(_drift_state(account_id, sub))
+
+
+@bp.get("/accounts/<account_id>/recovery")
+@token_required("read")
+def recovery_plan(account_id: str):
+    from backoffice.stripe_sync import recovery
+
+    plan = recovery.recovery_plan(_known_account(account_id))
+    return jsonify({"account_id": plan.account_id, "offered": plan.offered, "awaiting": plan.awaiting.as_dict(),
+                    "critical": plan.critical})
+
+
+@bp.post("/accounts/<account_id>/recovery")
+@token_required("admin")
+def disaster_recovery(account_id: str):
+    from backoffice.stripe_sync import recovery
+
+    result = recovery.run_disaster_recovery(_known_account(account_id), _actor())
+    return jsonify(result.as_dict())
 
 
 @bp.post("/accounts/<account_id>/sync")
@@ -48,6 +143,90 @@ def _openapi():
                                                  "newest": {"type": "string", "format": "date-time"}}},
     }}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    account_param = {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    time = {"type": ["string", "null"], "format": "date-time"}
+    drift_state = {"type": "object", "required": ["account_id", "drift_flagged", "drift_checked_at",
+                                                  "acknowledged_at", "acknowledged_by"], "properties": {
+        "account_id": {"type": "string"},
+        "drift_flagged": {"type": "boolean", "description": "Set by a check that found drift; cleared by an "
+                          "acknowledgement until the next check finds it again."},
+        "drift_checked_at": {**time, "description": "The last drift check (null: never)."},
+        "acknowledged_at": time,
+        "acknowledged_by": {"type": ["string", "null"], "description": "An operator's e-mail or an API token."},
+    }}
+    finding = {"type": "object", "properties": {
+        "id": {"type": "string"}, **discrepancy["properties"], "detected_at": {"type": "string", "format": "date-time"},
+        "resolved_at": time,
+        "state": {"type": "string", "enum": ["open", "acknowledged", "resolved"]},
+    }}
+    drift_list = {"allOf": [{"$ref": "#/components/schemas/DriftState"}, {
+        "type": "object", "required": ["items", "total", "page", "page_size"], "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/DriftFinding"}},
+            "total": {"type": "integer"}, "page": {"type": "integer"}, "page_size": {"type": "integer"}}}]}
+    plan = {"type": "object", "properties": {
+        "account_id": {"type": "string"},
+        "offered": {"type": "boolean", "description": "true when there is something to recover or a critical "
+                    "discrepancy is open (the page offers the action then)."},
+        "awaiting": {"type": "object", "description": "Archived events older than Stripe's 30-day window with no "
+                     "ledger row.", "properties": {"count": {"type": "integer"}, "oldest": time, "newest": time}},
+        "critical": {"type": "integer", "description": "Open critical discrepancies."},
+    }}
+    recovered = {"type": "object", "properties": {
+        "account_id": {"type": "string"},
+        "candidates": {"type": "integer", "description": "Archived events handed back to the replayer."},
+        "events_appended": {"type": "integer", "description": "Billing events the replay appended."},
+        "oldest": time, "newest": time,
+    }}
+
+    def ok(description: str, schema: str) -> dict:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+    unauthorized = {"description": "No or unknown bearer token", **error}
+    forbidden = {"description": "The token's scope is not admin", **error}
+    unknown = {"description": "Unknown account", **error}
+    paging = [
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+        {"name": "sort", "in": "query", "description": "detected, severity or kind; prefix - for descending. "
+         "Default -detected.", "schema": {"type": "string", "enum": [
+             p + s for s in ("detected", "severity", "kind") for p in ("", "-")]}},
+    ]
+    more_paths = {
+        "/api/v1/accounts/{account_id}/drift": {"get": {
+            "summary": "An account's drift: the flag, the last check and every finding (the Drift tab)",
+            "tags": ["Stripe"], "parameters": [account_param, *paging],
+            "responses": {"200": ok("The drift state and one page of findings", "DriftList"),
+                          "400": {"description": "Bad parameter (named in error.field)", **error},
+                          "401": unauthorized, "404": unknown},
+        }},
+        "/api/v1/accounts/{account_id}/drift/acknowledge": {"post": {
+            "summary": "Acknowledge an account's drift",
+            "description": "Clears the flag, keeps the findings, records who and when (audited). The next check "
+                           "raises the flag again if the cause remains.",
+            "tags": ["Stripe"], "parameters": [account_param],
+            "responses": {"200": ok("The drift state after the acknowledgement", "DriftState"),
+                          "400": {"description": "No drift to acknowledge (error.code no_drift)", **error},
+                          "401": unauthorized, "403": forbidden, "404": unknown},
+        }},
+        "/api/v1/accounts/{account_id}/recovery": {
+            "get": {
+                "summary": "What a disaster recovery of the account would do",
+                "tags": ["Stripe"], "parameters": [account_param],
+                "responses": {"200": ok("The recovery plan", "RecoveryPlan"), "401": unauthorized,
+                              "404": unknown},
+            },
+            "post": {
+                "summary": "Disaster recovery",
+                "description": "Replays archived events Stripe's events list no longer returns and that have no "
+                               "ledger row, oldest first, and reports how many (audited).",
+                "tags": ["Stripe"], "parameters": [account_param],
+                "responses": {"200": ok("What was recovered", "RecoveryResult"), "401": unauthorized,
+                              "403": forbidden, "404": unknown,
+                              "500": {"description": "The replay failed; nothing changed", **error}},
+            },
+        },
+    }
     paths = {"/api/v1/accounts/{account_id}/sync": {"post": {
         "summary": "Sync an account with Stripe",
         "description": "Pulls Stripe's events list for the account's customer from its anchor, archives missed "
@@ -64,4 +243,6 @@ def _openapi():
             "503": {"description": "Stripe is unavailable; nothing changed", **error},
         },
     }}}
-    return paths, {"SyncResult": result, "Discrepancy": discrepancy}
+    return {**paths, **more_paths}, {"SyncResult": result, "Discrepancy": discrepancy, "DriftState": drift_state,
+                                     "DriftFinding": finding, "DriftList": drift_list, "RecoveryPlan": plan,
+                                     "RecoveryResult": recovered}

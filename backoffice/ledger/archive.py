@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -78,6 +79,9 @@ PROJECTION_TYPES = frozenset({
 })
 CATALOG_TYPES = frozenset({"price.created", "price.updated", "plan.created", "plan.updated"})
 HANDLED_TYPES = CLASSIFIED_TYPES | PROJECTION_TYPES
+# The event types a webhook endpoint must send Backoffice (`backoffice stripe connect` subscribes
+# it to exactly these): one list, so the endpoint and the replayer never disagree.
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(sorted(HANDLED_TYPES))
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,14 @@ class ArchiveResult:
         return self.outcome == "stored" and self.state == "pending"
 
 
-def verify_and_parse(body: bytes, header: str | None, secret: str, mimetype: str) -> dict:
-    """Stripe's v1 signature over the raw body is checked before anything else is looked at;
-    then the content type and the envelope. Every refusal is a 400 and stores nothing."""
+def verify_and_parse(body: bytes, header: str | None, secrets: str | Sequence[str], mimetype: str) -> dict:
+    """Stripe's v1 signature over the raw body (valid for any of the `secrets`) is checked before
+    anything else is looked at; then the content type and the envelope. Every refusal is a 400
+    and stores nothing."""
     if not header:
         raise BadRequest(_("The Stripe-Signature header is missing."), field="Stripe-Signature")
     try:
-        event = gateway.verify_webhook(body, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
+        event = gateway.verify_webhook(body, header, secrets, tolerance=SIGNATURE_TOLERANCE_SECONDS)
     except json.JSONDecodeError:
         raise BadRequest(_("The body is not JSON."), field="body") from None
     except ValueError:  # a bad signature, or a body that is not even UTF-8

@@ -1,4 +1,4 @@
-"""`backoffice stripe sync|baseline`, `backoffice drift scan` and `backoffice worker`."""
+"""`backoffice stripe connect|sync|baseline`, `backoffice drift scan` and `backoffice worker`."""
 from __future__ import annotations
 
 import sys
@@ -67,15 +67,103 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
 def baseline_command() -> None:
     """Write baseline history for customers whose past predates Backoffice (marked baseline)."""
     from backoffice.accounts.models import Account
+    from backoffice.stripe_sync import gateway as gw
     from backoffice.stripe_sync import recovery
 
     total = db.session.execute(
         db.select(db.func.count()).select_from(Account).where(Account.stripe_customer_id.is_not(None))
     ).scalar_one()
+    try:
+        gateway = gw.get_gateway()
+    except gw.StripeNotConfigured:
+        raise click.ClickException("STRIPE_SECRET_KEY is not set: baseline history is read from Stripe.") from None
     with click.progressbar(length=total, label="Baselining customers", file=_stderr()) as bar:
-        result = recovery.baseline(progress=bar.update)
+        result = recovery.baseline(gateway, progress=bar.update)
     click.echo(f"{result.accounts} accounts baselined: {result.events} baseline events, "
                f"{result.ledger_rows} baseline ledger rows; Stripe unavailable for {result.unavailable}.")
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+
+
+def _one_line(message: object) -> str:
+    """Stripe's messages may span lines; an error here is one."""
+    return " ".join(str(message).split())
+
+
+def _webhook_url(url: str) -> str:
+    """`<url>/stripe/webhook` (kept as is when the URL names the webhook already). Stripe only
+    delivers to https; plain http is for a local Stripe-compatible server."""
+    from urllib.parse import urlsplit
+
+    from backoffice.stripe_sync.webhook_fast import WEBHOOK_PATH
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise click.ClickException(f"--url must be an address like https://backoffice.example.com, not {url!r}.")
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        raise click.ClickException(f"--url must use https (Stripe delivers webhooks only there), not {url!r}; "
+                                   "plain http is allowed for localhost and 127.0.0.1.")
+    if parts.query or parts.fragment:
+        raise click.ClickException(f"--url must have no query string or fragment: {url!r}.")
+    path = parts.path.rstrip("/")
+    if not path.endswith(WEBHOOK_PATH):
+        path += WEBHOOK_PATH
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _mode(key: str) -> str:
+    if not key:
+        return "STRIPE_SECRET_KEY not set"
+    return "live mode" if "_live_" in key else "test mode" if "_test_" in key else "mode unknown"
+
+
+@stripe_group.command("connect")
+@click.option("--url", required=True, help="Backoffice's public address, e.g. https://backoffice.example.com "
+              "(Stripe delivers to <url>/stripe/webhook).")
+@click.option("--dry-run", is_flag=True, help="Print the endpoint that would be created; create nothing.")
+@with_appcontext
+def connect_command(url: str, dry_run: bool) -> None:
+    """Create the Stripe webhook endpoint that sends Backoffice the events it reads, in the mode of
+    STRIPE_SECRET_KEY (test or live), and print its signing secret for STRIPE_WEBHOOK_SECRET."""
+    from backoffice.ledger.archive import WEBHOOK_EVENT_TYPES
+    from backoffice.stripe_sync import gateway as gw
+
+    endpoint_url = _webhook_url(url)
+    key = current_app.config.get("STRIPE_SECRET_KEY") or ""
+    events = WEBHOOK_EVENT_TYPES
+    if dry_run:
+        click.echo(f"Would create a Stripe webhook endpoint ({_mode(key)}): {endpoint_url}")
+        click.echo(f"Events ({len(events)}):")
+        for event_type in events:
+            click.echo(f"  {event_type}")
+        return
+    try:
+        endpoint = gw.get_gateway().create_webhook_endpoint(endpoint_url, events)
+    except gw.StripeNotConfigured:
+        raise click.ClickException("STRIPE_SECRET_KEY is not set: set the secret key of the Stripe mode to "
+                                   "connect (sk_test_... or sk_live_...).") from None
+    except ValueError as e:  # Stripe refused the request
+        raise click.ClickException(f"{_one_line(e).rstrip('.')}. No endpoint was created.") from None
+    except gw.StripeUnavailable as e:  # the key refused, or Stripe down after the retries
+        raise click.ClickException(f"{_one_line(e).rstrip('.')}.") from None
+    mode = "live mode" if endpoint.get("livemode") else "test mode" if "livemode" in endpoint else _mode(key)
+    enabled = endpoint.get("enabled_events") or list(events)  # what Stripe answers it will send
+    click.echo(f"Created Stripe webhook endpoint {endpoint['id']} ({mode}): {endpoint['url']}")
+    click.echo(f"Events ({len(enabled)}):")
+    for event_type in enabled:
+        click.echo(f"  {event_type}")
+    secret = endpoint.get("secret")
+    if not secret:
+        raise click.ClickException(f"Stripe answered no signing secret: reveal the secret of {endpoint['id']} in "
+                                   "Stripe's Dashboard (Developers, Webhooks) and set STRIPE_WEBHOOK_SECRET to it.")
+    click.echo(f"Signing secret (Stripe's API answers it only now): {secret}")
+    if current_app.config.get("STRIPE_WEBHOOK_SECRET"):
+        click.echo("STRIPE_WEBHOOK_SECRET is set already: append the new secret, comma-separated, and restart:")
+        click.echo(f"  STRIPE_WEBHOOK_SECRET=<the secrets set now>,{secret}")
+    else:
+        click.echo("Set it in Backoffice's environment and restart:")
+        click.echo(f"  STRIPE_WEBHOOK_SECRET={secret}")
 
 
 @click.group("drift")

@@ -10,7 +10,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -34,18 +35,26 @@ class StripeUnavailable(Exception):
     """Stripe could not be reached or kept failing (timeouts, 429, 5xx, a page that failed)."""
 
 
-def verify_webhook(body: bytes | str, header: str | None, secret: str, tolerance: int = 300) -> dict:
+def verify_webhook(body: bytes | str, header: str | None, secrets: str | Sequence[str],
+                   tolerance: int = 300) -> dict:
     """Checks `Stripe-Signature` before anything is parsed; answers the event as a dict.
 
+    `secrets`: one or several (STRIPE_WEBHOOK_SECRET, parsed): a signature valid for any of
+    them verifies, so a secret can roll and endpoints can share the URL.
     Raises ValueError for a missing or invalid signature or an unparsable body.
     """
-    if not header or not secret:
+    secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    secrets = tuple(s for s in secrets if s)
+    if not header or not secrets:
         raise ValueError("missing Stripe-Signature header or webhook secret")
     payload = body.decode("utf-8") if isinstance(body, bytes) else body
-    try:
-        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
-    except stripe.SignatureVerificationError as e:
-        raise ValueError(str(e)) from e
+    for i, secret in enumerate(secrets):
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+            break
+        except stripe.SignatureVerificationError as e:
+            if i == len(secrets) - 1:
+                raise ValueError(str(e)) from e
     return _parse_json(body if isinstance(body, bytes) else payload.encode("utf-8"), payload)
 
 
@@ -223,6 +232,18 @@ class StripeGateway:
 
     def credit_notes(self, customer_id: str) -> list[dict]:
         return self._list_optional(self.client.v1.credit_notes, {"customer": customer_id})
+
+    # -- webhook endpoints (`backoffice stripe connect`) -----------------------------------------
+    def create_webhook_endpoint(self, url: str, events: Sequence[str], description: str = "Backoffice") -> dict:
+        """Creates the endpoint Stripe delivers `events` to; its `secret` is in this answer only.
+        One idempotency key for every retry, so a retried create never makes a second endpoint.
+        Raises ValueError when Stripe refuses the request, StripeUnavailable as every call does."""
+        params = {"url": url, "enabled_events": list(events), "description": description}
+        options = {"idempotency_key": f"backoffice-connect-{uuid.uuid4()}"}
+        try:
+            return self._call(lambda: self.client.v1.webhook_endpoints.create(params, options)).to_dict()
+        except stripe.StripeError as e:  # not retried: a bad URL or event type, a restricted key
+            raise ValueError(f"Stripe refused the endpoint: {e.user_message or e}") from e
 
 
 def get_gateway() -> StripeGateway:

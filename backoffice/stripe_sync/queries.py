@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backoffice.errors import NotFound
 from backoffice.extensions import db
+from backoffice.ledger.models import Subscription
 from backoffice.pagination import Page, paginate
 from backoffice.stripe_sync.models import Discrepancy, JobRun
 
@@ -29,3 +30,11 @@ def open_discrepancies(account_id: str) -> list[Discrepancy]:
         .where(Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None))
         .order_by(Discrepancy.severity, Discrepancy.kind, Discrepancy.id)
     ).scalars())
+
+
+def drift_subscription(account_id: str) -> Subscription | None:
+    """The account's current subscription: it holds the drift flag, the time of the last check
+    and the acknowledgement (None for an account without one)."""
+    return db.session.execute(
+        db.select(Subscription).where(Subscription.account_id == account_id, Subscription.is_current.is_(True))
+    ).scalar_one_or_none()

@@ -22,12 +22,12 @@ def webhook():
     enqueued after the answer has been sent (see `_after_response`). An event that is stored,
     a duplicate or divergent is answered the same way in front of Flask (webhook_fast.py); this
     view answers what that hands over: the refusals, and a failed archive."""
-    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
-    if not secret:
+    secrets = current_app.config.get("STRIPE_WEBHOOK_SECRET")  # a tuple (config.webhook_secrets)
+    if not secrets:
         raise BadRequest(_("The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET)."),
                          status=503, code="not_configured")
     body = request.get_data(cache=False)  # 413 above MAX_CONTENT_LENGTH
-    event = archive.verify_and_parse(body, request.headers.get("Stripe-Signature"), secret, request.mimetype)
+    event = archive.verify_and_parse(body, request.headers.get("Stripe-Signature"), secrets, request.mimetype)
     return acknowledge(archive.archive_event(body, event))
 
 

@@ -89,9 +89,9 @@ class WebhookFastPath:
     def _answer(self, environment: dict, body: bytes) -> Response | None:
         """The view's answer to a stored, duplicate or divergent event; None for Flask to answer."""
         app = self.app
-        secret = app.config.get("STRIPE_WEBHOOK_SECRET")
+        secrets = app.config.get("STRIPE_WEBHOOK_SECRET")  # a tuple (config.webhook_secrets), as the view's
         header = environment.get("HTTP_STRIPE_SIGNATURE")
-        if not secret or not header:
+        if not secrets or not header:
             return None
         content_type = environment.get("CONTENT_TYPE", "")
         mimetype = "application/json" if content_type == "application/json" else (
@@ -105,7 +105,7 @@ class WebhookFastPath:
         error = None
         try:
             try:
-                event = archive.verify_and_parse(body, header, secret, mimetype)
+                event = archive.verify_and_parse(body, header, secrets, mimetype)
             except Exception:  # noqa: BLE001 - a refusal: Flask answers it, translated
                 # (here, outside a request, translating the message fails with a RuntimeError)
                 return None

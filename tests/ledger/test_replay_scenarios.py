@@ -458,3 +458,16 @@ def test_customer_rows_link_to_the_same_subscription_however_delivery_batched_th
         assert archive.archive_event(h.encode(event), event).outcome == "stored"
     services.replay_pending()
     assert _links("acc-b") == one_by_one
+
+
+def test_a_tax_id_event_is_replayed_into_billing_info_updated(client, subscribed):
+    """customer.tax_id.* are among the types the replayer reads (archive.HANDLED_TYPES, the list
+    `backoffice stripe connect` subscribes the endpoint to), not archived as ignored."""
+    tax_id = {"id": "txi_story", "object": "tax_id", "customer": CUS, "type": "ch_vat",
+              "value": "CHE-123.456.789 MWST", "country": "CH", "created": h.ts("2026-01-12")}
+    event = h.envelope("customer.tax_id.created", tax_id, h.ts("2026-01-12T09:00:00"))
+    send(client, event)
+    assert (archived(event).state, archived(event).account_id) == ("processed", ACC)
+    row = by_event(event)
+    assert (row.type, row.account_id, row.committed_mrr, row.occurred_at) == (
+        "billing_info_updated", ACC, Decimal("49.0000"), datetime(2026, 1, 12, 9, 0, tzinfo=UTC))

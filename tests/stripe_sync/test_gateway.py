@@ -133,6 +133,18 @@ def test_verify_webhook_checks_the_signature_before_parsing():
         gw.verify_webhook(body, old, "whsec_x")
 
 
+def test_verify_webhook_takes_several_secrets():
+    """Any one of them verifies (a secret rolling); none of them, or none at all, refuses."""
+    body = '{"id": "evt_1", "type": "customer.created"}'
+    for secret in ("whsec_old", "whsec_new"):
+        header = gw.signature_header(body, secret)
+        assert gw.verify_webhook(body, header, ("whsec_old", "whsec_new")) == {"id": "evt_1", "type": "customer.created"}
+    with pytest.raises(ValueError, match="No signatures found matching the expected signature"):
+        gw.verify_webhook(body, gw.signature_header(body, "whsec_third"), ("whsec_old", "whsec_new"))
+    with pytest.raises(ValueError, match="missing Stripe-Signature header or webhook secret"):
+        gw.verify_webhook(body, gw.signature_header(body, "whsec_old"), ("", ""))
+
+
 def test_gateway_comes_from_the_config(app):
     app.config.update(STRIPE_SECRET_KEY=API_KEY, STRIPE_API_BASE="http://127.0.0.1:1", STRIPE_MAX_RETRIES=5)
     gateway = gw.get_gateway()
