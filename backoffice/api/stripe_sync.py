@@ -25,7 +25,7 @@ def sync_account(account_id: str):
 def _openapi():
     discrepancy = {"type": "object", "properties": {
         "kind": {"type": "string", "description": "SubscriptionStateMismatch, MissingEvent, ScheduledPriceMissing, "
-                 "UnclassifiedStripeEvent, UnsupportedStripeApiVersion, StalePersistedRow, PayloadDivergence, "
+                 "UnclassifiedStripeEvent, UnreadablePayload, StalePersistedRow, PayloadDivergence, "
                  "AmountExcludingTaxClamped or MissingHistoricalEvent"},
         "severity": {"type": "string", "enum": ["warning", "critical"]},
         "field": {"type": ["string", "null"]},

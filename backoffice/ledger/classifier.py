@@ -19,27 +19,22 @@ from enum import Enum
 from typing import Any
 
 from backoffice.ledger.readers import (
-    CURRENT_API_VERSION,
-    LEGACY_API_VERSION,
-    SUPPORTED_API_VERSIONS,
     InvoiceAmounts,
     MalformedStripeEvent,
     ParsedEvent,
     PriceLine,
-    UnsupportedStripeApiVersion,
+    UnreadablePayload,
     build_frozen,
     invoice_amounts,
     money,
     read_event,
-    reader_for,
+    shape_of,
 )
 
 __all__ = [
-    "CURRENT_API_VERSION", "DELTA_TYPES", "FREE_PLAN", "LEGACY_API_VERSION", "MRR_VIEW_TYPES",
-    "OTHER_VIEW_TYPES", "RECOGNISED_EVENT_TYPES", "STATE_VIEW_TYPES", "SUPPORTED_API_VERSIONS",
-    "Catalog", "CatalogPrice", "ClassifyResult", "Discrepancy", "EventType", "InvoiceAmounts",
-    "LedgerRow", "SubscriptionState", "UnsupportedStripeApiVersion", "classify", "forward_mrr",
-    "invoice_amounts", "reader_for",
+    "DELTA_TYPES", "FREE_PLAN", "MRR_VIEW_TYPES", "OTHER_VIEW_TYPES", "RECOGNISED_EVENT_TYPES",
+    "STATE_VIEW_TYPES", "Catalog", "CatalogPrice", "ClassifyResult", "Discrepancy", "EventType",
+    "InvoiceAmounts", "LedgerRow", "SubscriptionState", "classify", "forward_mrr", "invoice_amounts",
 ]
 
 ZERO = Decimal("0.00")
@@ -231,7 +226,7 @@ class ClassifyResult:
     discrepancies: tuple[Discrepancy, ...]
     skipped_event_ids: tuple[str, ...]  # recognised, but no currency anywhere
     ignored_event_ids: tuple[str, ...] = ()  # types the ledger does not record
-    unsupported_event_ids: tuple[str, ...] = ()  # unknown api_version or malformed: not replayed
+    unreadable_event_ids: tuple[str, ...] = ()  # malformed, or lacking what its type needs: failed
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,15 +591,17 @@ def classify(events: Sequence[Mapping[str, Any]], state: SubscriptionState, cata
              amounts_of: Callable[[Mapping[str, Any]], InvoiceAmounts] | None = None) -> ClassifyResult:
     """Classifies the events of one subscription (or customer), oldest first, from `state`.
 
-    Unknown API versions are not replayed (a Critical discrepancy each); recognised events with
-    no currency anywhere are skipped; types the ledger does not record are ignored.
+    Payloads are read by shape, whatever their API version; an event that cannot be read (it
+    lacks what its type needs) fails with a Critical discrepancy naming the field and changes
+    nothing; recognised events with no currency anywhere are skipped; types the ledger does not
+    record are ignored.
     `amounts_of(envelope)` reads an invoice event's money (default: `invoice_amounts` of its
     object); a caller that reads the same invoices again passes a memoised one."""
     rows: list[LedgerRow] = []
     discrepancies: list[Discrepancy] = []
     skipped: list[str] = []
     ignored: list[str] = []
-    unsupported: list[str] = []
+    unreadable: list[str] = []
     seen: set[str] = set()
     state = _normalised(state)
     for envelope in sorted(events, key=_sort_key):
@@ -620,15 +617,17 @@ def classify(events: Sequence[Mapping[str, Any]], state: SubscriptionState, cata
             continue
         try:
             ev = read_event(envelope)
-        except UnsupportedStripeApiVersion as exc:
-            unsupported.append(str(event_id))
-            discrepancies.append(Discrepancy(
-                "UnsupportedStripeApiVersion", CRITICAL, str(event_id),
-                f"{envelope.get('type')} {event_id}: Stripe API version {exc.version!r} has no reader "
-                f"(supported: {', '.join(SUPPORTED_API_VERSIONS)}); not replayed"))
+            if handler is _invoice_paid and ev.invoice_id is not None \
+                    and ev.invoice_id not in state.classified_invoice_ids:
+                clamp = _clamp_check(envelope, ev, amounts_of)
+            else:
+                clamp = []
+        except UnreadablePayload as exc:
+            unreadable.append(str(event_id))
+            discrepancies.append(unreadable_discrepancy(str(event_id), exc))
             continue
         except MalformedStripeEvent as exc:
-            unsupported.append(str(event_id))
+            unreadable.append(str(event_id))
             discrepancies.append(Discrepancy("MalformedStripeEvent", CRITICAL,
                                              event_id if isinstance(event_id, str) else None, str(exc)))
             continue
@@ -639,12 +638,20 @@ def classify(events: Sequence[Mapping[str, Any]], state: SubscriptionState, cata
         outcome = handler(ev, state, catalog, currency)
         rows.append(outcome.row)
         discrepancies.extend(outcome.discrepancies)
-        if handler is _invoice_paid and ev.invoice_id is not None \
-                and ev.invoice_id not in state.classified_invoice_ids:
-            discrepancies.extend(_clamp_check(envelope, ev, amounts_of))
+        discrepancies.extend(clamp)
         state = outcome.state
     return ClassifyResult(tuple(rows), state, tuple(discrepancies), tuple(skipped), tuple(ignored),
-                          tuple(unsupported))
+                          tuple(unreadable))
+
+
+def unreadable_discrepancy(event_id: str, exc: UnreadablePayload) -> Discrepancy:
+    """The Critical finding of an event the replay cannot read: what is missing, and the shape
+    it was read in, so an operator can tell a Stripe change from a broken payload."""
+    return Discrepancy(
+        "UnreadablePayload", CRITICAL, event_id,
+        f"{exc.event_type} {event_id}: the payload has no readable {exc.field} (Stripe API version "
+        f"{exc.api_version or 'unknown'}, read as the {shape_of(exc.api_version)} shape); not replayed",
+        field=exc.field)
 
 
 def _clamp_check(envelope: Mapping[str, Any], ev: ParsedEvent,

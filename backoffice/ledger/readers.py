@@ -1,20 +1,23 @@
-"""Stripe payload readers, one per supported `api_version` (DOMAIN §3).
+"""Stripe payloads as plain data, for every API version since 2016 (DOMAIN §3): the one module
+that reads Stripe's objects, for the replayer, the sync, the drift detector and recovery alike.
 
-Stripe changes its object shapes between API versions (items carry `price` today, `plan` in 2017;
-an invoice names its subscription under `parent` today, at the top level in 2017). The classifier
-must not care, so each reader turns an event envelope into the same plain `ParsedEvent`. A future
-API version is a new reader here, not a change to the state machine. Pure: no database, no network.
+Stripe changes its object shapes between API versions, and adds new fields to old renderings, so
+a field is read by its shape, new-first with the old as the fallback, never by the label. The
+fields read have three shapes (boundaries 2020-08-27 and 2025-03-31.basil, see `SHAPE_STARTS`).
+An event whose payload lacks what its type needs raises `UnreadablePayload`, naming the field.
+Pure: no database, no network.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
+# The labels of the simulator's and localstripe's events (stripe-python 16.1 sends the first).
 CURRENT_API_VERSION = "2026-10-28.endive"
 LEGACY_API_VERSION = "2017-08-15"
 
@@ -37,14 +40,6 @@ _BILLING_FIELDS = {
     "tax_info": "tax_ids",
     "business_vat_id": "tax_ids",
 }
-
-
-class UnsupportedStripeApiVersion(Exception):
-    """An event whose payload shape no reader knows: it must not be replayed (DOMAIN §3)."""
-
-    def __init__(self, version: str | None) -> None:
-        super().__init__(f"Unsupported Stripe API version: {version!r}")
-        self.version = version
 
 
 class MalformedStripeEvent(ValueError):
@@ -141,6 +136,19 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A `*_decimal` field: Stripe sends a string of minor units (stripe-python a Decimal)."""
+    try:
+        found = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return found if found.is_finite() else None
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -313,312 +321,623 @@ class InvoiceAmounts:
     paid_at: datetime | None
 
 
-class StripeReader:
-    """Reads the parts of a payload every supported API version shares; subclasses read the rest."""
-
-    api_version: str = ""
-
-    # -- envelope ---------------------------------------------------------------------------
-    def read(self, envelope: Mapping[str, Any]) -> ParsedEvent:
-        event_id, event_type = envelope.get("id"), envelope.get("type")
-        created = timestamp(envelope.get("created"))
-        if not isinstance(event_id, str) or not isinstance(event_type, str) or created is None:
-            raise MalformedStripeEvent("An event needs an id, a type and a created time.")
-        data = _dict(envelope.get("data"))
-        obj = _dict(data.get("object"))
-        previous = _dict(data.get("previous_attributes"))
-        object_type = obj.get("object")
-        if not isinstance(object_type, str):
-            object_type = None
-        object_id = _id_of(obj.get("id"))
-        base: dict[str, Any] = {
-            "event_id": event_id,
-            "type": event_type,
-            "api_version": self.api_version,
-            "created": created,
-            "object_type": object_type,
-            "object_id": object_id,
-            "customer_id": object_id if object_type == "customer" else _id_of(obj.get("customer")),
-            "subscription_id": None,
-            "currency": _upper(obj.get("currency")),
-            "previous_keys": tuple(sorted(previous)) if previous else (),
-        }
-        if object_type == "subscription":
-            base.update(self._subscription_fields(obj, previous))
-        elif object_type == "subscription_schedule":
-            base.update(self._schedule_fields(obj))
-        elif object_type == "invoice":
-            base.update(self._invoice_fields(obj))
-        elif object_type == "charge":
-            base["charge_id"] = object_id
-            base["invoice_id"] = _id_of(obj.get("invoice"))
-        elif object_type == "customer":
-            base["customer_touched"] = tuple(sorted({_BILLING_FIELDS[k] for k in previous if k in _BILLING_FIELDS}))
-        return build_frozen(ParsedEvent, base)
-
-    # -- subscriptions ----------------------------------------------------------------------
-    def _subscription_fields(self, obj: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
-        lines = self.subscription_lines(obj)
-        cancel = obj.get("cancel_at_period_end")
-        cancel = cancel if isinstance(cancel, bool) else None
-        previous_cancel = previous.get("cancel_at_period_end")
-        previous_cancel = previous_cancel if isinstance(previous_cancel, bool) else None
-        currency = _upper(obj.get("currency")) or next((line.currency for line in lines if line.currency), None)
-        return {
-            "subscription_id": _id_of(obj.get("id")),
-            "currency": currency,
-            "status": obj.get("status") if isinstance(obj.get("status"), str) else None,
-            "previous_status": previous.get("status") if isinstance(previous.get("status"), str) else None,
-            "cancel_at_period_end": cancel,
-            "previous_cancel_at_period_end": previous_cancel,
-            "cancel_changed": previous_cancel is not None and cancel is not None and previous_cancel != cancel,
-            "lines": lines,
-            "previous_lines": self.previous_subscription_lines(obj, previous),
-            "current_period_end": self.current_period_end(obj),
-            "cancellation_reason": _str(_dict(obj.get("cancellation_details")).get("reason")),
-        }
-
-    def subscription_lines(self, obj: Mapping[str, Any]) -> tuple[PriceLine, ...]:
-        return tuple(self.item_line(item) for item in _list(obj.get("items")) if _is_mapping(item))
-
-    def previous_subscription_lines(
-        self, obj: Mapping[str, Any], previous: Mapping[str, Any]
-    ) -> tuple[PriceLine, ...] | None:
-        if "items" not in previous:
-            return None
-        return self.subscription_lines(previous)
-
-    def item_line(self, item: Mapping[str, Any]) -> PriceLine:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def current_period_end(self, obj: Mapping[str, Any]) -> datetime | None:  # pragma: no cover
-        raise NotImplementedError
-
-    # -- schedules ---------------------------------------------------------------------------
-    def _schedule_fields(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        phases = []
-        for phase in obj.get("phases") or []:
-            if not _is_mapping(phase):
-                continue
-            lines = tuple(self.phase_line(item) for item in self.phase_items(phase) if _is_mapping(item))
-            currency = _upper(phase.get("currency")) or next((ln.currency for ln in lines if ln.currency), None)
-            phases.append(SchedulePhase(lines, currency, timestamp(phase.get("start_date")),
-                                        timestamp(phase.get("end_date"))))
-        currency = next((p.currency for p in reversed(phases) if p.currency), None)
-        return {
-            "subscription_id": _id_of(obj.get("subscription")) or _id_of(obj.get("released_subscription")),
-            "currency": currency,
-            "schedule_phases": tuple(phases),
-            "schedule_status": _str(obj.get("status")),
-        }
-
-    def phase_items(self, phase: Mapping[str, Any]) -> Sequence[Any]:
-        return phase.get("items") or []
-
-    def phase_line(self, item: Mapping[str, Any]) -> PriceLine:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    # -- invoices ----------------------------------------------------------------------------
-    def _invoice_fields(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "subscription_id": self.invoice_subscription(obj),
-            "invoice_id": _id_of(obj.get("id")),
-            "billing_reason": _str(obj.get("billing_reason")),
-            "attempt_count": _int(obj.get("attempt_count")),
-        }
-
-    def invoice_subscription(self, obj: Mapping[str, Any]) -> str | None:  # pragma: no cover
-        raise NotImplementedError
-
-    def invoice_tax(self, obj: Mapping[str, Any]) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def invoice_amounts(self, obj: Mapping[str, Any]) -> InvoiceAmounts:
-        currency = _upper(obj.get("currency"))
-        places = _places(currency)
-        majors: dict[int, Decimal] = {}
-
-        def major(minor: int | None) -> Decimal:
-            """Minor units in money, each amount converted once (due, paid and total often agree)."""
-            minor = minor or 0
-            value = majors.get(minor)
-            if value is None:
-                value = majors[minor] = _minor_money(minor, places)
-            return value
-
-        amount_paid, total = major(_int(obj.get("amount_paid"))), major(_int(obj.get("total")))
-        tax = major(self.invoice_tax(obj))
-        status = _str(obj.get("status"))
-        # An unpaid invoice shows what it would earn; a paid one what was actually paid.
-        base = amount_paid if status == "paid" or amount_paid > 0 else total
-        excluding = base - tax
-        clamped = excluding < 0
-        starting, ending = _int(obj.get("starting_balance")), _int(obj.get("ending_balance"))
-        if starting is not None and ending is not None:
-            from_credit = max(ending - starting, 0)
-        else:
-            from_credit = max((_int(obj.get("total")) or 0) - (_int(obj.get("amount_due")) or 0), 0)
-        transitions = _dict(obj.get("status_transitions"))
-        return build_frozen(InvoiceAmounts, {
-            "invoice_id": _id_of(obj.get("id")),
-            "currency": currency,
-            "status": status,
-            "billing_reason": _str(obj.get("billing_reason")),
-            "subscription_id": self.invoice_subscription(obj),
-            "amount_due": major(_int(obj.get("amount_due"))),
-            "amount_paid": amount_paid,
-            "subtotal": major(_int(obj.get("subtotal"))),
-            "total": total,
-            "tax": tax,
-            "amount_excluding_tax": ZERO if clamped else money(excluding),
-            "clamped": clamped,
-            "amount_from_credit": major(from_credit),
-            "created_at": timestamp(obj.get("created")),
-            "paid_at": timestamp(transitions.get("paid_at")),
-        })
+# --------------------------------------------------------------------------------------------
+# API versions: a label is read for its date; the payload is read by its shape
+# --------------------------------------------------------------------------------------------
+SHAPE_2016, SHAPE_2020, SHAPE_2025 = "2016", "2020", "2025"
+# The first version of each shape (https://docs.stripe.com/changelog): 2020-08-27 moved schedule
+# phases from `plans` to `items` (and items' `plan` gave way to `price`); 2025-03-31.basil moved
+# periods onto subscription items, an invoice's subscription under `parent`, its tax into
+# `total_taxes`, its lines' price into `pricing` and removed `invoice.charge`.
+SHAPE_STARTS = ((date(2025, 3, 31), SHAPE_2025), (date(2020, 8, 27), SHAPE_2020))
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-class CurrentReader(StripeReader):
-    """2026-10-28.endive: items carry `price`; periods live on items; invoices name their
-    subscription under `parent.subscription_details`; taxes are the `total_taxes` list."""
-
-    api_version = CURRENT_API_VERSION
-
-    def item_line(self, item: Mapping[str, Any]) -> PriceLine:
-        return self._price_line(item.get("price"), _int(item.get("quantity")))
-
-    def phase_line(self, item: Mapping[str, Any]) -> PriceLine:
-        return self._price_line(item.get("price"), _int(item.get("quantity")))
-
-    def _price_line(self, price: Any, quantity: int | None) -> PriceLine:
-        quantity = 1 if quantity is None else quantity
-        if not _is_mapping(price):  # an unexpanded id: the catalog knows the rest
-            return PriceLine(_id_of(price), None, None, None, None, quantity)
-        recurring = _dict(price.get("recurring"))
-        currency = _upper(price.get("currency"))
-        interval = _str(recurring.get("interval"))
-        unit = _int(price.get("unit_amount"))
-        if unit is None and isinstance(price.get("unit_amount_decimal"), str):
-            unit = Decimal(price["unit_amount_decimal"])
-        return PriceLine(
-            price_id=_id_of(price.get("id")),
-            plan_key=_id_of(price.get("product")),
-            monthly_amount=monthly_amount(unit, quantity, interval, _int(recurring.get("interval_count")), currency),
-            currency=currency,
-            interval=interval,
-            quantity=quantity,
-            metered=recurring.get("usage_type") == "metered",
-        )
-
-    def current_period_end(self, obj: Mapping[str, Any]) -> datetime | None:
-        ends = [timestamp(item.get("current_period_end")) for item in _list(obj.get("items"))
-                if _is_mapping(item)]
-        ends = [end for end in ends if end is not None]
-        return max(ends) if ends else timestamp(obj.get("current_period_end"))
-
-    def invoice_subscription(self, obj: Mapping[str, Any]) -> str | None:
-        details = _dict(_dict(obj.get("parent")).get("subscription_details"))
-        return _id_of(details.get("subscription"))
-
-    def invoice_tax(self, obj: Mapping[str, Any]) -> int:
-        taxes = obj.get("total_taxes")
-        if isinstance(taxes, list):
-            return sum(_int(_dict(tax).get("amount")) or 0 for tax in taxes) if taxes else 0
-        if _int(taxes) is not None:
-            return _int(taxes) or 0
-        total, excluding = _int(obj.get("total")), _int(obj.get("total_excluding_tax"))
-        if total is not None and excluding is not None:
-            return total - excluding
-        return 0
-
-
-class LegacyReader(StripeReader):
-    """2017-08-15 (what localstripe emits): items carry `plan` (its `amount`), the period is on
-    the subscription, the invoice's `subscription` is top level and its tax is `tax`."""
-
-    api_version = LEGACY_API_VERSION
-
-    def item_line(self, item: Mapping[str, Any]) -> PriceLine:
-        return self._plan_line(item.get("plan") or item.get("price"), _int(item.get("quantity")))
-
-    def phase_line(self, item: Mapping[str, Any]) -> PriceLine:
-        return self._plan_line(item.get("plan") or item.get("price"), _int(item.get("quantity")))
-
-    def phase_items(self, phase: Mapping[str, Any]) -> Sequence[Any]:
-        return phase.get("plans") or phase.get("items") or []
-
-    def _plan_line(self, plan: Any, quantity: int | None) -> PriceLine:
-        quantity = 1 if quantity is None else quantity
-        if not _is_mapping(plan):
-            return PriceLine(_id_of(plan), None, None, None, None, quantity)
-        currency = _upper(plan.get("currency"))
-        interval = _str(plan.get("interval"))
-        plan_id = _id_of(plan.get("id"))
-        return PriceLine(
-            price_id=plan_id,
-            plan_key=_id_of(plan.get("product")) or plan_id,
-            monthly_amount=monthly_amount(_int(plan.get("amount")), quantity, interval,
-                                          _int(plan.get("interval_count")), currency),
-            currency=currency,
-            interval=interval,
-            quantity=quantity,
-            metered=plan.get("usage_type") == "metered",
-        )
-
-    def subscription_lines(self, obj: Mapping[str, Any]) -> tuple[PriceLine, ...]:
-        lines = super().subscription_lines(obj)
-        if not lines and _is_mapping(obj.get("plan")):
-            lines = (self._plan_line(obj["plan"], _int(obj.get("quantity"))),)
-        return lines
-
-    def previous_subscription_lines(
-        self, obj: Mapping[str, Any], previous: Mapping[str, Any]
-    ) -> tuple[PriceLine, ...] | None:
-        if "items" in previous:
-            return super().subscription_lines(previous)
-        if "plan" in previous or "quantity" in previous:
-            plan = previous.get("plan", obj.get("plan"))
-            quantity = _int(previous.get("quantity", obj.get("quantity")))
-            return (self._plan_line(plan, quantity),)
+def api_version_date(label: Any) -> date | None:
+    """The date of a label: `2025-03-31.basil`, `2020-08-27; orders_beta=v3` and `2016-07-06`
+    all start with it; None for anything else."""
+    if not isinstance(label, str) or len(label) < 10:
+        return None
+    try:
+        return date.fromisoformat(label[:10])
+    except ValueError:
         return None
 
-    def current_period_end(self, obj: Mapping[str, Any]) -> datetime | None:
-        return timestamp(obj.get("current_period_end"))
 
-    def invoice_subscription(self, obj: Mapping[str, Any]) -> str | None:
-        return _id_of(obj.get("subscription"))
+def shape_of(label: Any) -> str:
+    """Which of the three shapes an `api_version` renders. A label newer than any known, or none
+    at all, is read as the newest shape; the readers read every field new-first anyway, so the
+    shape only names what an operator sees (Stripe adds new fields to old renderings)."""
+    day = api_version_date(label)
+    if day is None:
+        return SHAPE_2025
+    for start, shape in SHAPE_STARTS:
+        if day >= start:
+            return shape
+    return SHAPE_2016
 
-    def invoice_tax(self, obj: Mapping[str, Any]) -> int:
-        tax = _int(obj.get("tax"))
-        if tax is not None:
-            return tax
-        return sum(_int(_dict(t).get("amount")) or 0 for t in obj.get("total_tax_amounts") or [])
+
+class UnreadablePayload(ValueError):
+    """An event whose payload lacks what its type needs (DOMAIN §3): failed, never guessed at."""
+
+    def __init__(self, event_type: str, field: str, api_version: str | None = None) -> None:
+        super().__init__(f"{event_type} without {field} (Stripe API version {api_version or 'unknown'})")
+        self.event_type = event_type
+        self.field = field
+        self.api_version = api_version
 
 
-READERS: dict[str, StripeReader] = {
-    CURRENT_API_VERSION: CurrentReader(),
-    LEGACY_API_VERSION: LegacyReader(),
+# --------------------------------------------------------------------------------------------
+# Fields, each read new-first with the old shape as the fallback
+# --------------------------------------------------------------------------------------------
+def plan_key_of(price: Mapping[str, Any]) -> str | None:
+    """A plan is a Stripe product (DOMAIN §1): every price of a product, monthly or yearly, in any
+    currency, is that plan. A price without a product is a plan of its own."""
+    return _id_of(price.get("product")) or _id_of(price.get("id"))
+
+
+def price_line(price: Any, quantity: int | None = None) -> PriceLine:
+    """A price object (2020-08-27 on) or a plan object (before) as a line; an unexpanded id
+    leaves the amount to the catalog."""
+    quantity = 1 if quantity is None else quantity
+    if not _is_mapping(price):
+        return PriceLine(_id_of(price), None, None, None, None, quantity)
+    recurring = price.get("recurring")
+    if _is_mapping(recurring):  # a price
+        unit: Any = _int(price.get("unit_amount"))
+        decimal_text = price.get("unit_amount_decimal")
+        interval, count, usage = recurring.get("interval"), recurring.get("interval_count"), recurring.get("usage_type")
+    else:  # a plan
+        unit = _int(price.get("amount"))
+        decimal_text = price.get("amount_decimal")
+        interval, count, usage = price.get("interval"), price.get("interval_count"), price.get("usage_type")
+    if unit is None and isinstance(decimal_text, str | Decimal):
+        unit = _decimal(decimal_text)
+    currency = _upper(price.get("currency"))
+    interval = _str(interval)
+    return PriceLine(
+        price_id=_id_of(price.get("id")),
+        plan_key=plan_key_of(price),
+        monthly_amount=monthly_amount(unit, quantity, interval, _int(count), currency),
+        currency=currency,
+        interval=interval,
+        quantity=quantity,
+        metered=usage == "metered",
+    )
+
+
+def item_line(item: Mapping[str, Any]) -> PriceLine:
+    """A subscription item or a schedule-phase item: `price` (2020-08-27 on, expanded on
+    subscriptions, an id on schedules), else `plan`."""
+    price = item.get("price")
+    if not _is_mapping(price):
+        plan = item.get("plan")
+        if _is_mapping(plan) or price is None:
+            price = plan if plan is not None else price
+    return price_line(price, _int(item.get("quantity")))
+
+
+def subscription_lines(sub: Mapping[str, Any]) -> tuple[PriceLine, ...]:
+    """The items' lines; a subscription of 2016 without items has one `plan` and `quantity`."""
+    lines = tuple(item_line(item) for item in _list(sub.get("items")) if _is_mapping(item))
+    if not lines and sub.get("plan") is not None:
+        lines = (price_line(sub.get("plan"), _int(sub.get("quantity"))),)
+    return lines
+
+
+def previous_subscription_lines(sub: Mapping[str, Any], previous: Mapping[str, Any]) -> tuple[PriceLine, ...] | None:
+    """The lines before an update: `previous_attributes.items`, or (2016) its `plan` and
+    `quantity`; None when the update did not touch them."""
+    if "items" in previous:
+        return tuple(item_line(item) for item in _list(previous.get("items")) if _is_mapping(item))
+    if "plan" in previous or "quantity" in previous:
+        plan = previous.get("plan", sub.get("plan"))
+        return (price_line(plan, _int(previous.get("quantity", sub.get("quantity")))),)
+    return None
+
+
+def current_period_end(sub: Mapping[str, Any]) -> datetime | None:
+    """On the items since 2025-03-31.basil (the latest of them), on the subscription before."""
+    ends = [timestamp(item.get("current_period_end")) for item in _list(sub.get("items")) if _is_mapping(item)]
+    ends = [end for end in ends if end is not None]
+    return max(ends) if ends else timestamp(sub.get("current_period_end"))
+
+
+def schedule_phases(schedule: Mapping[str, Any]) -> tuple[SchedulePhase, ...]:
+    """Each phase's `items` (2020-08-27 on), else its `plans`."""
+    phases = []
+    for phase in _list(schedule.get("phases")):
+        if not _is_mapping(phase):
+            continue
+        items = phase.get("items")
+        if not isinstance(items, list) or not items:
+            items = phase.get("plans") if isinstance(phase.get("plans"), list) else items
+        lines = tuple(item_line(item) for item in (items or ()) if _is_mapping(item))
+        currency = _upper(phase.get("currency")) or next((ln.currency for ln in lines if ln.currency), None)
+        phases.append(SchedulePhase(lines, currency, timestamp(phase.get("start_date")),
+                                    timestamp(phase.get("end_date"))))
+    return tuple(phases)
+
+
+def invoice_subscription(inv: Mapping[str, Any]) -> str | None:
+    """`parent.subscription_details.subscription` since basil, the top-level `subscription` before."""
+    parent = inv.get("parent")
+    if parent:
+        found = _id_of(_dict(_dict(parent).get("subscription_details")).get("subscription"))
+        if found:
+            return found
+    return _id_of(inv.get("subscription"))
+
+
+def invoice_tax(inv: Mapping[str, Any]) -> int:
+    """Minor units of tax: `total_taxes` since basil, `tax` and `total_tax_amounts` before."""
+    taxes = inv.get("total_taxes")
+    if isinstance(taxes, list):
+        return sum(_int(_dict(tax).get("amount")) or 0 for tax in taxes)
+    tax = _int(inv.get("tax"))
+    if tax is not None:
+        return tax
+    amounts = inv.get("total_tax_amounts")
+    if isinstance(amounts, list):
+        return sum(_int(_dict(tax).get("amount")) or 0 for tax in amounts)
+    total, excluding = _int(inv.get("total")), _int(inv.get("total_excluding_tax"))
+    if total is not None and excluding is not None:
+        return total - excluding
+    return 0
+
+
+def invoice_line_price_id(line: Mapping[str, Any]) -> str | None:
+    """`pricing.price_details.price` since basil, the line's `price` or `plan` before."""
+    details = _dict(_dict(line.get("pricing")).get("price_details"))
+    return _id_of(details.get("price")) or _id_of(line.get("price")) or _id_of(line.get("plan"))
+
+
+def invoice_line_prices(inv: Mapping[str, Any]) -> tuple[str, ...]:
+    """The price ids of an invoice's lines, in their order."""
+    found = (invoice_line_price_id(line) for line in _list(inv.get("lines")) if _is_mapping(line))
+    return tuple(price_id for price_id in found if price_id)
+
+
+def invoice_charge(inv: Mapping[str, Any]) -> str | None:
+    """The charge that paid an invoice: `invoice.charge` before basil; since basil the
+    invoice's `payments` (each an InvoicePayment naming its charge), when Stripe includes them."""
+    charge = _id_of(inv.get("charge"))
+    if charge:
+        return charge
+    for payment in _list(inv.get("payments")):
+        found = _id_of(_dict(_dict(payment).get("payment")).get("charge"))
+        if found:
+            return found
+    return None
+
+
+def invoice_status(inv: Mapping[str, Any]) -> str | None:
+    """`status` (2018 on), else what 2016's `paid` / `forgiven` / `closed` flags said."""
+    status = _str(inv.get("status"))
+    if status is not None:
+        return status
+    if inv.get("paid") is True:
+        return "paid"
+    if inv.get("forgiven") is True:
+        return "uncollectible"
+    if "paid" in inv or "closed" in inv:
+        return "open"
+    return None
+
+
+def invoice_created(inv: Mapping[str, Any]) -> datetime | None:
+    """`created`, `date` in 2016."""
+    return timestamp(inv.get("created")) or timestamp(inv.get("date"))
+
+
+def invoice_paid_at(inv: Mapping[str, Any]) -> datetime | None:
+    return timestamp(_dict(inv.get("status_transitions")).get("paid_at"))
+
+
+def _amount_paid(inv: Mapping[str, Any], status: str | None) -> int | None:
+    """`amount_paid` (2018-05-21 on); a 2016 invoice paid in full paid its `amount_due`."""
+    paid = _int(inv.get("amount_paid"))
+    if paid is None and status == "paid":
+        paid = _int(inv.get("amount_due"))
+    return paid
+
+
+def customer_touched(previous: Mapping[str, Any]) -> tuple[str, ...]:
+    """The billing fields a customer.updated touched, by DOMAIN's names."""
+    return tuple(sorted({_BILLING_FIELDS[k] for k in previous if k in _BILLING_FIELDS}))
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+# What each event type needs from its data object, besides the object's `object` and `id`.
+_OBJECT_OF = {
+    "customer.subscription.": "subscription",
+    "subscription_schedule.": "subscription_schedule",
+    "invoice.": "invoice",
+    "charge.": "charge",
+    "credit_note.": "credit_note",
+    "customer.tax_id.": "tax_id",
+    "customer.source.": None,
+    "customer.": "customer",
+    "payment_method.": "payment_method",
+    "price.": "price",
+    "plan.": "plan",
 }
-SUPPORTED_API_VERSIONS = tuple(READERS)
 
 
-def reader_for(api_version: str | None) -> StripeReader:
-    """The reader of an API version; anything else must not be guessed at."""
-    reader = READERS.get(api_version) if isinstance(api_version, str) else None
-    if reader is None:
-        raise UnsupportedStripeApiVersion(api_version)
-    return reader
+def _expected_object(event_type: str) -> str | None:
+    for prefix, kind in _OBJECT_OF.items():
+        if event_type.startswith(prefix):
+            return kind
+    return None
 
 
 def read_event(envelope: Mapping[str, Any]) -> ParsedEvent:
-    """Reads an event envelope with the reader of its own `api_version`."""
-    return reader_for(envelope.get("api_version")).read(envelope)
+    """The fields of an event the classifier needs, whatever its API version. Raises
+    MalformedStripeEvent for an envelope without id, type or created time, and UnreadablePayload
+    (naming the field) for a payload without what its type needs."""
+    event_id, event_type = envelope.get("id"), envelope.get("type")
+    created = timestamp(envelope.get("created"))
+    if not isinstance(event_id, str) or not isinstance(event_type, str) or created is None:
+        raise MalformedStripeEvent("An event needs an id, a type and a created time.")
+    label = envelope.get("api_version")
+    label = label if isinstance(label, str) else ""
+    data = _dict(envelope.get("data"))
+    obj = _dict(data.get("object"))
+    previous = _dict(data.get("previous_attributes"))
+    object_type = obj.get("object")
+    object_type = object_type if isinstance(object_type, str) else None
+    expected = _expected_object(event_type)
+    if expected is not None and object_type != expected:
+        raise UnreadablePayload(event_type, "data.object", label)
+    object_id = _id_of(obj.get("id"))
+    if expected is not None and object_id is None:
+        raise UnreadablePayload(event_type, "data.object.id", label)
+    base: dict[str, Any] = {
+        "event_id": event_id,
+        "type": event_type,
+        "api_version": label,
+        "created": created,
+        "object_type": object_type,
+        "object_id": object_id,
+        "customer_id": object_id if object_type == "customer" else _id_of(obj.get("customer")),
+        "subscription_id": None,
+        "currency": _upper(obj.get("currency")),
+        "previous_keys": tuple(sorted(previous)) if previous else (),
+    }
+    if object_type == "subscription":
+        base.update(_subscription_fields(event_type, obj, previous, label))
+    elif object_type == "subscription_schedule":
+        base.update(_schedule_fields(event_type, obj, label))
+    elif object_type == "invoice":
+        base.update(_invoice_fields(obj))
+    elif object_type == "charge":
+        base["charge_id"] = object_id
+        base["invoice_id"] = _id_of(obj.get("invoice"))
+    elif object_type == "customer":
+        base["customer_touched"] = customer_touched(previous)
+    elif object_type == "tax_id" and base["customer_id"] is None:
+        raise UnreadablePayload(event_type, "data.object.customer", label)
+    return build_frozen(ParsedEvent, base)
 
 
-def invoice_amounts(invoice_obj: Mapping[str, Any], api_version: str | None) -> InvoiceAmounts:
-    """The money of one invoice object, read in the shape of `api_version`."""
-    return reader_for(api_version).invoice_amounts(invoice_obj)
+def _subscription_fields(event_type: str, obj: Mapping[str, Any], previous: Mapping[str, Any],
+                         label: str) -> dict[str, Any]:
+    lines = subscription_lines(obj)
+    if not lines and event_type != "customer.subscription.deleted":
+        raise UnreadablePayload(event_type, "data.object.items", label)
+    cancel = obj.get("cancel_at_period_end")
+    cancel = cancel if isinstance(cancel, bool) else None
+    previous_cancel = previous.get("cancel_at_period_end")
+    previous_cancel = previous_cancel if isinstance(previous_cancel, bool) else None
+    currency = _upper(obj.get("currency")) or next((line.currency for line in lines if line.currency), None)
+    return {
+        "subscription_id": _id_of(obj.get("id")),
+        "currency": currency,
+        "status": _str(obj.get("status")),
+        "previous_status": _str(previous.get("status")),
+        "cancel_at_period_end": cancel,
+        "previous_cancel_at_period_end": previous_cancel,
+        "cancel_changed": previous_cancel is not None and cancel is not None and previous_cancel != cancel,
+        "lines": lines,
+        "previous_lines": previous_subscription_lines(obj, previous),
+        "current_period_end": current_period_end(obj),
+        "cancellation_reason": _str(_dict(obj.get("cancellation_details")).get("reason")),
+    }
+
+
+def _schedule_fields(event_type: str, obj: Mapping[str, Any], label: str) -> dict[str, Any]:
+    if not isinstance(obj.get("phases"), list):
+        raise UnreadablePayload(event_type, "data.object.phases", label)
+    phases = schedule_phases(obj)
+    currency = next((p.currency for p in reversed(phases) if p.currency), None)
+    return {
+        "subscription_id": _id_of(obj.get("subscription")) or _id_of(obj.get("released_subscription")),
+        "currency": currency,
+        "schedule_phases": phases,
+        "schedule_status": _str(obj.get("status")),
+    }
+
+
+def _invoice_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "subscription_id": invoice_subscription(obj),
+        "invoice_id": _id_of(obj.get("id")),
+        "billing_reason": _str(obj.get("billing_reason")),
+        "attempt_count": _int(obj.get("attempt_count")),
+        "charge_id": invoice_charge(obj),
+    }
+
+
+def invoice_amounts(obj: Mapping[str, Any], api_version: str | None = None) -> InvoiceAmounts:
+    """One invoice's money in major units, whatever the shape (`api_version` is not needed: the
+    fields are read by shape). Raises UnreadablePayload for amounts that are not integers of
+    minor units (Stripe never sends floats) or a currency that is not a three-letter code."""
+    currency = _upper(obj.get("currency"))
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        raise UnreadablePayload("invoice", "data.object.currency", api_version)
+    places = _places(currency)
+    majors: dict[int, Decimal] = {}
+
+    def major(minor: int | None) -> Decimal:
+        """Minor units in money, each amount converted once (due, paid and total often agree)."""
+        minor = minor or 0
+        value = majors.get(minor)
+        if value is None:
+            value = majors[minor] = _minor_money(minor, places)
+        return value
+
+    status = invoice_status(obj)
+    amount_paid, total = major(_amount_paid(obj, status)), major(_int(obj.get("total")))
+    tax = major(invoice_tax(obj))
+    # An unpaid invoice shows what it would earn; a paid one what was actually paid.
+    base = amount_paid if status == "paid" or amount_paid > 0 else total
+    excluding = base - tax
+    clamped = excluding < 0
+    starting, ending = _int(obj.get("starting_balance")), _int(obj.get("ending_balance"))
+    if starting is not None and ending is not None:
+        from_credit = max(ending - starting, 0)
+    else:
+        from_credit = max((_int(obj.get("total")) or 0) - (_int(obj.get("amount_due")) or 0), 0)
+    return build_frozen(InvoiceAmounts, {
+        "invoice_id": _id_of(obj.get("id")),
+        "currency": currency,
+        "status": status,
+        "billing_reason": _str(obj.get("billing_reason")),
+        "subscription_id": invoice_subscription(obj),
+        "amount_due": major(_int(obj.get("amount_due"))),
+        "amount_paid": amount_paid,
+        "subtotal": major(_int(obj.get("subtotal"))),
+        "total": total,
+        "tax": tax,
+        "amount_excluding_tax": ZERO if clamped else money(excluding),
+        "clamped": clamped,
+        "amount_from_credit": major(from_credit),
+        "created_at": invoice_created(obj),
+        "paid_at": invoice_paid_at(obj),
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Live objects (the sync and the drift detector read what Stripe answers now)
+# --------------------------------------------------------------------------------------------
+PAID_STATUSES = frozenset({"active", "past_due", "unpaid"})
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+FREE_PLAN = "free"
+
+
+def minor_money(amount: Any, currency: str | None) -> Decimal:
+    """Minor units of `currency` in money (0 for anything that is not an integer)."""
+    return _minor_money(_int(amount) or 0, _places(currency))
+
+
+@dataclass(frozen=True)
+class Price:
+    price_id: str
+    plan_key: str
+    name: str
+    monthly: Decimal | None  # None when Stripe gives no amount (a tiered or unknown price)
+    interval: str
+    currency: str | None
+
+
+def read_price(item_or_price: Mapping[str, Any] | str | None, catalog: Mapping[str, str] | None = None,
+               catalog_amounts: Mapping[str, Decimal] | None = None, quantity: int | None = None) -> Price | None:
+    """A subscription item, a schedule-phase item or a bare price/plan object → its monthly price.
+    The payload's amount (× quantity) wins over the catalog (DOMAIN §3 "Price"); the plan is the
+    catalog's, else the price's product."""
+    if not item_or_price:
+        return None
+    if isinstance(item_or_price, str) or item_or_price.get("object") in ("price", "plan"):
+        line = price_line(item_or_price, quantity)
+    else:  # an item: its price, else its plan
+        line = price_line(_price_of(item_or_price), _int(item_or_price.get("quantity")) if quantity is None
+                          else quantity)
+    if line.price_id is None:
+        return None
+    monthly = line.monthly_amount
+    if monthly is None and catalog_amounts and line.price_id in catalog_amounts:
+        monthly = money(catalog_amounts[line.price_id] * line.quantity)
+    plan_key = (catalog or {}).get(line.price_id) or line.plan_key or line.price_id
+    name = item_or_price.get("nickname") if _is_mapping(item_or_price) else None
+    return Price(price_id=line.price_id, plan_key=str(plan_key)[:255], name=str(name or plan_key)[:100],
+                 monthly=monthly, interval=line.interval if line.interval in ("day", "week", "month", "year")
+                 else "month", currency=line.currency)
+
+
+def _price_of(item: Mapping[str, Any]) -> Any:
+    price = item.get("price")
+    return price if _is_mapping(price) or item.get("plan") is None else item.get("plan")
+
+
+@dataclass(frozen=True)
+class LiveSubscription:
+    """Stripe's current subscription of a customer, as Backoffice compares it."""
+
+    id: str | None
+    status: str | None
+    plan: str
+    price: Decimal
+    price_id: str | None
+    currency: str | None
+    cancel_at_period_end: bool
+    current_period_end: datetime | None
+    started_at: datetime | None
+    schedule_id: str | None
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status in PAID_STATUSES and self.price > ZERO
+
+
+NO_SUBSCRIPTION = LiveSubscription(None, None, FREE_PLAN, ZERO, None, None, False, None, None, None)
+
+
+def current_subscription(subscriptions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The one that counts: a live one (not canceled/expired) first, newest first."""
+    if not subscriptions:
+        return None
+    return max(subscriptions, key=lambda s: (s.get("status") not in ENDED_STATUSES, _int(s.get("created")) or 0))
+
+
+def resolve_lines(lines: Sequence[PriceLine], catalog: Mapping[str, str] | None = None,
+                  catalog_amounts: Mapping[str, Decimal] | None = None) -> Price | None:
+    """Several items as one price, by the classifier's rule: the sum of the licensed items, the
+    plan of the dearest (first on a tie); None when an amount is unknown to payload and catalog."""
+    total, best, best_amount, currency, known = ZERO, None, None, None, True
+    for line in lines:
+        if line.price_id is None:
+            continue
+        amount = line.monthly_amount
+        if amount is None and catalog_amounts and line.price_id in catalog_amounts:
+            amount = money(catalog_amounts[line.price_id] * line.quantity)
+        if line.metered:
+            amount = ZERO
+        if amount is None:
+            known, amount = False, ZERO
+        total += amount
+        currency = currency or line.currency
+        if best_amount is None or amount > best_amount:
+            best, best_amount = line, amount
+    if best is None:
+        return None
+    plan_key = (catalog or {}).get(best.price_id) or best.plan_key or best.price_id
+    return Price(best.price_id, str(plan_key)[:255], str(plan_key)[:100], money(total) if known else None,
+                 best.interval if best.interval in ("day", "week", "month", "year") else "month", currency)
+
+
+def read_subscription(sub: Mapping[str, Any] | None, catalog: Mapping[str, str] | None = None,
+                      catalog_amounts: Mapping[str, Decimal] | None = None) -> LiveSubscription:
+    if not sub:
+        return NO_SUBSCRIPTION
+    price = resolve_lines(subscription_lines(sub), catalog, catalog_amounts)
+    status = _str(sub.get("status"))
+    paid = status in PAID_STATUSES
+    currency = _upper(sub.get("currency")) or (price.currency if price else None)
+    return LiveSubscription(
+        id=_id_of(sub.get("id")),
+        status=status,
+        plan=price.plan_key if (price and paid) else FREE_PLAN,
+        price=(price.monthly or ZERO) if (price and paid) else ZERO,
+        price_id=price.price_id if price else None,
+        currency=currency,
+        cancel_at_period_end=sub.get("cancel_at_period_end") is True and paid,
+        current_period_end=current_period_end(sub),
+        started_at=timestamp(sub.get("start_date")) or timestamp(sub.get("created")),
+        schedule_id=_id_of(sub.get("schedule")),
+    )
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    plan: str
+    price: Decimal | None  # None: no price known for it (ScheduledPriceMissing)
+    price_id: str | None
+    starts_at: datetime | None
+
+
+def read_schedule(schedule: Mapping[str, Any] | None, current_plan: str, catalog: Mapping[str, str] | None = None,
+                  catalog_amounts: Mapping[str, Decimal] | None = None) -> ScheduledChange | None:
+    """The plan a schedule's last phase moves to (≥ 2 phases, still active), or None."""
+    if not schedule or schedule.get("status") in ("released", "canceled", "completed"):
+        return None
+    phases = schedule_phases(schedule)
+    if len(phases) < 2 or not phases[-1].lines:
+        return None
+    last = phases[-1]
+    price = resolve_lines(last.lines, catalog, catalog_amounts)
+    if price is None:
+        return ScheduledChange("unknown", None, None, last.start)
+    if price.plan_key == current_plan:
+        return None
+    return ScheduledChange(price.plan_key, price.monthly, price.price_id, last.start)
+
+
+def schedule_price_ids(schedule: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Every price a schedule names (Stripe's schedules name prices by id only)."""
+    if not schedule:
+        return ()
+    return tuple(line.price_id for phase in schedule_phases(schedule) for line in phase.lines if line.price_id)
+
+
+@dataclass(frozen=True)
+class LiveInvoice:
+    """A Stripe invoice as a payment transaction (DOMAIN §1: one per Stripe invoice)."""
+
+    id: str
+    number: str | None
+    subscription_id: str | None
+    status: str
+    date: datetime
+    currency: str
+    amount: Decimal
+    amount_excluding_tax: Decimal
+    tax_amount: Decimal
+    invoice_total: Decimal
+    amount_from_credit: Decimal
+    invoice_url: str | None
+    charge_id: str | None
+    price: Price | None
+    clamped: bool  # Stripe's amount excluding tax was negative and was stored as 0
+
+
+def _transaction_status(inv: Mapping[str, Any], status: str | None) -> str:
+    if status == "paid":
+        return "succeeded"
+    if status in ("void", "uncollectible", "draft"):
+        return status
+    if (_int(inv.get("attempt_count")) or 0) > 0:
+        return "failed"
+    return "open"
+
+
+def read_invoice(inv: Mapping[str, Any], catalog: Mapping[str, str] | None = None) -> LiveInvoice:
+    """A live invoice, with the money of `invoice_amounts` (the replay's projection reads the same)."""
+    amounts = invoice_amounts(inv)
+    currency = amounts.currency or ""
+    lines = [line for line in _list(inv.get("lines")) if _is_mapping(line)]
+    price = None
+    if lines:
+        price_id = invoice_line_price_id(lines[0])
+        obj = lines[0].get("price") if _is_mapping(lines[0].get("price")) else lines[0].get("plan")
+        price = read_price(obj if _is_mapping(obj) else price_id, catalog, quantity=_int(lines[0].get("quantity")))
+    starting = _int(inv.get("starting_balance")) or 0  # negative: the customer's credit
+    total = max(amounts.total, ZERO)
+    credit = min(minor_money(-starting, currency), total) if starting < 0 else ZERO
+    return LiveInvoice(
+        id=str(inv["id"]),
+        number=_str(inv.get("number")),
+        subscription_id=amounts.subscription_id,
+        status=_transaction_status(inv, amounts.status),
+        date=amounts.paid_at or amounts.created_at,  # type: ignore[arg-type]
+        currency=currency,
+        amount=amounts.amount_paid,
+        amount_excluding_tax=amounts.amount_excluding_tax,
+        tax_amount=max(amounts.tax, ZERO),
+        invoice_total=total,
+        amount_from_credit=credit,
+        invoice_url=_str(inv.get("hosted_invoice_url")),
+        charge_id=invoice_charge(inv),
+        price=price,
+        clamped=amounts.clamped,
+    )

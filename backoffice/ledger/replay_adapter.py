@@ -84,26 +84,17 @@ def _plan_in_db(price_id: str) -> Plan | None:
 
 
 def plan_values(price: dict) -> dict | None:
-    """A catalog row for a Stripe price (or an old-API plan object). The plan key is the
-    product id, as the payload readers name plans."""
-    price_id = price.get("id")
-    unit = price.get("unit_amount", price.get("amount"))
-    currency = price.get("currency")
-    recurring = price.get("recurring") or {}
-    interval = recurring.get("interval") or price.get("interval") or "month"
-    count = recurring.get("interval_count") or price.get("interval_count") or 1
-    if not price_id or unit is None or not isinstance(currency, str) or len(currency) != 3:
+    """A catalog row for a Stripe price (or a plan object of the 2016 shape), read by the one
+    payload reader: the plan is the price's product (readers.plan_key_of)."""
+    line = readers.price_line(price)
+    interval = line.interval or "month"
+    if line.price_id is None or line.monthly_amount is None or line.currency is None \
+            or len(line.currency) != 3 or interval not in ("day", "week", "month", "year"):
         return None
-    if interval not in ("day", "week", "month", "year"):
-        return None
-    monthly = readers.monthly_amount(int(unit), 1, interval, int(count), currency)
-    product = price.get("product")
-    if isinstance(product, dict):
-        product = product.get("id")
-    key = product or price_id
-    name = price.get("nickname") or key
-    return {"price_id": price_id, "plan_key": str(key)[:255], "name": str(name)[:100],
-            "monthly_amount": monthly, "interval": interval, "currency": currency.upper()}
+    name = price.get("nickname")
+    name = name if isinstance(name, str) and name else line.plan_key
+    return {"price_id": line.price_id[:255], "plan_key": str(line.plan_key)[:255], "name": str(name)[:100],
+            "monthly_amount": line.monthly_amount, "interval": interval, "currency": line.currency}
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -133,12 +124,12 @@ def row_values(row) -> dict:
 
 
 def discrepancies_of(result) -> list[dict]:
-    unsupported = set(result.unsupported_event_ids)
+    unreadable = set(result.unreadable_event_ids)
     found = []
     for d in result.discrepancies:
         values = d.as_dict()
-        # An event that no reader can read waits, failed, until a reader exists.
-        values["fails_event"] = d.stripe_event_id in unsupported
+        # An event the reader cannot read waits, failed, for `ledger replay --failed`.
+        values["fails_event"] = d.stripe_event_id in unreadable
         found.append(values)
     return found
 
@@ -159,7 +150,7 @@ class InvoiceAmountsMemo:
         self._read: dict[str, readers.InvoiceAmounts] = {}
 
     def __call__(self, envelope: dict) -> readers.InvoiceAmounts:
-        """Raises UnsupportedStripeApiVersion for a payload shape no reader knows."""
+        """Raises UnreadablePayload for amounts that cannot be read."""
         event_id = envelope["id"]
         amounts = self._read.get(event_id)
         if amounts is None:
@@ -171,14 +162,14 @@ class InvoiceAmountsMemo:
 def invoice_amounts(obj: dict, api_version: str | None, *, envelope: dict | None = None,
                     memo: InvoiceAmountsMemo | None = None) -> dict | None:
     """Amounts of an invoice in money: paid, total, tax, ex-VAT (clamped at 0), from credit.
-    None when no reader knows the API version (the classifier reports that). With a memo, the
-    event `envelope` of `obj` is read through it."""
+    None when they cannot be read (the classifier reports that). With a memo, the event
+    `envelope` of `obj` is read through it."""
     try:
         if memo is not None and envelope is not None:
             amounts = memo(envelope)
         else:
             amounts = readers.invoice_amounts(obj, api_version)
-    except readers.UnsupportedStripeApiVersion:
+    except readers.UnreadablePayload:
         return None
     return {"amount_paid": amounts.amount_paid, "total": amounts.total, "tax": amounts.tax,
             "amount_excluding_tax": amounts.amount_excluding_tax, "clamped": amounts.clamped,
@@ -186,26 +177,20 @@ def invoice_amounts(obj: dict, api_version: str | None, *, envelope: dict | None
 
 
 def invoice_plan(obj: dict, plan_of: Callable[[str], Plan | None] = _plan_in_db) -> str | None:
-    for line in (obj.get("lines") or {}).get("data") or []:
-        price = line.get("price") or line.get("plan")
-        price_id = price.get("id") if isinstance(price, dict) else None
-        if price_id is None:
-            details = (line.get("pricing") or {}).get("price_details") or {}
-            price_id = details.get("price")
-        if price_id:
-            plan = plan_of(price_id)
-            if plan is not None:
-                return plan.plan_key
+    for price_id in readers.invoice_line_prices(obj):
+        plan = plan_of(price_id)
+        if plan is not None:
+            return plan.plan_key
     return None
 
 
 def apply_subscription_payload(sub: Subscription, event: dict,
                                plan_of: Callable[[str], Plan | None] = _plan_in_db) -> None:
     """Status, plan, price, currency, cancel flag and period end as the payload says, read with
-    the reader of the event's API version (an unknown version changes nothing)."""
+    the one payload reader (an unreadable payload changes nothing; the classifier fails it)."""
     try:
         parsed = readers.read_event(event)
-    except (readers.UnsupportedStripeApiVersion, readers.MalformedStripeEvent):
+    except (readers.UnreadablePayload, readers.MalformedStripeEvent):
         return
     if parsed.status:
         sub.status = parsed.status[:20]

@@ -45,14 +45,14 @@ from backoffice.bulk import insert_rows
 from backoffice.dbtypes import utcnow
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive
+from backoffice.ledger import archive, readers
 from backoffice.ledger import replay_adapter as adapter
+from backoffice.ledger.classifier import unreadable_discrepancy
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync.models import Discrepancy
 
 log = logging.getLogger(__name__)
 
-HUNDRED = Decimal(100)
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 AMOUNT_CLAMPED = "AmountExcludingTaxClamped"
@@ -94,6 +94,7 @@ class RebuildReport:
     rows_appended: int = 0
     differences: list[RowDifference] = field(default_factory=list)
     missing_in_replay: list[str] = field(default_factory=list)  # stored rows a replay would not write
+    failed_events: list[tuple[str, str]] = field(default_factory=list)  # (event id, why) it could not read
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,15 +106,22 @@ BATCH_ACCOUNTS = 500  # accounts per batch at most: a batch holds a lock per acc
 ID_CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables)
 
 
-def replay_account(account_id: str | None) -> ReplayReport:
-    """One use case, one commit. A failure rolls back and marks the batch failed (its events stay
-    in the archive and are retried with the next replay of the account), under the same lock."""
+# The states a replay reads: the pending events; `ledger replay --failed` adds the failed ones
+# (after an upgrade taught the reader what they lacked). A failed event is not read again by
+# every later replay of its account: it changes nothing until the code that reads it changes.
+PENDING = ("pending",)
+PENDING_AND_FAILED = ("pending", "failed")
+
+
+def replay_account(account_id: str | None, states: tuple[str, ...] = PENDING) -> ReplayReport:
+    """One use case, one commit. A failure rolls back and notes the error on the account's
+    pending events (the next replay retries them), under the same lock."""
     report = ReplayReport(account_id)
     with _serialized(), _without_gc():
         try:
             _replay_catalog_events()
             if account_id is not None:
-                done = _replay_batch([account_id])
+                done = _replay_batch([account_id], states)
                 if account_id in done:
                     report = done[account_id]
             db.session.commit()
@@ -123,7 +131,7 @@ def replay_account(account_id: str | None) -> ReplayReport:
             report = ReplayReport(account_id, error=f"{type(e).__name__}: {e}"[:2000])
             if account_id is not None:
                 _lock_accounts([account_id])  # the rollback released the lock
-                report.failed = _mark_pending_failed(account_id, report.error)
+                _note_replay_error(account_id, report.error)
             db.session.commit()
     return report
 
@@ -138,8 +146,9 @@ def replay_account_in_transaction(account_id: str) -> ReplayReport:
 
 
 def replay_pending(progress: Callable[[int], None] | None = None,
-                   batch_size: int | None = None, workers: int = 1) -> list[ReplayReport]:
-    """Every account with pending or failed archived events (a worker's catch-up pass), in
+                   batch_size: int | None = None, workers: int = 1,
+                   states: tuple[str, ...] = PENDING) -> list[ReplayReport]:
+    """Every account with archived events in `states` (a worker's catch-up pass), in
     batches of accounts of about `batch_size` events: each batch is read with a few queries,
     classified in memory and written with one bulk insert per table, one commit per batch.
     A batch that fails is replayed again account by account, so one bad account fails alone.
@@ -147,16 +156,16 @@ def replay_pending(progress: Callable[[int], None] | None = None,
     per-account advisory locks keep two replays of an account apart); SQLite has one writer."""
     counts = db.session.execute(
         db.select(StripeEvent.account_id, db.func.count())
-        .where(StripeEvent.state.in_(("pending", "failed")), StripeEvent.account_id.is_not(None))
+        .where(StripeEvent.state.in_(states), StripeEvent.account_id.is_not(None))
         .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id)
     ).all()
     batches = list(_batches(counts, batch_size or BATCH_EVENTS))
     refresh_statistics()
     if workers > 1 and len(batches) > 1 and _postgres():
-        return _replay_in_processes(batches, workers, progress)
+        return _replay_in_processes(batches, workers, progress, states)
     reports: list[ReplayReport] = []
     for batch in batches:
-        reports.extend(_replay_pending_batch(batch))
+        reports.extend(_replay_pending_batch(batch, states))
         refresh_statistics()
         if progress:
             progress(len(batch))
@@ -190,24 +199,24 @@ def refresh_statistics(tables: Sequence[str] = GROWING_TABLES) -> list[str]:
     return stale
 
 
-def _replay_pending_batch(batch: list[str]) -> list[ReplayReport]:
+def _replay_pending_batch(batch: list[str], states: tuple[str, ...] = PENDING) -> list[ReplayReport]:
     try:
         with _serialized(), _without_gc():
             _replay_catalog_events()
-            done = _replay_batch(batch)
+            done = _replay_batch(batch, states)
             db.session.commit()
         return [done.get(a, ReplayReport(a)) for a in batch]
     except Exception:
         db.session.rollback()
         log.exception("batch replay of %d accounts failed; replaying them one by one", len(batch))
-        return [replay_account(a) for a in batch]
+        return [replay_account(a, states) for a in batch]
 
 
 _FORKED_APP = None  # the application a forked replay process works in
 
 
-def _replay_in_processes(batches: list[list[str]], workers: int,
-                         progress: Callable[[int], None] | None) -> list[ReplayReport]:
+def _replay_in_processes(batches: list[list[str]], workers: int, progress: Callable[[int], None] | None,
+                         states: tuple[str, ...] = PENDING) -> list[ReplayReport]:
     """The batches replayed by `workers` forked processes, each on its own connections (a child
     drops the pool it inherited without closing the parent's connections). Reports come back
     in batch order."""
@@ -216,7 +225,7 @@ def _replay_in_processes(batches: list[list[str]], workers: int,
     db.session.remove()  # the parent's connection goes back to its pool before the fork
     reports: list[ReplayReport] = []
     with multiprocessing.get_context("fork").Pool(min(workers, len(batches)), initializer=_forked_start) as pool:
-        for done in pool.imap(_forked_batch, batches):
+        for done in pool.imap(_forked_batch, [(batch, states) for batch in batches]):
             reports.extend(done)
             refresh_statistics()
             if progress:
@@ -229,10 +238,10 @@ def _forked_start() -> None:
         db.engine.dispose(close=False)
 
 
-def _forked_batch(batch: list[str]) -> list[ReplayReport]:
+def _forked_batch(work: tuple[list[str], tuple[str, ...]]) -> list[ReplayReport]:
     with _FORKED_APP.app_context():
         try:
-            return _replay_pending_batch(batch)
+            return _replay_pending_batch(*work)
         finally:
             db.session.remove()
 
@@ -310,8 +319,8 @@ def _array_literal(values: Sequence) -> str | None:
     return "{}" if not kinds else None
 
 
-def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
-    """Replays the pending and failed events of these accounts; answers a report per account
+def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING) -> dict[str, ReplayReport]:
+    """Replays the events in `states` of these accounts; answers a report per account
     that had any. Every read is one query for the whole batch; the caller commits."""
     ids = sorted(set(account_ids))
     _lock_accounts(ids)
@@ -320,7 +329,7 @@ def _replay_batch(account_ids: Sequence[str]) -> dict[str, ReplayReport]:
     for chunk in _chunks(ids):
         rows.extend(db.session.execute(
             db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id, table.c.stripe_created_at)
-            .where(_in(table.c.account_id, chunk), table.c.state.in_(("pending", "failed")))
+            .where(_in(table.c.account_id, chunk), table.c.state.in_(states))
             .order_by(table.c.account_id, table.c.stripe_created_at, table.c.id)
         ).all())
     if not rows:
@@ -573,7 +582,9 @@ class _Batch:
         """Classifies the events and projects their payloads (subscriptions, the account's
         billing info, payment transactions); `write` appends the rows and marks the archive."""
         result = adapter.classify(events, state, self.catalog(), self.amounts)
-        subscriptions = self._project_subscriptions(account_id, events, watermark)
+        unreadable = set(result.unreadable_event_ids)
+        readable = [e for e in events if e["id"] not in unreadable] if unreadable else events
+        subscriptions = self._project_subscriptions(account_id, readable, watermark)
         final = adapter.final_state_of(result)
         current = self.current(account_id)
         latest_event = max((e["created"], e["id"]) for e in events)
@@ -635,8 +646,9 @@ class _Batch:
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, report, rebuild,
              stored), (row_by_event, appended, kept) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
-            _project_payments(account_id, events, sub_ids, self.payments, invoice_plans, self.amounts,
-                              self.subscription_of)
+            unprojected = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans,
+                                            self.amounts, self.subscription_of,
+                                            skip=frozenset(result.unreadable_event_ids))
             current_id = current.id if current is not None else None
             for event, row in kept:
                 _compare(account_id, stored[event["id"]], row, rebuild)
@@ -649,10 +661,16 @@ class _Batch:
             if rebuild is not None:
                 rebuild.rows_appended += len(appended)
                 rebuild.missing_in_replay.extend(sorted(set(stored or ()) - set(row_by_event)))
-            problems = adapter.discrepancies_of(result)
+            problems = adapter.discrepancies_of(result) + [
+                {**unreadable_discrepancy(event_id, exc).as_dict(), "fails_event": True}
+                for event_id, exc in unprojected.items()]
             report.discrepancies += _record_discrepancies(account_id, problems)
             failed = {d["stripe_event_id"]: d["message"] for d in problems if d.get("fails_event")}
+            if failed:
+                self._flag_drift(account_id, current)
             skipped = adapter.skipped_of(result)
+            if rebuild is not None:
+                rebuild.failed_events.extend(sorted(failed.items()))
             for row in rows:
                 if row.id in failed:
                     self.marks.append((row.id, "failed", failed[row.id][:2000]))
@@ -667,6 +685,17 @@ class _Batch:
         self.payments.write()
         insert_rows(BillingEvent.__table__, ledger)
         _mark(self.marks, now)
+
+    def _flag_drift(self, account_id: str, current: Subscription | None) -> None:
+        """An event the replay cannot read is drift (DOMAIN §3): the account's flag is set, on a
+        placeholder current subscription (no Stripe id, free) when it has none, so the banner,
+        the drift filter and the Drift tab show it; the next drift check keeps it while the
+        event stays failed."""
+        if current is None:
+            current = Subscription(account_id=account_id, is_current=True, plan="free", price_amount=ZERO)
+            db.session.add(current)
+            self.subs_of.setdefault(account_id, []).append(current)
+        current.drift_detected = True
 
     def _flag_ledger_rows(self, account_id: str) -> None:
         """An account that gets its first ledger rows in a batch that also changes its billing
@@ -774,11 +803,13 @@ def _at(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _mark_pending_failed(account_id: str, error: str) -> int:
+def _note_replay_error(account_id: str, error: str) -> int:
+    """A replay that broke (not an event it could not read) leaves the account's events pending,
+    retried by the next replay, with the error shown beside them."""
     result = db.session.execute(
         db.update(StripeEvent)
         .where(StripeEvent.account_id == account_id, StripeEvent.state == "pending")
-        .values(state="failed", error=error, processed_at=utcnow())
+        .values(error=error)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
@@ -996,32 +1027,44 @@ class _Payments:
 
 def _project_payments(account_id: str, events: Sequence[dict], subscriptions: dict[str, int],
                       payments: _Payments, invoice_plans: dict[str, str | None],
-                      amounts: adapter.InvoiceAmountsMemo, subscription_of: dict[str, str | None]) -> None:
+                      amounts: adapter.InvoiceAmountsMemo, subscription_of: dict[str, str | None],
+                      skip: frozenset[str] = frozenset()) -> dict[str, readers.UnreadablePayload]:
     """Payment transactions from invoice, charge and credit-note payloads (`payments`: the
     batch's, loaded at once; `subscription_of`: event id → the Stripe subscription it names).
-    A clamped ex-VAT amount is the classifier's finding (AmountExcludingTaxClamped)."""
+    Answers the events that could not be read (failed, never processed with nothing projected);
+    `skip`: those the classifier failed already. A clamped ex-VAT amount is the classifier's
+    finding (AmountExcludingTaxClamped)."""
+    unreadable: dict[str, readers.UnreadablePayload] = {}
     for event in events:
+        if event["id"] in skip:
+            continue
         obj = event["data"]["object"]
         kind = obj.get("object")
-        if kind == "invoice" and event["type"].startswith("invoice."):
-            _project_invoice(account_id, event, payments, subscriptions, invoice_plans, amounts,
-                             subscription_of[event["id"]])
-        elif kind == "charge" and event["type"] == "charge.refunded":
-            _project_refund(account_id, event, payments)
-        elif kind == "credit_note" and event["type"].startswith("credit_note."):
-            _project_credit_note(event, payments)
+        try:
+            if event["type"].startswith("invoice."):
+                _project_invoice(account_id, event, payments, subscriptions, invoice_plans, amounts,
+                                 subscription_of[event["id"]])
+            elif event["type"] == "charge.refunded" and kind == "charge":
+                _project_refund(account_id, event, payments)
+            elif event["type"].startswith("credit_note."):
+                _project_credit_note(event, payments)
+        except readers.UnreadablePayload as exc:
+            unreadable[event["id"]] = exc
+    return unreadable
 
 
 def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, memo, sub_id) -> None:
     obj = event["data"]["object"]
+    if obj.get("object") != "invoice" or not isinstance(obj.get("id"), str) or not obj["id"]:
+        raise readers.UnreadablePayload(event["type"], "data.object", event.get("api_version"))
     currency = (obj.get("currency") or "").upper()
     if len(currency) != 3:
-        return
-    amounts = adapter.invoice_amounts(obj, event.get("api_version"), envelope=event, memo=memo)
-    if amounts is None:
-        return
+        raise readers.UnreadablePayload(event["type"], "data.object.currency", event.get("api_version"))
+    read = memo(event)
+    amounts = {"amount_paid": read.amount_paid, "total": read.total, "tax": read.tax,
+               "amount_excluding_tax": read.amount_excluding_tax, "amount_from_credit": read.amount_from_credit}
     pt = payments.get(obj["id"]) or payments.create(account_id, obj["id"])
-    status = _INVOICE_STATUS.get(obj.get("status") or "", "open")
+    status = _INVOICE_STATUS.get(readers.invoice_status(obj) or "", "open")
     if event["type"] == "invoice.payment_failed" and status == "open":
         status = "failed"
     elif event["type"] in ("invoice.paid", "invoice.payment_succeeded"):
@@ -1030,7 +1073,8 @@ def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, 
     if stale:
         status = "succeeded"  # a stale update never un-pays an invoice, nor its amounts
     transitions = obj.get("status_transitions") or {}
-    moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") or event["created"]
+    moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") \
+        or obj.get("date") or event["created"]
     pt.status = status
     pt.currency = currency
     pt.number = obj.get("number") or (pt.number if stale else None)
@@ -1044,8 +1088,8 @@ def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, 
         pt.amount_from_credit = amounts["amount_from_credit"]
     pt.subscription_id = subscriptions.get(sub_id) if sub_id else pt.subscription_id
     pt.plan = invoice_plans.get(event["id"]) or pt.plan
-    charge = obj.get("charge")
-    if isinstance(charge, str):
+    charge = readers.invoice_charge(obj)
+    if charge is not None:
         pt.stripe_charge_id = charge
     # A clamped ex-VAT amount is reported by the classifier (AmountExcludingTaxClamped), once
     # per invoice, on the event that classifies it.
@@ -1058,13 +1102,13 @@ def _project_refund(account_id, event, payments: _Payments) -> None:
         # The current API no longer names the invoice on a charge: the latest succeeded payment
         # of the account with the same amount and currency, not refunded yet.
         pt = payments.refundable(account_id, (obj.get("currency") or "").upper(),
-                                 Decimal(int(obj.get("amount") or 0)) / HUNDRED, _at(event["created"]))
+                                 readers.minor_money(obj.get("amount"), obj.get("currency")), _at(event["created"]))
     if pt is None:
         log.warning("charge.refunded %s: no payment transaction found", event["id"])
         return
     pt.stripe_charge_id = pt.stripe_charge_id or obj.get("id")
     pt.refunded_at = pt.refunded_at or _at(event["created"])
-    pt.refund_amount = Decimal(int(obj.get("amount_refunded") or 0)) / HUNDRED
+    pt.refund_amount = readers.minor_money(obj.get("amount_refunded"), obj.get("currency"))
 
 
 def _project_credit_note(event, payments: _Payments) -> None:
@@ -1079,7 +1123,7 @@ def _project_credit_note(event, payments: _Payments) -> None:
         return
     pt.credit_noted_at = _at(obj.get("effective_at") or obj.get("created") or event["created"])
     pt.credit_note_url = obj.get("pdf")
-    pt.credit_note_amount = Decimal(int(obj.get("total") or obj.get("amount") or 0)) / HUNDRED
+    pt.credit_note_amount = readers.minor_money(obj.get("total") or obj.get("amount"), obj.get("currency"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,12 +39,12 @@ COMPUTED_KINDS = frozenset({
     "MissingEvent",
     "ScheduledPriceMissing",
     "UnclassifiedStripeEvent",
-    "UnsupportedStripeApiVersion",
+    "UnreadablePayload",
     "StalePersistedRow",
     "AmountExcludingTaxClamped",
     "MissingHistoricalEvent",
 })
-SUPPORTED_API_VERSIONS_FALLBACK = frozenset({"2017-08-15"})
+UNREADABLE = "UnreadablePayload"
 
 # Ledger types that move the subscription state the ledger implies.
 _PLAN_SET = {"subscription_created", "subscription_upgraded", "subscription_downgraded"}
@@ -205,7 +205,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
                 stripe_event_id=r.stripe_event_id)
         for r in rows if r.type == "unclassified"
     ]
-    findings += _unsupported_api_versions(account.id, archived)
+    findings += _unreadable_events(account.id, archived)
     findings += _stale_rows(account.id, rows, archived, ctx.replay_catalog)
     findings += [f for f in ctx.divergent]
     findings += [
@@ -273,31 +273,20 @@ def _scheduled_price_missing(sub: Subscription | None, ctx: Context) -> list[Fin
     return []
 
 
-def _supported_api_versions() -> frozenset[str] | None:
-    try:
-        from backoffice.ledger import readers
-    except ImportError:
-        return None
-    for name in ("SUPPORTED_API_VERSIONS", "API_VERSIONS", "READERS"):
-        value = getattr(readers, name, None)
-        if value:
-            return frozenset(value)
-    return None
-
-
-def _unsupported_api_versions(account_id: str, archived: Archive | None = None) -> list[Finding]:
-    supported = _supported_api_versions()
-    out = []
-    for r in (archived or Archive.load(account_id)).handled():
-        unsupported = (
-            (supported is not None and r.api_version not in supported and r.state != "processed")
-            or (r.state == "failed" and "api" in (r.error or "").lower() and "version" in (r.error or "").lower())
-        )
-        if unsupported:
-            out.append(Finding("UnsupportedStripeApiVersion", CRITICAL,
-                               f"Stripe event {r.id} has API version {r.api_version or '(none)'}, which no reader supports; "
-                               "it is not replayed.", stripe_event_id=r.id))
-    return out
+def _unreadable_events(account_id: str, archived: Archive | None = None) -> list[Finding]:
+    """Every archived event the replay failed to read stays Critical drift until a replay with
+    `--failed` reads it (DOMAIN §3): the replay's own finding (it names the field) when it is
+    still open, else one made from the event's error."""
+    failed = [r for r in (archived or Archive.load(account_id)).handled() if r.state == "failed"]
+    if not failed:
+        return []
+    recorded = {row.stripe_event_id: Finding.of(row) for row in db.session.execute(
+        db.select(Discrepancy).where(Discrepancy.account_id == account_id, Discrepancy.kind == UNREADABLE,
+                                     Discrepancy.resolved_at.is_(None),
+                                     Discrepancy.stripe_event_id.in_([r.id for r in failed]))).scalars()}
+    return [recorded.get(r.id) or Finding(UNREADABLE, CRITICAL, r.error or f"Stripe event {r.id} could not be read.",
+                                          stripe_event_id=r.id)
+            for r in failed]
 
 
 def _stale_rows(account_id: str, rows: list[BillingEvent], archived: Archive | None = None,

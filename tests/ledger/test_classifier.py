@@ -23,9 +23,10 @@ from backoffice.ledger.labels import EVENT_LABELS
 from backoffice.ledger.readers import (
     CURRENT_API_VERSION,
     LEGACY_API_VERSION,
-    UnsupportedStripeApiVersion,
+    UnreadablePayload,
     monthly_amount,
     read_event,
+    shape_of,
 )
 from tests.ledger import payloads as p
 
@@ -468,8 +469,10 @@ def test_invoice_amounts_regular_invoice():
     assert amounts.amount_from_credit == Decimal("20.00")
     assert amounts.paid_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert amounts.subscription_id == p.SUBSCRIPTION and amounts.currency == "CHF"
-    with pytest.raises(UnsupportedStripeApiVersion):
-        invoice_amounts(inv, "2099-01-01.future")
+    assert invoice_amounts(inv, "2099-01-01.future") == amounts  # read by shape, not by label
+    with pytest.raises(UnreadablePayload) as info:
+        invoice_amounts({**inv, "currency": "chfchfchfc"})
+    assert info.value.field == "data.object.currency"
 
 
 def test_clamped_paid_invoice_raises_a_warning_discrepancy():
@@ -540,17 +543,48 @@ def test_event_with_no_currency_anywhere_is_skipped():
     assert result.state == SubscriptionState()
 
 
-def test_unknown_api_version_is_not_replayed_and_flagged_critical():
+@pytest.mark.parametrize("label", ["2099-01-01.future", "2026-11-18.endive", "2025-04-30.basil",
+                                   "2020-08-27; orders_beta=v3", "", None, "not a date"])
+def test_any_api_version_label_is_read_by_shape(label):
     ev = p.sub_created(p.subscription(PRO), created=p.ts(2026, 1, 1), event_id="evt_1")
-    ev["api_version"] = "2099-01-01.future"
-    result = run([ev])
-    assert result.rows == ()
-    assert result.unsupported_event_ids == ("evt_1",)
+    ev["api_version"] = label
+    row = only_row(run([ev]))
+    assert (row.type, row.new_amount, row.currency) == (T.CREATED, Decimal("149.00"), "CHF")
+
+
+@pytest.mark.parametrize(("label", "shape"), [
+    ("2016-07-06", "2016"), ("2017-08-15", "2016"), ("2020-03-02", "2016"), ("2020-08-27", "2020"),
+    ("2020-08-27; orders_beta=v3", "2020"), ("2024-06-20", "2020"), ("2025-02-24.acacia", "2020"),
+    ("2025-03-31.basil", "2025"), ("2025-04-30.basil", "2025"), ("2026-11-18.endive", "2025"),
+    ("2099-01-01.future", "2025"), (None, "2025"), ("garbage", "2025"),
+])
+def test_labels_are_parsed_by_their_date(label, shape):
+    assert shape_of(label) == shape
+
+
+def test_a_payload_without_what_its_type_needs_fails_critical_naming_the_field():
+    sub = p.subscription(PRO)
+    del sub["items"]
+    ev = p.sub_created(sub, created=p.ts(2026, 1, 1), event_id="evt_1")
+    ev["api_version"] = "2031-01-01.zinnia"
+    later = p.cancel_toggle(PRO, True, created=p.ts(2026, 1, 2), event_id="evt_2")
+    result = run([ev, later], ON_PRO)
+    assert result.unreadable_event_ids == ("evt_1",)
+    assert [r.stripe_event_id for r in result.rows] == ["evt_2"]  # the later event still classifies
     [d] = result.discrepancies
-    assert (d.kind, d.severity, d.stripe_event_id) == ("UnsupportedStripeApiVersion", "critical", "evt_1")
-    with pytest.raises(UnsupportedStripeApiVersion) as info:
+    assert (d.kind, d.severity, d.stripe_event_id, d.field) == (
+        "UnreadablePayload", "critical", "evt_1", "data.object.items")
+    assert "2031-01-01.zinnia" in d.message
+    with pytest.raises(UnreadablePayload) as info:
         read_event(ev)
-    assert info.value.version == "2099-01-01.future"
+    assert info.value.field == "data.object.items"
+
+
+def test_an_event_whose_object_is_not_of_its_type_is_unreadable():
+    ev = p.envelope("invoice.paid", p.charge(), created=p.ts(2026, 3, 5), event_id="evt_1")
+    with pytest.raises(UnreadablePayload) as info:
+        read_event(ev)
+    assert info.value.field == "data.object"
 
 
 def test_unrecognised_types_are_not_rows():

@@ -199,7 +199,7 @@ def test_one_row_per_recognised_event(story):
     result = classify(events, SubscriptionState(), CATALOG)
     assert all(ev["type"] in RECOGNISED_EVENT_TYPES for ev in events)
     assert [r.stripe_event_id for r in result.rows] == [ev["id"] for ev in events]
-    assert result.skipped_event_ids == result.ignored_event_ids == result.unsupported_event_ids == ()
+    assert result.skipped_event_ids == result.ignored_event_ids == result.unreadable_event_ids == ()
 
 
 @SETTINGS

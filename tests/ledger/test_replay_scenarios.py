@@ -269,20 +269,44 @@ def test_event_without_any_currency_is_archived_and_skipped(client):
     assert [r.stripe_event_id for r in rows() if r.stripe_event_id == event["id"]] == []
 
 
-def test_unknown_api_version_raises_discrepancy_and_writes_no_row(client):
+def test_a_label_newer_than_any_known_replays_by_its_shape(client):
     send(client, h.envelope("customer.created", h.customer(CUS, account_id=ACC), h.ts("2026-01-09")))
     event = h.envelope("customer.subscription.created", h.subscription(SUB, CUS, BASIC, created=h.ts("2026-01-10")),
                        h.ts("2026-01-10"), api_version="2099-01-01.future")
     send(client, event)
+    assert (archived(event).state, archived(event).api_version) == ("processed", "2099-01-01.future")
+    assert (by_event(event).type, by_event(event).new_amount) == ("subscription_created", Decimal("49.0000"))
+
+
+def test_an_unreadable_payload_fails_flags_drift_and_blocks_nothing(client, runner):
+    send(client, h.envelope("customer.created", h.customer(CUS, account_id=ACC), h.ts("2026-01-09")))
+    sub = h.subscription(SUB, CUS, BASIC, created=h.ts("2026-01-10"))
+    del sub["items"]
+    event = h.envelope("customer.subscription.created", sub, h.ts("2026-01-10"), api_version="2031-01-01.zinnia")
+    send(client, event)
     row = archived(event)
-    assert (row.state, row.api_version) == ("failed", "2099-01-01.future")
+    assert row.state == "failed" and "data.object.items" in row.error
     assert db.session.execute(
         db.select(BillingEvent).where(BillingEvent.stripe_event_id == event["id"])).first() is None
     (disc,) = db.session.execute(db.select(Discrepancy).where(Discrepancy.stripe_event_id == event["id"])).scalars()
-    assert (disc.kind, disc.severity, disc.account_id) == ("UnsupportedStripeApiVersion", "critical", ACC)
-    # Replaying again records it once.
-    from backoffice.ledger import services
-    services.replay_account(ACC)
+    assert (disc.kind, disc.severity, disc.account_id, disc.field) == (
+        "UnreadablePayload", "critical", ACC, "data.object.items")
+    # The account is flagged (a placeholder free subscription, no Stripe id: nothing else was made).
+    (current,) = db.session.execute(db.select(Subscription).where(Subscription.account_id == ACC)).scalars()
+    assert (current.stripe_subscription_id, current.plan, current.drift_detected) == (None, "free", True)
+    # A later event of the account still replays; the failed one is not read again.
+    later = h.envelope("customer.updated", h.customer(CUS, account_id=ACC, name="Acme Holding"), h.ts("2026-01-11"),
+                       previous_attributes={"name": "Acme"})
+    send(client, later)
+    assert archived(later).state == "processed" and by_event(later).type == "billing_info_updated"
+    assert archived(event).state == "failed"
+    assert db.session.execute(db.select(db.func.count(Discrepancy.id))).scalar_one() == 1
+    # A rebuild names it and exits 1; `ledger replay` reports it and exits 0; --failed reads it again.
+    result = runner.invoke(args=["ledger", "rebuild", "--account", ACC])
+    assert result.exit_code == 1 and f"FAILED {event['id']}: " in result.output
+    result = runner.invoke(args=["ledger", "replay", "--failed"])
+    assert result.exit_code == 0, result.output
+    assert f"UNREADABLE {ACC}: 1 events could not be read" in result.output
     assert db.session.execute(db.select(db.func.count(Discrepancy.id))).scalar_one() == 1
 
 
@@ -303,7 +327,7 @@ def test_events_out_of_order_lose_nothing(client):
     assert db.session.execute(db.select(PaymentTransaction.status)).scalar_one() == "succeeded"
 
 
-def test_failing_replay_still_answers_200_and_marks_failed(client, monkeypatch):
+def test_failing_replay_still_answers_200_and_retries_later(client, monkeypatch):
     from backoffice.ledger import replay_adapter
 
     def boom(*args, **kwargs):
@@ -314,7 +338,7 @@ def test_failing_replay_still_answers_200_and_marks_failed(client, monkeypatch):
     resp = h.deliver(client, event)
     assert resp.status_code == 200
     row = archived(event)
-    assert (row.state, row.error) == ("failed", "RuntimeError: classifier exploded")
+    assert (row.state, row.error) == ("pending", "RuntimeError: classifier exploded")
     monkeypatch.undo()
     from backoffice.ledger import services
     report = services.replay_account(ACC)

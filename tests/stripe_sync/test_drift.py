@@ -10,7 +10,7 @@ from backoffice.accounts.models import Account
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, Subscription
+from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
 from backoffice.stripe_sync import drift, snapshot, sync
 from backoffice.stripe_sync.models import Discrepancy
@@ -183,25 +183,35 @@ def test_missing_historical_events_follow_the_30_day_rule(app):
     assert [(d.kind, d.severity) for d in _check()] == [("MissingHistoricalEvent", "warning")]
 
 
-def test_unsupported_api_version_and_unclassified_events(app):
+def test_unreadable_payloads_and_unclassified_events(app):
     created = days_ago(10, 5)
     sub = h.subscription("sub_1", "cus_1", STANDARD, created=created)
     both = h.subscription("sub_1", "cus_1", PREMIUM, created=created, cancel_at_period_end=True)
     combined = h.envelope("customer.subscription.updated", both, days_ago(2),
                           previous_attributes={"cancel_at_period_end": False,
                                                "items": sub["items"]})
+    # A label no one has seen is read by its shape: this is an ordinary billing-info update.
     future = h.envelope("customer.updated", h.customer("cus_1", account_id="acc_1", name="New"), days_ago(1),
                         previous_attributes={"name": "Acme AG"}, api_version="2099-01-01.future")
+    itemless = dict(both, cancel_at_period_end=False)
+    del itemless["items"]
+    unreadable = h.envelope("customer.subscription.updated", itemless, days_ago(1, 30),
+                            previous_attributes={"cancel_at_period_end": True})
     gateway = _recorded_account(app, sub, h.envelope("customer.subscription.created", sub, created),
-                                combined, future)
+                                combined, future, unreadable)
     gateway.subscriptions_ = [sub]
 
     found = _check()
 
-    assert [(d.kind, d.severity, d.stripe_event_id) for d in found] == [
-        ("UnclassifiedStripeEvent", "warning", combined["id"]),
-        ("UnsupportedStripeApiVersion", "critical", future["id"]),
+    found.sort(key=lambda d: d.kind)
+    assert [(d.kind, d.severity, d.stripe_event_id, d.field) for d in found] == [
+        ("UnclassifiedStripeEvent", "warning", combined["id"], None),
+        ("UnreadablePayload", "critical", unreadable["id"], "data.object.items"),
     ]
+    assert "customer.subscription.updated" in found[1].message and "items" in found[1].message
+    assert _current().drift_detected is True
+    assert db.session.get(StripeEvent, future["id"]).state == "processed"
+    assert db.session.get(StripeEvent, unreadable["id"]).state == "failed"
 
 
 def test_missing_event_and_clamped_amounts(app):
@@ -212,8 +222,9 @@ def test_missing_event_and_clamped_amounts(app):
         currency="EUR", amount=Decimal("10.00"), amount_excluding_tax=Decimal(0), tax_amount=Decimal(0),
         invoice_total=Decimal("10.00")))
     db.session.commit()
-    negative = h.invoice("in_1", "cus_1", None, amount_paid=1000, total=1000, created=days_ago(2))
-    negative["total_excluding_tax"] = -500
+    # Taxes above what was paid: Stripe's amount excluding tax is negative (-5.00).
+    negative = h.invoice("in_1", "cus_1", None, amount_paid=1000, total=1000, tax=1500, created=days_ago(2))
+    assert negative["total_excluding_tax"] == -500
     gateway = RecordedGateway(invoices=[negative], events=[h.envelope("invoice.paid", negative, days_ago(2))])
     app.extensions["stripe_gateway"] = gateway
 
