@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backoffice.demo.stripe_shapes import label_date, shape_of
+from backoffice.ledger import readers
 
 CURRENT = "2026-10-28.endive"
 LABELS = ("2016-07-06", "2017-08-15", "2018-09-24", "2019-12-03", "2020-08-27", "2020-08-27; orders_beta=v3",
@@ -581,3 +582,35 @@ def story(label: str) -> dict[str, dict]:
     add("customer.tax_id.deleted", "customer.tax_id.deleted", tax_id_obj(), p3[1] + 60)
     add("customer.deleted", "customer.deleted", customer_obj(s, default_pm=PM), p3[1] + 61)
     return events
+
+
+# -- reading -------------------------------------------------------------------------------------
+def _line(line: readers.PriceLine) -> tuple:
+    return (line.price_id, line.plan_key, line.monthly_amount, line.currency, line.interval, line.quantity,
+            line.metered)
+
+
+def meaning(parsed: readers.ParsedEvent) -> dict:
+    """What the classifier and the projections take from an event, whatever the shape says it
+    with. From basil a renewal names its items in previous_attributes (their period changed);
+    before, the subscription's period: unchanged items are no previous plan."""
+    lines = [_line(line) for line in parsed.lines]
+    previous = None if parsed.previous_lines is None else [_line(line) for line in parsed.previous_lines]
+    return {
+        "type": parsed.type, "created": parsed.created, "object_type": parsed.object_type,
+        "object_id": parsed.object_id, "customer_id": parsed.customer_id,
+        "subscription_id": parsed.subscription_id, "currency": parsed.currency, "status": parsed.status,
+        "previous_status": parsed.previous_status, "cancel_at_period_end": parsed.cancel_at_period_end,
+        "cancel_changed": parsed.cancel_changed,
+        "previous_cancel_at_period_end": parsed.previous_cancel_at_period_end,
+        "lines": lines, "previous_lines": None if previous == lines else previous,
+        "current_period_end": parsed.current_period_end, "cancellation_reason": parsed.cancellation_reason,
+        "schedule_phases": [([_line(line) for line in p.lines], p.currency, p.start, p.end)
+                            for p in parsed.schedule_phases],
+        "schedule_status": parsed.schedule_status,
+        # Before basil a charge names its invoice; from basil only the invoice's payments link them.
+        "invoice_id": parsed.invoice_id if parsed.object_type != "charge" else None,
+        "billing_reason": parsed.billing_reason, "attempt_count": parsed.attempt_count,
+        "charge_id": parsed.charge_id if parsed.object_type != "invoice" else None,
+        "customer_touched": parsed.customer_touched,
+    }
