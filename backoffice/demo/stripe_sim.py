@@ -3,7 +3,8 @@
 Objects follow Stripe's current API (`2026-10-28.endive`, what stripe 16.1 sends): subscription
 items carry their `price` and `current_period_*`, invoices link their subscription through
 `parent.subscription_details`, taxes sit in `total_taxes`. Events are wrapped the way Stripe wraps
-them (`data.object`, `data.previous_attributes` on `*.updated`).
+them (`data.object`, `data.previous_attributes` on `*.updated`). `StripeSimulator(shape=...)`
+renders the same stories as accounts on older API versions receive them (see stripe_shapes).
 
 Deterministic: a story draws only from the `random.Random` it is given and from its start and end
 times, so the same seed gives the same event ids, bodies and `created` timestamps. Within one

@@ -13,13 +13,15 @@ Shape facts, with where they were seen (written from those facts, nothing copied
   `items`; an invoice has `date` (no `created`), `closed`, `forgiven`, `paid`, `amount_due`,
   `charge`, `subscription`, `tax`, `tax_percent`, no `status`; its lines carry `plan` and
   `type: "subscription"`; a customer has `account_balance`, `business_vat_id`, `sources`.
-- 2017-05-25 (Stripe changelog): `request` becomes `{"id", "idempotency_key"}`.
+- 2017-05-25 (Stripe changelog): `request` becomes `{"id", "idempotency_key"}`, and an array
+  in `previous_attributes` is rendered whole (before, only its changed elements).
 - 2017-08-15 (shared/stripe/localstripe-generated-events.json): items carry `plan` only, the
   subscription keeps `plan`/`quantity` and its period at the top level.
 - 2018-08-23 (changelog): `business_vat_id` → `tax_info` `{tax_id, type}`; 2019-12-03:
   `tax_info` removed for `tax_ids`. 2018-11-08: `closed` → `auto_advance`, `forgiven` →
   status `uncollectible`. 2019-03-14: invoice `date` → `created`, `finalized_at` moves into
-  `status_transitions`. 2019-10-17: `account_balance` → `balance`.
+  `status_transitions`. 2019-10-17: `account_balance` → `balance`, `billing` →
+  `collection_method`, a subscription's `start` → `start_date`.
 - 2020-08-27 (stripe/openapi `openapi/spec3.json` at 3daaba75 vs 92265b47, changelog): phases
   `plans` → `items`; the subscription's top-level `plan`/`quantity` are gone; customers no
   longer include `tax_ids` (changes come as `customer.tax_id.*` events).
@@ -363,6 +365,8 @@ def invoice_obj(s: Shape, invoice_id: str, n: int, *, reason: str, lines: list[d
         "receipt_number": None, "starting_balance": 0, "statement_descriptor": None, "subtotal": subtotal,
         "total": total, "webhooks_delivered_at": created + 2,
     }
+    if s.before("2019-10-17"):
+        obj["billing"] = obj.pop("collection_method")
     if s.before("2019-03-14"):
         obj["date"] = created
         obj["finalized_at"] = finalized
