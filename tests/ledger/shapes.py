@@ -11,7 +11,8 @@ Shape facts, with where they were seen (written from those facts, nothing copied
 - 2016-07-06 (dj-stripe `tests/__init__.py` at its 2017 commits, API 2016-03-07): the event's
   `request` is a string; a subscription has a top-level `plan` object and `quantity` and no
   `items`; an invoice has `date` (no `created`), `closed`, `forgiven`, `paid`, `amount_due`,
-  `charge`, `subscription`, `tax`, `tax_percent`, no `status`; its lines carry `plan` and
+  `charge`, `subscription`, `tax`, `tax_percent`, no `status` nor `amount_paid` (2018-05-21,
+  as the one reader's docstring has it too); its lines carry `plan` and
   `type: "subscription"`; a customer has `account_balance`, `business_vat_id`, `sources`.
 - 2017-05-25 (Stripe changelog): `request` becomes `{"id", "idempotency_key"}`, and an array
   in `previous_attributes` is rendered whole (before, only its changed elements).
@@ -365,6 +366,8 @@ def invoice_obj(s: Shape, invoice_id: str, n: int, *, reason: str, lines: list[d
         "receipt_number": None, "starting_balance": 0, "statement_descriptor": None, "subtotal": subtotal,
         "total": total, "webhooks_delivered_at": created + 2,
     }
+    if s.before("2018-05-21"):  # amount_due alone said what was owed; `paid` whether it was
+        del obj["amount_paid"], obj["amount_remaining"]
     if s.before("2019-10-17"):
         obj["billing"] = obj.pop("collection_method")
     if s.before("2019-03-14"):
