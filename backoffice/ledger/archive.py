@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+import orjson
 from flask_babel import gettext as _
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,6 +29,7 @@ from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import autocommit_connections, db
+from backoffice.ledger import readers
 from backoffice.ledger.models import StripeEvent
 from backoffice.stripe_sync import gateway
 from backoffice.stripe_sync.models import Discrepancy
@@ -44,6 +46,9 @@ CLASSIFIED_TYPES = frozenset({
     "customer.created",
     "customer.updated",
     "customer.deleted",
+    "customer.tax_id.created",
+    "customer.tax_id.updated",
+    "customer.tax_id.deleted",
     "payment_method.attached",
     "customer.subscription.created",
     "customer.subscription.updated",
@@ -103,16 +108,34 @@ def verify_and_parse(body: bytes, header: str | None, secret: str, mimetype: str
     return check_envelope(event)
 
 
+THIN_EVENT_OBJECT = "v2.core.event"
+
+
+def not_the_platforms(event: dict) -> str | None:
+    """Why an event is archived and ignored unread, or None: an event of a connected account
+    (Stripe Connect names it in `account`) is not the platform's billing, and a thin event (a
+    `v2` notification without the object) has nothing to read. Neither is refused: a 4xx makes
+    Stripe retry for days and then disable the endpoint."""
+    if event.get("object") == THIN_EVENT_OBJECT:
+        return "thin (v2) event: archived, not read"
+    account = event.get("account")
+    if isinstance(account, str) and account:
+        return "event of a connected account (Stripe Connect): archived, not read"
+    return None
+
+
 def check_envelope(event) -> dict:
     """A parsed body as an event envelope; 400 for anything that is not one."""
     if not isinstance(event, dict):
         raise BadRequest(_("The body is not a Stripe event."), field="body")
+    if event.get("object") == THIN_EVENT_OBJECT:
+        return _check_thin_envelope(event)
     for name in ("id", "type", "created"):
         if not event.get(name):
             raise BadRequest(_("The Stripe event has no %(name)s.", name=name), field=name)
     if not isinstance(event["id"], str) or len(event["id"]) > 255 or not isinstance(event["type"], str):
         raise BadRequest(_("The Stripe event id or type is invalid."), field="id")
-    if not isinstance(event["created"], int) or isinstance(event["created"], bool):
+    if not isinstance(event["created"], int) or isinstance(event["created"], bool) or _created_at(event) is None:
         raise BadRequest(_("The Stripe event's created time is invalid."), field="created")
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
@@ -127,7 +150,35 @@ def check_envelope(event) -> dict:
     return event
 
 
+def _check_thin_envelope(event: dict) -> dict:
+    """A thin event has an id, a type and an ISO 8601 `created`, and no data object."""
+    if not isinstance(event.get("id"), str) or not event["id"] or len(event["id"]) > 255 \
+            or "\x00" in event["id"]:
+        raise BadRequest(_("The Stripe event id or type is invalid."), field="id")
+    if not isinstance(event.get("type"), str) or not event["type"]:
+        raise BadRequest(_("The Stripe event id or type is invalid."), field="type")
+    if _created_at(event) is None:
+        raise BadRequest(_("The Stripe event's created time is invalid."), field="created")
+    return event
+
+
+def _created_at(event: dict) -> datetime | None:
+    """Stripe's `created`: Unix seconds (v1), an ISO 8601 time (thin v2 events)."""
+    created = event.get("created")
+    try:
+        if isinstance(created, int) and not isinstance(created, bool):
+            return datetime.fromtimestamp(created, UTC)
+        if isinstance(created, str):
+            moment = datetime.fromisoformat(created)
+            return moment.astimezone(UTC) if moment.tzinfo else None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
 def event_customer_id(event: dict) -> str | None:
+    if not_the_platforms(event):
+        return None  # a connected account's customer is not one of the platform's accounts
     obj = event["data"]["object"]
     if obj.get("object") == "customer":
         return obj.get("id")
@@ -138,6 +189,8 @@ def event_customer_id(event: dict) -> str | None:
 
 
 def event_subscription_id(event: dict) -> str | None:
+    if not_the_platforms(event):
+        return None
     obj = event["data"]["object"]
     kind = obj.get("object")
     if kind == "subscription":
@@ -293,14 +346,16 @@ def _release_statement():
 
 def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
                 recovery_source: str | None) -> dict:
-    handled = event["type"] in HANDLED_TYPES
+    foreign = not_the_platforms(event)
+    handled = event["type"] in HANDLED_TYPES and foreign is None
     now = utcnow()
     api_version = event.get("api_version")
     return {
         "id": event["id"],
-        "type": event["type"],
-        "api_version": api_version if isinstance(api_version, str) else None,
-        "stripe_created_at": datetime.fromtimestamp(event["created"], UTC),
+        "type": event["type"][:100],  # the column's length; the payload keeps the whole
+        # A label is read for its date (readers.api_version_date): its first 40 characters.
+        "api_version": api_version[:40] if isinstance(api_version, str) else None,
+        "stripe_created_at": _created_at(event),
         "received_at": now,
         "payload": body.decode("utf-8"),
         "payload_sha256": sha,
@@ -309,7 +364,7 @@ def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
         "recovered_at": now if recovery_source else None,
         "state": "pending" if handled else "ignored",
         "processed_at": None if handled else now,
-        "error": None if handled else "unrecognised event type",
+        "error": None if handled else (foreign or "unrecognised event type"),
         "stripe_subscription_id": event_subscription_id(event),
     }
 
@@ -376,7 +431,7 @@ def _store_customer_event(conn, dialect: str, params: dict, event: dict) -> tupl
 
 
 def _redelivered(event: dict, sha: str, existing) -> ArchiveResult:
-    if existing.payload_sha256 == sha:
+    if existing.payload_sha256 == sha or _says_the_same(event, existing):
         return ArchiveResult(event["id"], "duplicate", existing.account_id, existing.state)
     message = f"event {event['id']} redelivered with a different body (sha256 {sha}, stored {existing.payload_sha256})"
     already = db.session.execute(
@@ -395,6 +450,17 @@ def _redelivered(event: dict, sha: str, existing) -> ArchiveResult:
         db.session.commit()
     log.warning("stripe event %s: payload divergence", event["id"])
     return ArchiveResult(event["id"], "divergent", existing.account_id, existing.state)
+
+
+def _says_the_same(event: dict, existing) -> bool:
+    """A body of another API version (or the same one re-serialised) that says what the stored
+    one says is a redelivery, not a divergence (readers.same_event)."""
+    payload = db.session.execute(db.select(StripeEvent.payload).where(StripeEvent.id == event["id"])).scalar()
+    try:
+        stored = orjson.loads(payload)
+    except (orjson.JSONDecodeError, TypeError):
+        return False
+    return isinstance(stored, dict) and readers.same_event(stored, event)
 
 
 def _account_id_of_customer(customer_id: str | None) -> str | None:

@@ -941,3 +941,31 @@ def read_invoice(inv: Mapping[str, Any], catalog: Mapping[str, str] | None = Non
         price=price,
         clamped=amounts.clamped,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# One event, two renderings
+# --------------------------------------------------------------------------------------------
+def event_meaning(envelope: Mapping[str, Any]) -> tuple | None:
+    """What an event says, the same in every shape it is rendered in: its parsed fields (the
+    label aside) and, for an invoice, its money. None when it cannot be read."""
+    try:
+        parsed = read_event(envelope)
+        obj = _dict(_dict(envelope.get("data")).get("object"))
+        money_read = invoice_amounts(obj) if parsed.object_type == "invoice" else None
+    except (UnreadablePayload, MalformedStripeEvent):
+        return None
+    said = {name: value for name, value in parsed.__dict__.items() if name != "api_version"}
+    return tuple(sorted(said.items())), money_read
+
+
+def same_event(stored: Mapping[str, Any], received: Mapping[str, Any]) -> bool:
+    """Whether two bodies of one event id say the same thing. Stripe renders an event at the
+    version of the endpoint that receives it (a pinned endpoint beside the account's default, and
+    `events.list` at the event's own version), so bodies of different versions are compared by
+    what they say; bodies of one version by their type, time and data."""
+    if stored.get("api_version") == received.get("api_version"):
+        return [stored.get(k) for k in ("type", "created", "data")] == \
+            [received.get(k) for k in ("type", "created", "data")]
+    said = event_meaning(stored)
+    return said is not None and said == event_meaning(received)

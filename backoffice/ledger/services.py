@@ -359,6 +359,7 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING)
         _reset_schedules(late)
     batch = _Batch(by_account)
     seeds = batch.seeds(newest)
+    named = _latest_named(sorted(a for a in newest if a in by_account and a not in archived))
     reports = {}
     for account_id in ids:
         if account_id not in by_account:
@@ -373,9 +374,34 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING)
             continue
         committed, classified, watermark = seeds(account_id)
         state = adapter.seed_state(batch.current(account_id), committed, classified)
-        batch.classify(account_id, account_rows, events, state, report, watermark=watermark)
+        batch.classify(account_id, account_rows, events, state, report, watermark=watermark,
+                       named_before=named.get(account_id))
     batch.write()
     return reports
+
+
+def _latest_named(account_ids: Sequence[str]) -> dict[str, str]:
+    """Account id → the Stripe subscription named by its newest replayed event that names one:
+    where an incremental replay's walk of `_subscription_links` starts (a replay from the whole
+    archive starts from nothing)."""
+    if not account_ids:
+        return {}
+    t = StripeEvent.__table__
+    latest = (t.c.stripe_created_at.desc(), t.c.id.desc())
+    found: dict[str, str] = {}
+    for chunk in _chunks(account_ids):
+        where = (_in(t.c.account_id, chunk), t.c.state != "pending", t.c.stripe_subscription_id.is_not(None),
+                 t.c.type.in_(sorted(archive.HANDLED_TYPES)))
+        if _postgres():
+            stmt = (db.select(t.c.account_id, t.c.stripe_subscription_id).where(*where)
+                    .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, *latest))
+        else:
+            ranked = (db.select(t.c.account_id, t.c.stripe_subscription_id,
+                                db.func.row_number().over(partition_by=t.c.account_id, order_by=latest).label("n"))
+                      .where(*where).subquery())
+            stmt = db.select(ranked.c.account_id, ranked.c.stripe_subscription_id).where(ranked.c.n == 1)
+        found.update(db.session.execute(stmt).all())
+    return found
 
 
 def _newest_processed(account_ids: Sequence[str]) -> tuple[dict[str, tuple[datetime, str]], set[str]]:
@@ -490,9 +516,25 @@ class _Accounted(NamedTuple):
     subscriptions: dict[str, Subscription]  # Stripe subscription id → row
     current: Subscription | None
     invoice_plans: dict
+    links: dict[str, str | None]  # event id → the Stripe subscription its row belongs to
     report: ReplayReport
     rebuild: RebuildReport | None
     stored: dict[str, BillingEvent] | None  # a rebuild's stored rows by event id
+
+
+def _subscription_links(events: Sequence[dict], subscription_of: dict[str, str | None],
+                        named_before: str | None) -> dict[str, str | None]:
+    """Event id → the Stripe subscription its ledger row belongs to: the one it names, else
+    (a customer's event) the one the account's events named last before it in Stripe's order,
+    else none. A rule of the archive alone, so the same archive links the same rows whatever
+    batches and threads delivery made of it (the subscription current when a row happens to be
+    written depends on them)."""
+    links, last = {}, named_before
+    for event in events:  # in Stripe's order
+        named = subscription_of[event["id"]]
+        last = named or last
+        links[event["id"]] = last
+    return links
 
 
 class _Batch:
@@ -578,9 +620,10 @@ class _Batch:
 
     def classify(self, account_id: str, rows: Sequence, events: Sequence[dict], state, report: ReplayReport,
                  *, watermark: datetime | None, rebuild: RebuildReport | None = None,
-                 stored: dict[str, BillingEvent] | None = None) -> None:
+                 stored: dict[str, BillingEvent] | None = None, named_before: str | None = None) -> None:
         """Classifies the events and projects their payloads (subscriptions, the account's
-        billing info, payment transactions); `write` appends the rows and marks the archive."""
+        billing info, payment transactions); `write` appends the rows and marks the archive.
+        `named_before`: the subscription the account's replayed events named last."""
         result = adapter.classify(events, state, self.catalog(), self.amounts)
         unreadable = set(result.unreadable_event_ids)
         readable = [e for e in events if e["id"] not in unreadable] if unreadable else events
@@ -593,8 +636,9 @@ class _Batch:
         _project_customer(self.accounts.get(account_id), events)
         invoice_plans = {e["id"]: adapter.invoice_plan(e["data"]["object"], self.plan)
                          for e in events if e["data"]["object"].get("object") == "invoice"}
+        links = _subscription_links(events, self.subscription_of, named_before)
         self.accounted.append(_Accounted(account_id, rows, events, result, subscriptions, current, invoice_plans,
-                                         report, rebuild, stored))
+                                         links, report, rebuild, stored))
 
     def _project_subscriptions(self, account_id: str, events: Sequence[dict],
                                watermark: datetime | None) -> dict[str, Subscription]:
@@ -643,7 +687,7 @@ class _Batch:
         db.session.flush()  # new subscriptions get their ids (inserted with their start)
         now = utcnow()
         ledger: list[dict] = []
-        for (account_id, rows, events, result, subscriptions, current, invoice_plans, report, rebuild,
+        for (account_id, rows, events, result, subscriptions, current, invoice_plans, links, report, rebuild,
              stored), (row_by_event, appended, kept) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
             unprojected = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans,
@@ -653,9 +697,13 @@ class _Batch:
             for event, row in kept:
                 _compare(account_id, stored[event["id"]], row, rebuild)
             for event, row in appended:
-                sub_id = self.subscription_of[event["id"]]
-                ledger.append({"account_id": account_id,
-                               "subscription_id": sub_ids.get(sub_id, current_id) if sub_id else current_id,
+                sub_id = links[event["id"]]
+                if sub_id is None:
+                    subscription_id = None
+                else:
+                    linked = sub_ids.get(sub_id) or getattr(self.subs_by_stripe.get(sub_id), "id", None)
+                    subscription_id = linked or current_id
+                ledger.append({"account_id": account_id, "subscription_id": subscription_id,
                                **adapter.row_values(row)})
             report.rows_appended += len(appended)
             if rebuild is not None:

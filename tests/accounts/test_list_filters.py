@@ -62,7 +62,8 @@ def test_an_account_leaves_the_filter_when_the_replay_gives_it_a_ledger_row(paid
     assert banners().unsynced == 1
 
     ignored = h.envelope("customer.discount.created", {"object": "discount", "customer": CUS}, h.ts("2026-03-01"))
-    failed = h.envelope("customer.updated", h.customer(CUS, account_id=ACC), h.ts("2026-03-02"),
+    failed = h.envelope("customer.subscription.updated",  # no items: unreadable
+                        {"object": "subscription", "id": "sub_unreadable", "customer": CUS}, h.ts("2026-03-02"),
                         api_version="2015-01-01")
     archive_only(ignored)
     archive_only(failed)

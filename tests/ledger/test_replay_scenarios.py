@@ -413,3 +413,46 @@ def test_refunds_find_their_payment_in_the_same_replay(client, subscribed, monke
     # is the charge's latest, the refund time the first).
     assert got == {"in_b": ("ch_b", datetime(2026, 3, 12, tzinfo=UTC), Decimal("20.0000")),
                    "in_a": ("ch_y", datetime(2026, 3, 13, tzinfo=UTC), Decimal("49.0000"))}
+
+
+def _story_of_two_subscriptions(account: str, customer: str) -> list[dict]:
+    day = 86400
+    t0 = h.ts("2026-01-10T08:00:00")
+    first = h.subscription(f"sub_first_{account}", customer, BASIC, created=t0)
+    second = h.subscription(f"sub_second_{account}", customer, PRO, created=t0 + 20 * day)
+    return [
+        h.envelope("customer.created", h.customer(customer, account_id=account), t0 - 60),
+        h.envelope("customer.subscription.created", first, t0),
+        h.envelope("payment_method.attached", {"id": f"pm_{account}", "object": "payment_method",
+                                               "customer": customer, "type": "card"}, t0 + 60),
+        h.envelope("customer.updated", h.customer(customer, account_id=account, name="Acme Holding"), t0 + day,
+                   previous_attributes={"name": "Acme AG"}),
+        h.envelope("customer.subscription.deleted", dict(first, status="canceled"), t0 + 10 * day),
+        h.envelope("customer.subscription.created", second, t0 + 20 * day),
+        h.envelope("customer.updated", h.customer(customer, account_id=account, name="Acme Group"), t0 + 21 * day,
+                   previous_attributes={"name": "Acme Holding"}),
+    ]
+
+
+def _links(account: str) -> list[str | None]:
+    """The subscription each of the account's ledger rows belongs to, in Stripe's order, named
+    without the account's own prefix."""
+    db.session.expire_all()
+    stripe_id = {s.id: s.stripe_subscription_id for s in db.session.execute(db.select(Subscription)).scalars()}
+    linked = [stripe_id.get(r.subscription_id) for r in rows() if r.account_id == account]
+    return [s.replace(f"_{account}", "") if s else None for s in linked]
+
+
+def test_customer_rows_link_to_the_same_subscription_however_delivery_batched_them(client):
+    """A customer's events belong to the subscription its events named last before them (none
+    before the first): the same whether each event was replayed on its own (the webhook) or the
+    whole story in one batch (a catch-up), so identical archives give identical ledgers."""
+    from backoffice.ledger import archive, services
+
+    send(client, *_story_of_two_subscriptions("acc-a", "cus_a"))
+    one_by_one = _links("acc-a")
+    assert one_by_one == [None, "sub_first", "sub_first", "sub_first", "sub_first", "sub_second", "sub_second"]
+    for event in _story_of_two_subscriptions("acc-b", "cus_b"):  # the same story, replayed in one batch
+        assert archive.archive_event(h.encode(event), event).outcome == "stored"
+    services.replay_pending()
+    assert _links("acc-b") == one_by_one

@@ -193,6 +193,7 @@ def test_unreadable_payloads_and_unclassified_events(app):
     # A label no one has seen is read by its shape: this is an ordinary billing-info update.
     future = h.envelope("customer.updated", h.customer("cus_1", account_id="acc_1", name="New"), days_ago(1),
                         previous_attributes={"name": "Acme AG"}, api_version="2099-01-01.future")
+    future["data"]["object"]["currency"] = "eur"  # a customer's currency is its subscriptions'
     itemless = dict(both, cancel_at_period_end=False)
     del itemless["items"]
     unreadable = h.envelope("customer.subscription.updated", itemless, days_ago(1, 30),

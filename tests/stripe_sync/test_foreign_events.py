@@ -1,0 +1,126 @@
+"""Events that are not the platform's billing (issue 17, part 8): a connected account's events and
+thin (v2) events are archived and ignored, never mixed into the ledger and never refused (a 4xx
+makes Stripe retry for days and then disable the endpoint); signed events with over-long labels
+are archived, not answered 5xx. And the tax-id events that are billing-info changes."""
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from backoffice.accounts.models import Account
+from backoffice.extensions import db
+from backoffice.ledger.models import BillingEvent, StripeEvent
+from tests.stripe_sync import helpers as h
+
+
+def _row(event_id: str) -> StripeEvent:
+    db.session.expire_all()
+    return db.session.get(StripeEvent, event_id)
+
+
+def test_a_connected_accounts_event_is_archived_and_ignored(client):
+    event = h.envelope("customer.created", h.customer("cus_connected", account_id="acc-of-someone-else"),
+                       h.ts("2026-01-05T09:00:00"))
+    event["account"] = "acct_1Connected000000"
+    resp = h.deliver(client, event)
+    assert resp.status_code == 200 and resp.json["outcome"] == "stored"
+    row = _row(event["id"])
+    assert (row.state, row.customer_id, row.account_id) == ("ignored", None, None)
+    assert "connected account" in row.error
+    # No account was made from the connected account's customer, and no ledger row written.
+    assert db.session.get(Account, "acc-of-someone-else") is None
+    assert db.session.execute(db.select(db.func.count(BillingEvent.id))).scalar_one() == 0
+
+
+def test_a_connected_accounts_subscription_never_reaches_the_platforms_account(client):
+    h.deliver(client, h.envelope("customer.created", h.customer("cus_P", account_id="acc-1"), h.ts("2026-01-05")))
+    sub = h.subscription("sub_connected", "cus_P", h.price("price_x", 4900), created=h.ts("2026-01-06"))
+    event = h.envelope("customer.subscription.created", sub, h.ts("2026-01-06"))
+    event["account"] = "acct_1Connected000000"  # the same customer id, on a connected account
+    assert h.deliver(client, event).status_code == 200
+    assert (_row(event["id"]).state, _row(event["id"]).account_id) == ("ignored", None)
+    assert [r.type for r in db.session.execute(db.select(BillingEvent)).scalars()] == ["billing_info_added"]
+
+
+def test_a_thin_v2_event_is_archived_and_ignored(client):
+    # The shape of Stripe's thin event notifications (docs.stripe.com/event-destinations).
+    body = (b'{"id":"evt_test_65R9Ijk8TpRGQ1Rj2aW16SPwB1Zg9G38qJXsQNqf4xK","object":"v2.core.event",'
+            b'"type":"v1.billing.meter.error_report_triggered","livemode":false,'
+            b'"created":"2026-01-05T09:00:00.123Z","context":null,'
+            b'"related_object":{"id":"mtr_test_61R9I","type":"billing.meter",'
+            b'"url":"/v1/billing/meters/mtr_test_61R9I"},"reason":null}')
+    resp = h.deliver(client, body)
+    assert resp.status_code == 200
+    row = _row("evt_test_65R9Ijk8TpRGQ1Rj2aW16SPwB1Zg9G38qJXsQNqf4xK")
+    assert (row.state, row.type, row.customer_id) == ("ignored", "v1.billing.meter.error_report_triggered", None)
+    assert row.stripe_created_at == datetime(2026, 1, 5, 9, 0, 0, 123000, tzinfo=UTC)
+    assert row.payload.encode() == body and row.payload_sha256 == hashlib.sha256(body).hexdigest()
+    assert "thin" in row.error
+    assert h.deliver(client, body).json["outcome"] == "duplicate"
+
+
+def test_a_thin_event_without_a_time_is_refused_naming_the_field(client):
+    resp = h.deliver(client, b'{"id":"evt_1","object":"v2.core.event","type":"v1.x","created":"yesterday"}')
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "created"
+
+
+def test_an_over_long_api_version_is_archived_and_read_by_its_date(client):
+    h.deliver(client, h.envelope("customer.created", h.customer("cus_A", account_id="acc-1"), h.ts("2026-01-05")))
+    label = "2020-08-27; orders_beta=v3; some_other_beta=v1; and_another=v2"
+    sub = h.subscription("sub_1", "cus_A", h.price("price_x", 4900), created=h.ts("2026-01-06"))
+    event = h.envelope("customer.subscription.created", sub, h.ts("2026-01-06"), api_version=label)
+    resp = h.deliver(client, event)
+    assert resp.status_code == 200
+    row = _row(event["id"])
+    assert (row.api_version, row.state) == (label[:40], "processed")
+    created = db.session.execute(db.select(BillingEvent).where(BillingEvent.stripe_event_id == event["id"])).scalar_one()
+    assert (created.type, created.new_amount) == ("subscription_created", 49)
+
+
+def test_a_created_time_beyond_any_calendar_is_a_400_naming_created(client):
+    event = h.envelope("customer.created", h.customer("cus_A"), 253402300800 * 1000)
+    resp = h.deliver(client, event)
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "created"
+
+
+def test_tax_id_events_are_billing_info_updates(client):
+    h.deliver(client, h.envelope("customer.created", h.customer("cus_A", account_id="acc-1"), h.ts("2026-01-05")))
+    tax_id = {"id": "txi_1NuMB12eZvKYlo2CMecoWkZd", "object": "tax_id", "country": "CH", "created": h.ts("2026-01-07"),
+              "customer": "cus_A", "livemode": False, "type": "ch_vat", "value": "CHE-123.456.789 MWST",
+              "verification": {"status": "pending", "verified_address": None, "verified_name": None}}
+    events = [h.envelope(f"customer.tax_id.{kind}", tax_id, h.ts("2026-01-07") + n)
+              for n, kind in enumerate(("created", "updated", "deleted"))]
+    for event in events:
+        assert h.deliver(client, event).status_code == 200
+    assert [_row(e["id"]).state for e in events] == ["processed"] * 3
+    rows = db.session.execute(db.select(BillingEvent.stripe_event_id, BillingEvent.type, BillingEvent.account_id)
+                              .where(BillingEvent.stripe_event_id.in_([e["id"] for e in events]))
+                              .order_by(BillingEvent.occurred_at)).all()
+    assert [tuple(r) for r in rows] == [(e["id"], "billing_info_updated", "acc-1") for e in events]
+
+
+def test_one_event_rendered_at_two_api_versions_is_a_redelivery_not_a_divergence(client):
+    """A pinned endpoint beside the account's default endpoint receives the same event id at
+    another version: what it says is compared, not its bytes, and it is counted once."""
+    from backoffice.stripe_sync.models import Discrepancy
+    from tests.ledger import payloads as p
+
+    customer = p.envelope("customer.created", {**p.customer(), "metadata": {"account_id": "acc-1"}},
+                          created=p.ts(2026, 1, 1), event_id="evt_cus")
+    created = p.sub_created(p.subscription(p.price()), created=p.ts(2026, 1, 2), event_id="evt_sub")
+    paid = p.envelope("invoice.paid", p.invoice("in_1", amount_paid=16107, taxes=1207), created=p.ts(2026, 2, 2),
+                      event_id="evt_inv")
+    for event in (customer, created, paid):
+        assert h.deliver(client, event).json["outcome"] == "stored"
+    for event in (created, paid):
+        again = p.to_legacy(event)
+        assert again["api_version"] != event["api_version"]
+        assert h.deliver(client, again).json["outcome"] == "duplicate"
+    # A body that says something else is still a divergence.
+    changed = p.to_legacy(paid)
+    changed["data"]["object"]["amount_paid"] = 100
+    assert h.deliver(client, changed).json["outcome"] == "divergent"
+    kinds = [d.kind for d in db.session.execute(db.select(Discrepancy)).scalars()]
+    assert kinds == ["PayloadDivergence"]
+    rows = db.session.execute(db.select(BillingEvent.stripe_event_id).order_by(BillingEvent.stripe_event_id))
+    assert rows.scalars().all() == ["evt_cus", "evt_inv", "evt_sub"]
