@@ -3,7 +3,8 @@
 Objects follow Stripe's current API (`2026-10-28.endive`, what stripe 16.1 sends): subscription
 items carry their `price` and `current_period_*`, invoices link their subscription through
 `parent.subscription_details`, taxes sit in `total_taxes`. Events are wrapped the way Stripe wraps
-them (`data.object`, `data.previous_attributes` on `*.updated`).
+them (`data.object`, `data.previous_attributes` on `*.updated`). `StripeSimulator(shape=...)`
+renders the same stories as accounts on older API versions receive them (see stripe_shapes).
 
 Deterministic: a story draws only from the `random.Random` it is given and from its start and end
 times, so the same seed gives the same event ids, bodies and `created` timestamps. Within one
@@ -29,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+
+from backoffice.demo import stripe_shapes
 
 API_VERSION = "2026-10-28.endive"
 DEMO_WEBHOOK_SECRET = "whsec_backoffice_demo_0123456789abcdef"
@@ -1018,12 +1021,28 @@ class Plan:
 class StripeSimulator:
     """Chooses which accounts are Stripe customers (about 70 %), their stories, and builds them."""
 
-    def __init__(self, seed: int, now: datetime, currency: str = "EUR", share: float = 0.7):
+    def __init__(self, seed: int, now: datetime, currency: str = "EUR", share: float = 0.7,
+                 shape: str | None = None, api_version: str | None = None):
+        """`shape` ("2016", "2020" or "2025", see stripe_shapes) renders every event as an
+        account on an older API version receives it, labelled `api_version` (default: the
+        shape's label); without it events are in the current shape, as before."""
+        if shape is None and api_version is not None:
+            raise ValueError("an api_version needs its shape")
+        if shape is not None:
+            stripe_shapes.label_for(shape, api_version)  # refuses an unknown shape or label now
         self.seed = seed
         self.now = now
         self.currency = currency.upper()
         self.share = share
+        self.shape = shape
+        self.api_version = api_version
         self.prices = catalog(self.currency, created=_ts(now - timedelta(days=600)))
+
+    def _rendered(self, events: list[dict]) -> list[dict]:
+        if self.shape is None:
+            return events
+        return stripe_shapes.render_all(events, self.shape, api_version=self.api_version,
+                                        prices=[_price_obj(p) for p in self.prices.values()])
 
     def plan_for(self, profile: CustomerProfile) -> Plan | None:
         rng = random.Random(f"{self.seed}:stripe-plan:{profile.id}")
@@ -1047,12 +1066,12 @@ class StripeSimulator:
         return plans
 
     def catalog_events(self) -> list[dict]:
-        return price_events(self.prices, random.Random(f"{self.seed}:stripe:catalog"),
-                            _ts(self.now - timedelta(days=600)))
+        return self._rendered(price_events(self.prices, random.Random(f"{self.seed}:stripe:catalog"),
+                                           _ts(self.now - timedelta(days=600))))
 
     def events_for(self, plan: Plan) -> list[dict]:
         rng = random.Random(f"{self.seed}:stripe-story:{plan.profile.id}")
-        return build_story(plan.kind, plan.profile, rng, self.prices, plan.start, plan.end)
+        return self._rendered(build_story(plan.kind, plan.profile, rng, self.prices, plan.start, plan.end))
 
     def stream(self, plans: Iterable[Plan], on_account: Callable[[Plan, int], None] | None = None):
         """Every event of every chosen account, account by account, each account in order."""
