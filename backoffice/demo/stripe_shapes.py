@@ -30,26 +30,20 @@ import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from backoffice.ledger.readers import api_version_date, shape_of
+
 SHAPES = ("2016", "2020", "2025")
 # The label each shape is rendered with unless the caller names one.
 LABELS = {"2016": "2019-12-03", "2020": "2024-06-20", "2025": "2025-04-30.basil"}
-ITEMS_AND_PRICES = "2020-08-27"
-BASIL = "2025-03-31"
 _CUSTOMER_TAX_IDS_DROPPED = "2020-08-27"
 _CHARGE_REFUNDS_DROPPED = "2022-11-15"
 
 
 def label_date(api_version: str) -> str:
-    """The date of an API version label: "2020-08-27; orders_beta=v3" → "2020-08-27"."""
-    return api_version.split(";", 1)[0].strip()[:10]
-
-
-def shape_of(api_version: str) -> str:
-    """Which of the three shapes an API version label renders its objects in."""
-    date = label_date(api_version)
-    if date < ITEMS_AND_PRICES:
-        return "2016"
-    return "2020" if date < BASIL else "2025"
+    """The date of an API version label, read as the payload readers read it (readers.shape_of
+    is the one rule of which shape a label renders): "2020-08-27; orders_beta=v3" → "2020-08-27"."""
+    day = api_version_date(api_version)
+    return day.isoformat() if day else ""
 
 
 def label_for(shape: str, api_version: str | None = None) -> str:

@@ -33,6 +33,9 @@ CPU seconds of this process and of its replay processes (`replay_workers_cpu_s`:
 workers, reaped when the replay ends) and their sum per event (`replay_cpu_us_per_event`, the
 database server's CPU not included). CPU seconds are given beside wall seconds, because other
 processes share the machine.
+The stories are rendered in the three payload shapes of Stripe's API versions in turn
+(`BENCH_SHAPES`, default `2016,2020,2025`: story n in the n-th of them; the readers read each
+field by shape, new-first).
 `BENCH_SQLITE_WAL=1` runs SQLite in WAL mode with synchronous=NORMAL (as `backoffice demo` does)
 instead of the default rollback journal with an fsync per commit.
 """
@@ -57,6 +60,7 @@ import pytest
 import sqlalchemy as sa
 
 from backoffice.accounts.models import Account
+from backoffice.demo import stripe_shapes
 from backoffice.extensions import db
 from backoffice.ledger import archive, services
 from backoffice.ledger.models import BillingEvent, StripeEvent
@@ -85,9 +89,18 @@ SINGLE_SAMPLE = 2000
 # account is known.
 CUSTOMERLESS_EVENTS = int(os.environ.get("BENCH_CUSTOMERLESS_EVENTS", str(EVENTS // 50)))
 PRELOAD_FIRST_STORY = 10**7  # the bulk-loaded stories' customers: none of the webhook's
+# The archive mixes the three payload shapes the readers read (issue 17): story n is rendered in
+# SHAPES[n % len(SHAPES)], as accounts pinned to old API versions receive their events.
+SHAPES = [s for s in os.environ.get("BENCH_SHAPES", "2016,2020,2025").split(",") if s.strip()]
 
 
 def _story(n: int) -> list[dict]:
+    events = _current_story(n)
+    shape = SHAPES[n % len(SHAPES)] if SHAPES else "2025"
+    return events if shape == "2025" else stripe_shapes.render_all(events, shape)
+
+
+def _current_story(n: int) -> list[dict]:
     cus, sub = f"cus_b{n:07d}", f"sub_b{n:07d}"
     basic = h.price("price_basic", 4900, product="basic")
     pro = h.price("price_pro", 15900, product="pro")
