@@ -2,11 +2,38 @@
 discrepancy list."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from backoffice.errors import NotFound
 from backoffice.extensions import db
-from backoffice.ledger.models import Subscription
+from backoffice.ledger.models import StripeEvent, Subscription
 from backoffice.pagination import Page, paginate
 from backoffice.stripe_sync.models import Discrepancy, JobRun
+
+
+@dataclass(frozen=True)
+class ArchiveBacklog:
+    """The archived Stripe events the ledger has not taken yet: waiting for a replay (pending),
+    and those that could not be read (failed: each a Critical discrepancy on its account)."""
+
+    pending: int
+    failed: int
+    oldest_pending_received_at: datetime | None
+    accounts_with_failed: int
+
+
+def archive_backlog() -> ArchiveBacklog:
+    """One statement over the archive's index of events still to replay (ix_stripe_events_todo)."""
+    t = StripeEvent
+    todo = t.state.in_(("pending", "failed"))
+    pending, failed, oldest, accounts = db.session.execute(db.select(
+        db.func.count().filter(t.state == "pending"),
+        db.func.count().filter(t.state == "failed"),
+        db.func.min(t.received_at).filter(t.state == "pending"),
+        db.func.count(db.distinct(t.account_id)).filter(t.state == "failed"),
+    ).where(todo)).one()
+    return ArchiveBacklog(int(pending), int(failed), oldest, int(accounts))
 
 
 def job_runs_page(page: int, page_size: int, kind: str | None = None) -> Page:

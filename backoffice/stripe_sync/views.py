@@ -173,4 +173,5 @@ def jobs():
     from backoffice.stripe_sync import queries
 
     page, page_size = parse_page(request.args)
-    return hx.render("stripe_sync/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size))
+    return hx.render("stripe_sync/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size),
+                     backlog=queries.archive_backlog())

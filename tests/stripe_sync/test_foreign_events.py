@@ -124,3 +124,24 @@ def test_one_event_rendered_at_two_api_versions_is_a_redelivery_not_a_divergence
     assert kinds == ["PayloadDivergence"]
     rows = db.session.execute(db.select(BillingEvent.stripe_event_id).order_by(BillingEvent.stripe_event_id))
     assert rows.scalars().all() == ["evt_cus", "evt_inv", "evt_sub"]
+
+
+def test_the_jobs_page_counts_waiting_and_unreadable_events(client, admin_client):
+    h.deliver(client, h.envelope("customer.created", h.customer("cus_A", account_id="acc-1"), h.ts("2026-01-05")))
+    assert "Every archived event the ledger reads could be read." in admin_client.get("/stripe/jobs").get_data(
+        as_text=True)
+    unreadable = h.envelope("customer.subscription.created",
+                            {"object": "subscription", "id": "sub_x", "customer": "cus_A"}, h.ts("2026-01-06"))
+    waiting = h.envelope("customer.updated", h.customer("cus_unknown"), h.ts("2026-01-07"),
+                         previous_attributes={"name": "Old"})
+    for event in (unreadable, waiting):
+        assert h.deliver(client, event).status_code == 200
+    assert (_row(unreadable["id"]).state, _row(waiting["id"]).state) == ("failed", "processed")
+    from backoffice.ledger import archive
+    stranger = h.envelope("invoice.paid", h.invoice("in_9", "cus_nobody", None, amount_paid=100, total=100,
+                                                   created=h.ts("2026-01-08")), h.ts("2026-01-08"))
+    archive.archive_event(h.encode(stranger), stranger)  # a customer no account is linked to: waits
+    html = admin_client.get("/stripe/jobs").get_data(as_text=True)
+    assert "1 archived event waits for its replay." in html
+    assert "1 archived event could not be read" in html and "(1 account)" in html
+    assert "backoffice ledger replay --failed" in html
