@@ -1163,9 +1163,9 @@ def _project_credit_note(event, payments: _Payments) -> None:
     obj = event["data"]["object"]
     invoice_id = obj.get("invoice")
     pt = payments.get(invoice_id)
-    if pt is None:
-        log.warning("%s %s: no payment transaction for invoice %s", event["type"], event["id"], invoice_id)
-        return
+    if pt is None:  # failed, never processed with nothing projected; a sync brings the invoice
+        raise readers.UnreadablePayload(event["type"], "data.object.invoice (no payment transaction for it)",
+                                        event.get("api_version"))
     if obj.get("status") == "void" or event["type"] == "credit_note.voided":
         pt.credit_noted_at = pt.credit_note_url = pt.credit_note_amount = None
         return

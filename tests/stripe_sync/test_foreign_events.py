@@ -145,3 +145,29 @@ def test_the_jobs_page_counts_waiting_and_unreadable_events(client, admin_client
     assert "1 archived event waits for its replay." in html
     assert "1 archived event could not be read" in html and "(1 account)" in html
     assert "backoffice ledger replay --failed" in html
+
+
+def test_a_credit_note_for_an_unknown_invoice_fails_instead_of_being_processed_unprojected(client):
+    """An invoice or credit-note event is never marked processed with nothing projected: a credit
+    note whose invoice Backoffice has no payment for fails, raising drift (a sync brings the
+    invoice; `ledger replay --failed` then reads the note). With its invoice it projects."""
+    from backoffice.invoices.models import PaymentTransaction
+    from backoffice.stripe_sync.models import Discrepancy
+
+    h.deliver(client, h.envelope("customer.created", h.customer("cus_A", account_id="acc-1"), h.ts("2026-01-05")))
+    orphan = h.envelope("credit_note.created", h.credit_note("cn_1", "cus_A", "in_unknown", total=1000,
+                                                             created=h.ts("2026-02-01")), h.ts("2026-02-01"))
+    assert h.deliver(client, orphan).status_code == 200
+    assert _row(orphan["id"]).state == "failed"
+    (d,) = db.session.execute(db.select(Discrepancy).where(Discrepancy.stripe_event_id == orphan["id"])).scalars()
+    assert (d.kind, d.severity) == ("UnreadablePayload", "critical") and "in_unknown" not in (d.field or "")
+    paid = h.envelope("invoice.paid", h.invoice("in_1", "cus_A", None, amount_paid=4900, total=4900,
+                                               created=h.ts("2026-02-02")), h.ts("2026-02-02"))
+    note = h.envelope("credit_note.created", h.credit_note("cn_2", "cus_A", "in_1", total=1000,
+                                                           created=h.ts("2026-02-03")), h.ts("2026-02-03"))
+    for event in (paid, note):
+        assert h.deliver(client, event).status_code == 200
+    assert _row(note["id"]).state == "processed"
+    pt = db.session.execute(db.select(PaymentTransaction).where(PaymentTransaction.stripe_invoice_id == "in_1")
+                            ).scalar_one()
+    assert pt.credit_note_amount == 10
