@@ -1,7 +1,7 @@
 """The Stripe gateway: the one module that imports `stripe`.
 
-Everything else talks to Stripe through `StripeGateway`, which answers plain dicts (never
-`StripeObject`s), retries 429 and 5xx with exponential backoff and jitter, and turns an outage
+Everything else talks to Stripe through `StripeGateway`, which answers the JSON Stripe sent as
+plain dicts (never `StripeObject`s: stripe-python turns `*_decimal` strings into Decimal), retries 429 and 5xx with exponential backoff and jitter, and turns an outage
 into one exception, `StripeUnavailable`, that the services treat as an expected state.
 """
 from __future__ import annotations
@@ -153,16 +153,16 @@ class StripeGateway:
         StripeUnavailable, so a caller never mistakes a partial list for a complete one."""
         params = {**params, "limit": PAGE_SIZE}
         while True:
-            page = self._call(service.list, params)
-            items = [item.to_dict() for item in page.data]
+            page = _sent(self._call(service.list, params))
+            items = page["data"]
             yield from items
-            if not page.has_more or not items:
+            if not page["has_more"] or not items:
                 return
             params = {**params, "starting_after": items[-1]["id"]}
 
     def _retrieve(self, service, object_id: str) -> dict | None:
         try:
-            return self._call(service.retrieve, object_id).to_dict()
+            return _sent(self._call(service.retrieve, object_id))
         except stripe.InvalidRequestError as e:
             if getattr(e, "http_status", None) == 404:
                 return None
@@ -223,6 +223,18 @@ class StripeGateway:
 
     def credit_notes(self, customer_id: str) -> list[dict]:
         return self._list_optional(self.client.v1.credit_notes, {"customer": customer_id})
+
+    def price(self, price_id: str) -> dict | None:
+        """A price Backoffice has not seen in any event (a schedule names prices by id only)."""
+        return self._retrieve(self.client.v1.prices, price_id)
+
+
+def _sent(obj: stripe.StripeObject) -> dict:
+    """The response's body as Stripe sent it, parsed as the webhook parses events: the client's
+    objects hold Decimals (`unit_amount_decimal`: json cannot write them, and the archive must keep
+    Stripe's string "4900") and are not dicts since stripe 16."""
+    body = obj.last_response.body
+    return _parse_json(body.encode("utf-8"), body)
 
 
 def get_gateway() -> StripeGateway:

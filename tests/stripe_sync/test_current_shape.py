@@ -1,0 +1,181 @@
+"""The sync with the real `stripe` client on what Stripe answers today (issue 17): the app's own
+gateway talks HTTP to the fake Stripe server (fake_stripe.py), whose objects carry the current
+shape and its `*_decimal` strings, which stripe-python turns into Decimal."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from backoffice.api import services as api_services
+from backoffice.extensions import db
+from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.stripe_sync.gateway import StripeGateway
+from backoffice.stripe_sync.models import Discrepancy, JobRun
+from tests.stripe_sync import fake_stripe as fake
+from tests.stripe_sync import helpers as h
+from tests.stripe_sync.conftest import make_account
+from tests.stripe_sync.stubs import days_ago, deliver
+
+HX = {"HX-Request": "true"}
+STANDARD = h.price("price_standard", 4900, product="standard", nickname="Standard")
+PREMIUM = h.price("price_premium", 14900, product="premium", nickname="Premium")
+OTHER_CUSTOMER_EVENTS = 120  # with the story's, more than one page of 100
+
+
+def _invoice(invoice_id: str, price: dict, *, created: int, billing_reason: str = "subscription_create") -> dict:
+    """A paid invoice of the story's subscription: the price with 19 % VAT on top."""
+    amount, tax = price["unit_amount"], price["unit_amount"] * 19 // 100
+    inv = h.invoice(invoice_id, "cus_1", "sub_1", amount_paid=amount + tax, total=amount + tax, tax=tax,
+                    billing_reason=billing_reason, created=created, number=f"ACME-{invoice_id}")
+    line = inv["lines"]["data"][0]
+    line.update(id=f"il_{invoice_id}", amount=amount, quantity=1, quantity_decimal="1", subtotal=amount,
+                parent={"type": "subscription_item_details", "invoice_item_details": None,
+                        "subscription_item_details": {"invoice_item": None, "proration": False,
+                                                      "proration_details": {"credited_items": None},
+                                                      "subscription": "sub_1", "subscription_item": "si_sub_1"}},
+                pricing={"type": "price_details", "unit_amount_decimal": str(price["unit_amount"]),
+                         "price_details": {"price": price["id"], "product": price["product"]}})
+    return inv
+
+
+def _story(stripe_server, price: dict = STANDARD, schedule: dict | None = None) -> dict:
+    """acc_1's Stripe customer subscribed to `price` ten days ago and paid its first invoice; the
+    only webhook that arrived is customer.created. Another customer's events fill Stripe's list."""
+    make_account("acc_1", "cus_1")
+    start = days_ago(10)
+    customer = stripe_server.add({**h.customer("cus_1", account_id="acc_1"), "currency": "eur"})
+    stripe_server.add(price)
+    sub = h.subscription("sub_1", "cus_1", price, created=start, period_end=start + 30 * 86400,
+                         latest_invoice="in_1", schedule=schedule["id"] if schedule else None)
+    stripe_server.add(sub)
+    inv = stripe_server.add(_invoice("in_1", price, created=start + 1))
+    stripe_server.add(h.charge("ch_1", "cus_1", amount=inv["amount_paid"]))
+    if schedule:
+        stripe_server.add(schedule)
+    events = {
+        "customer.created": stripe_server.add_event("customer.created", customer, start - 60),
+        "payment_method.attached": stripe_server.add_event(
+            "payment_method.attached", h.payment_method("pm_1", "cus_1"), start - 30),
+        "customer.subscription.created": stripe_server.add_event("customer.subscription.created", sub, start),
+        "invoice.created": stripe_server.add_event("invoice.created", {**inv, "status": "draft"}, start),
+        "invoice.paid": stripe_server.add_event("invoice.paid", inv, start + 1),
+        "invoice.payment_succeeded": stripe_server.add_event("invoice.payment_succeeded", inv, start + 1),
+        "charge.succeeded": stripe_server.add_event(
+            "charge.succeeded", h.charge("ch_1", "cus_1", amount=inv["amount_paid"]), start + 1),
+    }
+    if schedule:
+        events["subscription_schedule.updated"] = stripe_server.add_event(
+            "subscription_schedule.updated", schedule, start + 5 * 86400)
+    other = h.customer("cus_other", account_id="acc_other")
+    for n in range(OTHER_CUSTOMER_EVENTS):
+        stripe_server.add_event("customer.updated", other, start + n, previous_attributes={"name": f"Old {n}"})
+    deliver(events["customer.created"])  # the one webhook that arrived
+    return events
+
+
+def _ledger() -> list[tuple]:
+    return [(r.type, r.to_plan, r.new_amount, r.amount_delta, r.committed_mrr, r.currency)
+            for r in db.session.execute(db.select(BillingEvent).order_by(BillingEvent.occurred_at,
+                                                                         BillingEvent.stripe_event_id)).scalars()]
+
+
+def _current() -> Subscription:
+    return db.session.execute(db.select(Subscription).where(Subscription.account_id == "acc_1",
+                                                            Subscription.is_current)).scalar_one()
+
+
+def _assert_synced(events: dict) -> None:
+    """What a sync of the story must leave: every event archived, the recovered ones exactly as
+    Stripe listed them; the ledger, the subscription and the payment to the cent; no drift."""
+    db.session.expire_all()
+    rows = {r.id: r for r in db.session.execute(db.select(StripeEvent)).scalars()}
+    assert set(rows) == {e["id"] for e in events.values()}
+    for kind, event in events.items():
+        row = rows[event["id"]]
+        assert json.loads(row.payload) == event, kind  # Stripe's JSON, not the client's objects
+        expected = None if kind == "customer.created" else "events_list"
+        assert row.recovery_source == expected, kind
+    created = json.loads(rows[events["customer.subscription.created"]["id"]].payload)
+    assert created["data"]["object"]["items"]["data"][0]["price"]["unit_amount_decimal"] == "4900"
+    assert rows[events["charge.succeeded"]["id"]].state == "ignored"
+    assert _ledger() == [
+        # Informational rows carry the plan the replay seeds from the live subscription.
+        ("billing_info_added", "standard", None, None, Decimal("0.00"), "EUR"),
+        ("payment_method_updated", "standard", None, None, Decimal("0.00"), "EUR"),
+        ("subscription_created", "standard", Decimal("49.00"), Decimal("49.00"), Decimal("49.00"), "EUR"),
+        *sorted([("no_op", "standard", None, None, Decimal("49.00"), "EUR")] * 2),
+    ]
+    sub = _current()
+    assert (sub.stripe_subscription_id, sub.status, sub.plan, sub.price_amount, sub.currency) == (
+        "sub_1", "active", "standard", Decimal("49.00"), "EUR")
+    assert (sub.scheduled_plan, sub.scheduled_price_amount, sub.drift_detected) == (None, None, False)
+    tx = db.session.execute(db.select(PaymentTransaction)).scalar_one()
+    assert (tx.stripe_invoice_id, tx.status, tx.amount, tx.amount_excluding_tax, tx.tax_amount, tx.currency) == (
+        "in_1", "succeeded", Decimal("58.31"), Decimal("49.00"), Decimal("9.31"), "EUR")
+    assert db.session.execute(db.select(Discrepancy)).scalars().all() == []
+
+
+# -- the three doors to a sync ------------------------------------------------------------------------
+def test_the_page_syncs_an_account_on_current_stripe_data(current_stripe_app, stripe_server, admin_client):
+    events = _story(stripe_server)
+
+    resp = admin_client.post("/stripe/accounts/acc_1/sync", headers={**HX, "X-CSRFToken": admin_client.csrf})
+
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    run = db.session.execute(db.select(JobRun)).scalar_one()
+    assert (run.status, run.error) == ("done", None)
+    assert "6 missed Stripe events recovered" in html and "5 billing events appended" in html
+    assert "0 discrepancies" in html
+    _assert_synced(events)
+
+
+def test_the_api_syncs_an_account_on_current_stripe_data(current_stripe_app, stripe_server, client):
+    events = _story(stripe_server)
+    _t, secret = api_services.create_token("ops", "admin")
+
+    resp = client.post("/api/v1/accounts/acc_1/sync", headers={"Authorization": f"Bearer {secret}"})
+
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert (body["events_recovered"], body["events_appended"], body["drift_detected"], body["discrepancies"]) == (
+        6, 5, False, [])
+    _assert_synced(events)
+
+
+def test_the_cli_syncs_an_account_on_current_stripe_data(current_stripe_app, stripe_server, runner):
+    events = _story(stripe_server)
+
+    result = runner.invoke(args=["stripe", "sync", "--account", "acc_1"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == (
+        "1 accounts synced, 6 missed events recovered, 5 ledger rows appended, 0 with drift, 0 failed.")
+    _assert_synced(events)
+    again = runner.invoke(args=["stripe", "sync", "--account", "acc_1"])
+    assert again.stdout.strip().splitlines()[-1] == (
+        "1 accounts synced, 0 missed events recovered, 0 ledger rows appended, 0 with drift, 0 failed.")
+
+
+# -- the gateway -----------------------------------------------------------------------------------------
+def test_the_gateway_answers_the_json_stripe_sent(app, stripe_server):
+    events = _story(stripe_server)
+    gateway = StripeGateway(fake.API_KEY, stripe_server.url, max_retries=0)
+
+    pulled = gateway.events()
+
+    assert len(pulled) == len(events) + OTHER_CUSTOMER_EVENTS
+    assert [e["id"] for e in pulled] == sorted(
+        (e["id"] for e in stripe_server.events.values()),
+        key=lambda i: (stripe_server.events[i]["created"], i))
+    pages = stripe_server.calls("/v1/events")
+    assert [(q["limit"], "starting_after" in q) for q in pages] == [("100", False), ("100", True)]
+    assert {e["id"]: e for e in pulled} == stripe_server.events
+    item = gateway.subscriptions("cus_1")[0]["items"]["data"][0]
+    assert item["price"] == STANDARD and item["price"]["unit_amount_decimal"] == "4900"
+    line = gateway.invoices("cus_1")[0]["lines"]["data"][0]
+    assert (line["pricing"]["unit_amount_decimal"], line["quantity_decimal"]) == ("4900", "1")
+    assert gateway.price("price_standard") == STANDARD
+    assert gateway.price("price_gone") is None
+    assert json.loads(json.dumps(pulled)) == pulled
