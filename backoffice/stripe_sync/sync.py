@@ -144,6 +144,9 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
             schedule_id = schedule_id.get("id")
         if schedule_id:
             schedule = gateway.subscription_schedule(schedule_id)
+        schedules = [schedule] if schedule else []
+        schedules += [e["data"]["object"] for e in events if e["type"].startswith("subscription_schedule.")]
+        prices = drift.unseen_prices(gateway, schedules)
         say("payments")
         invoices = gateway.invoices(customer_id)
         credit_notes = gateway.credit_notes(customer_id)
@@ -154,6 +157,8 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
         raise BadRequest(_("Stripe is unavailable right now; nothing was changed. Try again later."),
                          status=503, code="stripe_unavailable") from e
 
+    for price in prices:
+        _remember_price(price)  # before anything counts a price: the replay reads the catalog too
     catalog, amounts = plan_catalog()
     live = snapshot.read_subscription(live_raw, catalog, amounts)
     _check_currency(live.currency if live_raw and live_raw.get("status") != "canceled" else None)
@@ -189,6 +194,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     context = drift.Context(
         live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, clamped=clamped,
         events_list=events, events_list_from=anchor, divergent=divergent, now=now,
+        catalog=catalog, catalog_amounts=amounts,
     )
     try:
         found = drift.detect(account, sub, context, gateway=gateway)
@@ -286,11 +292,10 @@ def plan_catalog() -> tuple[dict[str, str], dict[str, Decimal]]:
     return {r.price_id: r.plan_key for r in rows}, {r.price_id: r.monthly_amount for r in rows}
 
 
-def _remember_price(item: dict | None) -> None:
-    """The catalog learns the prices it sees on live subscriptions (the replayer's rule)."""
+def _remember_price(price: dict | None) -> None:
+    """The catalog learns the prices it sees on live subscriptions and schedules (the replayer's rule)."""
     from backoffice.ledger import replay_adapter
 
-    price = (item or {}).get("price") or (item or {}).get("plan")
     values = replay_adapter.plan_values(price) if isinstance(price, dict) else None
     if values is None or db.session.get(Plan, values["price_id"]) is not None:
         return
@@ -318,7 +323,7 @@ def refresh_subscription(account_id: str, live: snapshot.LiveSubscription, live_
     sub.is_current = True
     if live_raw:
         item = ((live_raw.get("items") or {}).get("data") or [None])[0] or {"plan": live_raw.get("plan")}
-        _remember_price(item)
+        _remember_price(item.get("price") or item.get("plan"))
     sub.status = live.status
     sub.plan = live.plan
     sub.price_amount = live.price

@@ -9,7 +9,8 @@ from decimal import Decimal
 from backoffice.api import services as api_services
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync.gateway import StripeGateway
 from backoffice.stripe_sync.models import Discrepancy, JobRun
 from tests.stripe_sync import fake_stripe as fake
@@ -179,3 +180,60 @@ def test_the_gateway_answers_the_json_stripe_sent(app, stripe_server):
     assert gateway.price("price_standard") == STANDARD
     assert gateway.price("price_gone") is None
     assert json.loads(json.dumps(pulled)) == pulled
+
+
+# -- schedules -------------------------------------------------------------------------------------------
+def _downgrade(price_ids=("price_premium", "price_standard")) -> dict:
+    return h.schedule("sub_sched_1", "cus_1", "sub_1", list(price_ids))
+
+
+def test_a_scheduled_downgrade_to_a_known_price_is_no_drift(current_stripe_app, stripe_server):
+    """Stripe's schedules name prices by id: the drift check reads them with the catalog."""
+    db.session.add(Plan(price_id="price_standard", plan_key="standard", name="Standard",
+                        monthly_amount=Decimal("49.00"), interval="month", currency="EUR"))
+    db.session.commit()
+    _story(stripe_server, PREMIUM, schedule=_downgrade())
+
+    result = sync.sync_account("acc_1")
+
+    assert result.discrepancies == []
+    sub = _current()
+    assert (sub.plan, sub.price_amount, sub.scheduled_plan, sub.scheduled_price_amount, sub.drift_detected) == (
+        "premium", Decimal("149.00"), "standard", Decimal("49.00"), False)
+    assert stripe_server.calls("/v1/prices/price_standard") == []  # known: not fetched
+
+
+def test_a_schedule_naming_an_unseen_price_fetches_it_and_keeps_committed_mrr(current_stripe_app, stripe_server):
+    stripe_server.add(STANDARD)  # at Stripe, but in no event Backoffice has seen
+    _story(stripe_server, PREMIUM, schedule=_downgrade())
+
+    result = sync.sync_account("acc_1")
+
+    plan = db.session.get(Plan, "price_standard")
+    assert (plan.plan_key, plan.monthly_amount, plan.currency) == ("standard", Decimal("49.00"), "EUR")
+    scheduled = db.session.execute(db.select(BillingEvent).where(
+        BillingEvent.type == "subscription_downgrade_scheduled")).scalar_one()
+    assert (scheduled.from_plan, scheduled.to_plan, scheduled.previous_amount, scheduled.new_amount,
+            scheduled.amount_delta, scheduled.committed_mrr) == (
+        "premium", "standard", Decimal("149.00"), Decimal("49.00"), Decimal("-100.00"), Decimal("49.00"))
+    sub = _current()
+    assert (sub.scheduled_plan, sub.scheduled_price_amount) == ("standard", Decimal("49.00"))
+    assert result.discrepancies == []
+    assert len(stripe_server.calls("/v1/prices/price_standard")) == 1
+
+
+def test_the_drift_pass_reads_a_schedule_naming_an_unseen_price_without_writing_it(current_stripe_app,
+                                                                                    stripe_server):
+    """Detect mode fetches the price for its check and writes no plan (a sync will)."""
+    _story(stripe_server, PREMIUM)
+    sync.sync_account("acc_1")
+    stripe_server.add(STANDARD)
+    stripe_server.add(_downgrade())
+    stripe_server.add(h.subscription("sub_1", "cus_1", PREMIUM, created=days_ago(10), schedule="sub_sched_1",
+                                     period_end=days_ago(10) + 30 * 86400, latest_invoice="in_1"))
+
+    assert drift.check_subscription(_current().id) == "processed"
+
+    assert db.session.execute(db.select(Discrepancy)).scalars().all() == []
+    assert db.session.get(Plan, "price_standard") is None
+    assert len(stripe_server.calls("/v1/prices/price_standard")) == 1
