@@ -87,10 +87,12 @@ def drift_group() -> None:
 @click.option("--parallel", type=int, default=None, help="Accounts checked at once (default DRIFT_PARALLEL).")
 @with_appcontext
 def scan_command(parallel: int | None) -> None:
-    """Run one drift pass now, in this process (detect mode: only the drift columns change)."""
+    """Run one drift pass now, in this process (detect mode: only the drift columns change; an
+    account with payments but no subscription row first gets a free one to hold them)."""
     from backoffice.jobs import celery_app
     from backoffice.stripe_sync import drift, tasks
 
+    drift.hold_accounts_without_subscription()
     due = len(drift.due_subscription_ids())
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True  # this command runs the pass itself

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy.exc import IntegrityError
+
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
@@ -561,6 +563,30 @@ def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = 
     store(account.id, sub, findings, now)
     db.session.commit()
     return "processed"
+
+
+def hold_accounts_without_subscription() -> int:
+    """Gives each account with a Stripe customer and payments but no current subscription row
+    (its subscription events were missed) a free placeholder row, as a sync writes for a customer
+    without a subscription and the replayer adopts: the pass checks subscription rows, and the
+    drift flag lives on one, so MissingEvent never showed for these accounts. One commit."""
+    account_ids = db.session.execute(
+        db.select(Account.id).where(
+            Account.stripe_customer_id.is_not(None),
+            db.select(PaymentTransaction.id).where(PaymentTransaction.account_id == Account.id).exists(),
+            ~db.select(Subscription.id).where(Subscription.account_id == Account.id,
+                                              Subscription.is_current.is_(True)).exists())
+        .order_by(Account.id)
+    ).scalars().all()
+    for account_id in account_ids:
+        db.session.add(Subscription(account_id=account_id, is_current=True, plan=snapshot.FREE_PLAN,
+                                    price_amount=Decimal(0)))
+    try:
+        db.session.commit()
+    except IntegrityError:  # a sync or another pass gave one of them its row meanwhile
+        db.session.rollback()
+        return 0
+    return len(account_ids)
 
 
 def due_subscription_ids(now: datetime | None = None, limit: int | None = None) -> list[int]:

@@ -4,6 +4,7 @@ shape and its `*_decimal` strings, which stripe-python turns into Decimal."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from backoffice.api import services as api_services
@@ -237,3 +238,33 @@ def test_the_drift_pass_reads_a_schedule_naming_an_unseen_price_without_writing_
     assert db.session.execute(db.select(Discrepancy)).scalars().all() == []
     assert db.session.get(Plan, "price_standard") is None
     assert len(stripe_server.calls("/v1/prices/price_standard")) == 1
+
+
+# -- the drift pass ----------------------------------------------------------------------------------------
+def test_the_drift_pass_checks_an_account_with_payments_but_no_subscription_row(current_stripe_app,
+                                                                                 stripe_server):
+    """Its subscription events were missed: the pass still checks it, and MissingEvent shows."""
+    from backoffice.stripe_sync import tasks
+
+    make_account("acc_1", "cus_1")
+    paid = days_ago(2)
+    inv = stripe_server.add(_invoice("in_1", STANDARD, created=paid, billing_reason="subscription_cycle"))
+    stripe_server.add_event("invoice.paid", inv, paid)
+    db.session.add(PaymentTransaction(
+        account_id="acc_1", stripe_invoice_id="in_1", status="succeeded", date=datetime.fromtimestamp(paid, UTC),
+        currency="EUR", amount=Decimal("58.31"), amount_excluding_tax=Decimal("49.00"), tax_amount=Decimal("9.31"),
+        invoice_total=Decimal("58.31")))
+    db.session.commit()
+
+    run = tasks.run_drift_pass()
+
+    assert (run.total, run.processed, run.skipped, run.failed) == (1, 1, 0, 0)
+    found = db.session.execute(db.select(Discrepancy)).scalars().all()
+    assert [(d.kind, d.severity, d.message) for d in found] == [
+        ("MissingEvent", "warning",
+         "1 succeeded payment(s) but no billing events: the ledger misses this account's history.")]
+    sub = _current()
+    assert (sub.stripe_subscription_id, sub.plan, sub.price_amount, sub.drift_detected) == (
+        None, "free", Decimal("0.00"), True)
+    assert sub.drift_checked_at is not None and found[0].subscription_id == sub.id
+    assert tasks.run_drift_pass().total == 0  # checked: due again in 23 h
