@@ -25,6 +25,7 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import archive
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import drift, snapshot
 from backoffice.stripe_sync import gateway as gw
@@ -164,6 +165,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     _check_currency(live.currency if live_raw and live_raw.get("status") != "canceled" else None)
 
     say("archive")
+    archive.release_waiting_events(customer_id, account.id)  # webhooks that came before the link
     recovered, divergent = archive_recovered(account.id, customer_id, events, now)
     before_rows = _ledger_count(account.id)
     # The replayer seeds its state from the live subscription, so refresh it first.
@@ -227,13 +229,27 @@ def _detail(label: str | None, text: str) -> str:
     return (f"{label}: {text}" if label else text)[:2000]
 
 
+def attach_waiting_customers(gateway: gw.StripeGateway | None = None) -> int:
+    """Fetches from Stripe the customers whose events wait for an account (their customer.created
+    was missed), which links or creates each one's account (DOMAIN §2), so a sync of all accounts
+    includes them. A customer Stripe no longer has stays waiting. Answers how many were attached;
+    StripeUnavailable propagates."""
+    gateway = gateway or gw.get_gateway()
+    attached = 0
+    for customer_id in archive.waiting_customer_ids():
+        customer = gateway.customer(customer_id)
+        if customer is None or customer.get("deleted"):
+            continue
+        archive.attach_customer(customer)
+        attached += 1
+    return attached
+
+
 # -- steps --------------------------------------------------------------------------------------------
 def archive_recovered(account_id: str, customer_id: str, events: list[dict], now: datetime
                       ) -> tuple[int, list[drift.Finding]]:
     """Inserts the pulled events the archive lacks, marked recovered; a re-pulled event whose
     content differs from the stored one is a PayloadDivergence (the stored row is kept)."""
-    from backoffice.ledger import archive
-
     if not events:
         return 0, []
     ids = [e["id"] for e in events]
@@ -420,8 +436,6 @@ def _ledger_count(account_id: str) -> int:
 def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Awaiting:
     """Archived events Stripe no longer lists (older than 30 days), recognised by the replayer,
     with no ledger row: what disaster recovery would replay."""
-    from backoffice.ledger import archive
-
     cutoff = (now or utcnow()) - STRIPE_EVENTS_WINDOW
     row = db.session.execute(
         db.select(db.func.count(), db.func.min(StripeEvent.stripe_created_at),

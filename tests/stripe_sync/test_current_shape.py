@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from backoffice.accounts.models import Account
 from backoffice.api import services as api_services
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
@@ -41,10 +42,13 @@ def _invoice(invoice_id: str, price: dict, *, created: int, billing_reason: str 
     return inv
 
 
-def _story(stripe_server, price: dict = STANDARD, schedule: dict | None = None) -> dict:
+def _story(stripe_server, price: dict = STANDARD, schedule: dict | None = None, *,
+           delivered: str = "customer.created", linked: bool = True) -> dict:
     """acc_1's Stripe customer subscribed to `price` ten days ago and paid its first invoice; the
-    only webhook that arrived is customer.created. Another customer's events fill Stripe's list."""
-    make_account("acc_1", "cus_1")
+    only webhook that arrived is `delivered`. Another customer's events fill Stripe's list.
+    `linked=False`: no account is linked to the customer yet."""
+    if linked:
+        make_account("acc_1", "cus_1")
     start = days_ago(10)
     customer = stripe_server.add({**h.customer("cus_1", account_id="acc_1"), "currency": "eur"})
     stripe_server.add(price)
@@ -72,7 +76,7 @@ def _story(stripe_server, price: dict = STANDARD, schedule: dict | None = None) 
     other = h.customer("cus_other", account_id="acc_other")
     for n in range(OTHER_CUSTOMER_EVENTS):
         stripe_server.add_event("customer.updated", other, start + n, previous_attributes={"name": f"Old {n}"})
-    deliver(events["customer.created"])  # the one webhook that arrived
+    deliver(events[delivered])  # the one webhook that arrived
     return events
 
 
@@ -87,17 +91,17 @@ def _current() -> Subscription:
                                                             Subscription.is_current)).scalar_one()
 
 
-def _assert_synced(events: dict) -> None:
-    """What a sync of the story must leave: every event archived, the recovered ones exactly as
-    Stripe listed them; the ledger, the subscription and the payment to the cent; no drift."""
+def _assert_synced(events: dict, delivered: str = "customer.created") -> None:
+    """What a sync of the story must leave: every event archived and the account's, the
+    recovered ones exactly as Stripe listed them; the ledger, the subscription and the payment to
+    the cent; no drift."""
     db.session.expire_all()
     rows = {r.id: r for r in db.session.execute(db.select(StripeEvent)).scalars()}
     assert set(rows) == {e["id"] for e in events.values()}
     for kind, event in events.items():
         row = rows[event["id"]]
         assert json.loads(row.payload) == event, kind  # Stripe's JSON, not the client's objects
-        expected = None if kind == "customer.created" else "events_list"
-        assert row.recovery_source == expected, kind
+        assert (row.recovery_source, row.account_id) == (None if kind == delivered else "events_list", "acc_1")
     created = json.loads(rows[events["customer.subscription.created"]["id"]].payload)
     assert created["data"]["object"]["items"]["data"][0]["price"]["unit_amount_decimal"] == "4900"
     assert rows[events["charge.succeeded"]["id"]].state == "ignored"
@@ -268,3 +272,35 @@ def test_the_drift_pass_checks_an_account_with_payments_but_no_subscription_row(
         None, "free", Decimal("0.00"), True)
     assert sub.drift_checked_at is not None and found[0].subscription_id == sub.id
     assert tasks.run_drift_pass().total == 0  # checked: due again in 23 h
+
+
+# -- events that waited for their customer ---------------------------------------------------------------
+def test_a_sync_replays_the_events_that_waited_for_their_customer(current_stripe_app, stripe_server, runner):
+    """customer.created was missed: the subscription's webhook waited, pending, for the customer,
+    which the platform then linked to its account (`PUT /api/v1/accounts/<id>` is tested with
+    the webhook); a sync of the account replays it."""
+    events = _story(stripe_server, delivered="customer.subscription.created", linked=False)
+    waiting = db.session.get(StripeEvent, events["customer.subscription.created"]["id"])
+    assert (waiting.account_id, waiting.state) == (None, "pending")
+    make_account("acc_1", "cus_1")
+
+    result = sync.sync_account("acc_1")
+
+    assert (result.events_recovered, result.events_appended, result.discrepancies) == (6, 5, [])
+    _assert_synced(events, delivered="customer.subscription.created")
+
+
+def test_syncing_all_accounts_first_fetches_the_customers_events_wait_for(current_stripe_app, stripe_server,
+                                                                          runner):
+    """No account knows the customer yet: `stripe sync --all` fetches it from Stripe, which
+    links (or creates) its account, and syncs that account."""
+    events = _story(stripe_server, delivered="customer.subscription.created", linked=False)
+
+    result = runner.invoke(args=["stripe", "sync", "--all"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == (
+        "1 accounts synced, 6 missed events recovered, 5 ledger rows appended, 0 with drift, 0 failed.")
+    account = db.session.get(Account, "acc_1")
+    assert (account.name, account.email, account.stripe_customer_id) == ("Acme AG", "billing@acme.test", "cus_1")
+    _assert_synced(events, delivered="customer.subscription.created")
