@@ -19,18 +19,17 @@ from tests.stripe_sync import helpers as h
 API_KEY = "sk_test_fake_stripe"
 MAX_LIMIT = 100
 
-# List endpoint → (object type held, the query parameters that filter it by an object field).
+# List endpoint → (the object type it holds, the query parameters that filter on the field of that name).
 LISTS = {
-    "customers": ("customer", {"email": "email"}),
-    "subscriptions": ("subscription", {"customer": "customer", "price": None}),
-    "subscription_schedules": ("subscription_schedule", {"customer": "customer"}),
-    "invoices": ("invoice", {"customer": "customer", "status": "status"}),
-    "credit_notes": ("credit_note", {"customer": "customer", "invoice": "invoice"}),
-    "charges": ("charge", {"customer": "customer"}),
-    "refunds": ("refund", {"charge": "charge"}),
-    "prices": ("price", {"product": "product", "currency": "currency"}),
+    "customers": ("customer", ("email",)),
+    "subscriptions": ("subscription", ("customer",)),
+    "subscription_schedules": ("subscription_schedule", ("customer",)),
+    "invoices": ("invoice", ("customer", "status")),
+    "credit_notes": ("credit_note", ("customer", "invoice")),
+    "charges": ("charge", ("customer",)),
+    "refunds": ("refund", ("charge",)),
+    "prices": ("price", ("product", "currency")),
 }
-RETRIEVABLE = {name: kind for name, (kind, _filters) in LISTS.items()}
 ENDED_SUBSCRIPTIONS = frozenset({"canceled", "incomplete_expired"})
 
 
@@ -38,7 +37,7 @@ class FakeStripe:
     """The objects Stripe holds (filled by the test) and the requests it was sent."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, dict[str, dict]] = {kind: {} for kind, _f in LISTS.values()}
+        self.objects: dict[str, dict[str, dict]] = {kind: {} for kind, _filters in LISTS.values()}
         self.events: dict[str, dict] = {}
         self.requests: list[tuple[str, dict]] = []  # (path, query) of every request answered
         self._lock = threading.Lock()
@@ -52,9 +51,6 @@ class FakeStripe:
         with self._lock:
             self.objects[obj["object"]][obj["id"]] = copy.deepcopy(obj)
         return obj
-
-    def add_customer(self, obj: dict) -> dict:
-        return self.add(obj)
 
     def add_event(self, event_type: str, obj: dict, created: int, **kwargs) -> dict:
         """An event in Stripe's envelope (helpers.envelope); answered by /v1/events."""
@@ -75,7 +71,7 @@ class FakeStripe:
         name = parts[1]
         with self._lock:
             if name == "events" and len(parts) == 2:
-                return 200, self._page(path, self._events(query), query)
+                return self._page(path, self._events(query), query)
             if name == "events":
                 found = self.events.get(parts[2])
                 return (200, copy.deepcopy(found)) if found else _missing(path, parts[2])
@@ -86,9 +82,9 @@ class FakeStripe:
                 found = self.objects[kind].get(parts[2])
                 return (200, copy.deepcopy(found)) if found else _missing(path, parts[2])
             items = list(self.objects[kind].values())
-            for param, field in filters.items():
-                if field and param in query:
-                    items = [o for o in items if _id(o.get(field)) == query[param]]
+            for param in filters:
+                if param in query:
+                    items = [o for o in items if _id(o.get(param)) == query[param]]
             if kind == "subscription":
                 status = query.get("status")
                 if status is None:  # Stripe's default leaves out ended subscriptions
@@ -96,7 +92,7 @@ class FakeStripe:
                 elif status != "all":
                     items = [s for s in items if s.get("status") == status]
             items.sort(key=lambda o: (o.get("created") or 0, o["id"]), reverse=True)
-            return 200, self._page(path, items, query)
+            return self._page(path, items, query)
 
     def _events(self, query: dict) -> list[dict]:
         events = list(self.events.values())
@@ -111,15 +107,17 @@ class FakeStripe:
         return events
 
     @staticmethod
-    def _page(path: str, items: list[dict], query: dict) -> dict:
+    def _page(path: str, items: list[dict], query: dict) -> tuple[int, dict]:
         limit = max(1, min(MAX_LIMIT, int(query.get("limit", 10))))
-        ids = [o["id"] for o in items]
-        if "starting_after" in query:
-            items = items[ids.index(query["starting_after"]) + 1:]
-        elif "ending_before" in query:
-            items = items[:ids.index(query["ending_before"])][-limit:]
-        return {"object": "list", "data": copy.deepcopy(items[:limit]), "has_more": len(items) > limit,
-                "url": path}
+        after = query.get("starting_after")
+        if after is not None:
+            ids = [o["id"] for o in items]
+            if after not in ids:
+                return 400, {"error": {"type": "invalid_request_error", "param": "starting_after",
+                                       "message": f"No such object: '{after}'"}}
+            items = items[ids.index(after) + 1:]
+        return 200, {"object": "list", "data": copy.deepcopy(items[:limit]), "has_more": len(items) > limit,
+                     "url": path}
 
     # -- the server -------------------------------------------------------------------------------
     def start(self) -> FakeStripe:

@@ -185,6 +185,18 @@ def test_the_gateway_answers_the_json_stripe_sent(app, stripe_server):
     assert gateway.price("price_standard") == STANDARD
     assert gateway.price("price_gone") is None
     assert json.loads(json.dumps(pulled)) == pulled
+    # The other reads, each with a current-shape object (credit note lines carry decimals too).
+    note = stripe_server.add(h.credit_note("cn_1", "cus_1", "in_1", total=1000, created=days_ago(1)))
+    refund = stripe_server.add({**h.fixture("refund"), "id": "re_1", "charge": "ch_1", "amount": 1000})
+    schedule = stripe_server.add(_downgrade())
+    assert gateway.credit_notes("cus_1") == [note]
+    assert note["lines"]["data"][1]["unit_amount_decimal"] == "500"
+    assert gateway.refunds("ch_1") == [refund] and gateway.refunds("ch_other") == []
+    assert [c["id"] for c in gateway.charges("cus_1")] == ["ch_1"]
+    assert gateway.customer("cus_1")["metadata"] == {"account_id": "acc_1"}
+    assert gateway.customer("cus_gone") is None
+    assert [c["id"] for c in gateway.customers()] == ["cus_1"]
+    assert gateway.subscription_schedule("sub_sched_1") == schedule
 
 
 # -- schedules -------------------------------------------------------------------------------------------
@@ -304,3 +316,27 @@ def test_syncing_all_accounts_first_fetches_the_customers_events_wait_for(curren
     account = db.session.get(Account, "acc_1")
     assert (account.name, account.email, account.stripe_customer_id) == ("Acme AG", "billing@acme.test", "cus_1")
     _assert_synced(events, delivered="customer.subscription.created")
+
+
+# -- baseline ----------------------------------------------------------------------------------------------
+def test_the_baseline_writes_history_from_current_stripe_data(current_stripe_app, stripe_server, runner):
+    """Resources older than Stripe's 30-day window become baseline events, Stripe's JSON inside."""
+    make_account("acc_1", "cus_1")
+    start = days_ago(200)
+    stripe_server.add(h.subscription("sub_1", "cus_1", STANDARD, created=start, period_end=days_ago(5) + 30 * 86400))
+    stripe_server.add(_invoice("in_1", STANDARD, created=start + 1))
+
+    result = runner.invoke(args=["stripe", "baseline"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == (
+        "1 accounts baselined: 2 baseline events, 1 baseline ledger rows; Stripe unavailable for 0.")
+    rows = db.session.execute(db.select(StripeEvent).order_by(StripeEvent.id)).scalars().all()
+    assert [(r.id, r.recovery_source, r.state) for r in rows] == [
+        ("baseline:customer.subscription.created:sub_1", "baseline", "processed"),
+        ("baseline:invoice.created:in_1", "baseline", "processed"),
+    ]
+    price = json.loads(rows[0].payload)["data"]["object"]["items"]["data"][0]["price"]
+    assert price == STANDARD and price["unit_amount_decimal"] == "4900"
+    assert _ledger() == [("subscription_created", "standard", Decimal("49.00"), Decimal("49.00"),
+                          Decimal("49.00"), "EUR")]
