@@ -517,7 +517,8 @@ def unseen_prices(gateway: gw.StripeGateway, schedules: list[dict]) -> list[dict
                     wanted.add(price)
     if not wanted:
         return []
-    known = set(db.session.execute(db.select(Plan.price_id).where(Plan.price_id.in_(sorted(wanted)))).scalars())
+    known = set(db.session.execute(
+        db.select(Plan.price_id).where(Plan.price_id.in_(sorted(wanted)))).scalars())
     return [price for price in (gateway.price(price_id) for price_id in sorted(wanted - known)) if price]
 
 

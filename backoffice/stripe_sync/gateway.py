@@ -1,8 +1,9 @@
 """The Stripe gateway: the one module that imports `stripe`.
 
 Everything else talks to Stripe through `StripeGateway`, which answers the JSON Stripe sent as
-plain dicts (never `StripeObject`s: stripe-python turns `*_decimal` strings into Decimal), retries 429 and 5xx with exponential backoff and jitter, and turns an outage
-into one exception, `StripeUnavailable`, that the services treat as an expected state.
+plain dicts (never `StripeObject`s, whose `*_decimal` fields stripe-python turns into Decimal),
+retries 429 and 5xx with exponential backoff and jitter, and turns an outage into one exception,
+`StripeUnavailable`, that the services treat as an expected state.
 """
 from __future__ import annotations
 

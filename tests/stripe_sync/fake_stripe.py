@@ -167,4 +167,5 @@ def _id(value) -> str | None:
 def _missing(path: str, object_id: str | None = None) -> tuple[int, dict]:
     message = f"No such object: '{object_id}'" if object_id else f"Unrecognized request URL (GET: {path})."
     return 404, {"error": {"type": "invalid_request_error", "message": message,
-                           "code": "resource_missing" if object_id else None, "param": "id" if object_id else None}}
+                           "code": "resource_missing" if object_id else None,
+                           "param": "id" if object_id else None}}

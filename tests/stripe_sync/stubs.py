@@ -20,7 +20,8 @@ def days_ago(days: float, plus_seconds: int = 0) -> int:
 class RecordedGateway:
     """Duck-types StripeGateway's reads; `down = True` makes every read an outage."""
 
-    def __init__(self, *, subscriptions=(), schedules=None, invoices=(), credit_notes=(), events=(), prices=()):
+    def __init__(self, *, subscriptions=(), schedules=None, invoices=(), credit_notes=(), events=(),
+                 prices=()):
         self.subscriptions_ = list(subscriptions)
         self.schedules = dict(schedules or {})
         self.prices = {p["id"]: p for p in prices}

@@ -26,7 +26,8 @@ PREMIUM = h.price("price_premium", 14900, product="premium", nickname="Premium")
 OTHER_CUSTOMER_EVENTS = 120  # with the story's, more than one page of 100
 
 
-def _invoice(invoice_id: str, price: dict, *, created: int, billing_reason: str = "subscription_create") -> dict:
+def _invoice(invoice_id: str, price: dict, *, created: int,
+             billing_reason: str = "subscription_create") -> dict:
     """A paid invoice of the story's subscription: the price with 19 % VAT on top."""
     amount, tax = price["unit_amount"], price["unit_amount"] * 19 // 100
     inv = h.invoice(invoice_id, "cus_1", "sub_1", amount_paid=amount + tax, total=amount + tax, tax=tax,
@@ -34,9 +35,10 @@ def _invoice(invoice_id: str, price: dict, *, created: int, billing_reason: str 
     line = inv["lines"]["data"][0]
     line.update(id=f"il_{invoice_id}", amount=amount, quantity=1, quantity_decimal="1", subtotal=amount,
                 parent={"type": "subscription_item_details", "invoice_item_details": None,
-                        "subscription_item_details": {"invoice_item": None, "proration": False,
-                                                      "proration_details": {"credited_items": None},
-                                                      "subscription": "sub_1", "subscription_item": "si_sub_1"}},
+                        "subscription_item_details": {
+                            "invoice_item": None, "proration": False,
+                            "proration_details": {"credited_items": None},
+                            "subscription": "sub_1", "subscription_item": "si_sub_1"}},
                 pricing={"type": "price_details", "unit_amount_decimal": str(price["unit_amount"]),
                          "price_details": {"price": price["id"], "product": price["product"]}})
     return inv
@@ -75,15 +77,16 @@ def _story(stripe_server, price: dict = STANDARD, schedule: dict | None = None, 
             "subscription_schedule.updated", schedule, start + 5 * 86400)
     other = h.customer("cus_other", account_id="acc_other")
     for n in range(OTHER_CUSTOMER_EVENTS):
-        stripe_server.add_event("customer.updated", other, start + n, previous_attributes={"name": f"Old {n}"})
+        stripe_server.add_event("customer.updated", other, start + n,
+                                previous_attributes={"name": f"Old {n}"})
     deliver(events[delivered])  # the one webhook that arrived
     return events
 
 
 def _ledger() -> list[tuple]:
-    return [(r.type, r.to_plan, r.new_amount, r.amount_delta, r.committed_mrr, r.currency)
-            for r in db.session.execute(db.select(BillingEvent).order_by(BillingEvent.occurred_at,
-                                                                         BillingEvent.stripe_event_id)).scalars()]
+    rows = db.session.execute(
+        db.select(BillingEvent).order_by(BillingEvent.occurred_at, BillingEvent.stripe_event_id)).scalars()
+    return [(r.type, r.to_plan, r.new_amount, r.amount_delta, r.committed_mrr, r.currency) for r in rows]
 
 
 def _current() -> Subscription:
@@ -101,7 +104,8 @@ def _assert_synced(events: dict, delivered: str = "customer.created") -> None:
     for kind, event in events.items():
         row = rows[event["id"]]
         assert json.loads(row.payload) == event, kind  # Stripe's JSON, not the client's objects
-        assert (row.recovery_source, row.account_id) == (None if kind == delivered else "events_list", "acc_1")
+        recovered = None if kind == delivered else "events_list"
+        assert (row.recovery_source, row.account_id) == (recovered, "acc_1")
     created = json.loads(rows[events["customer.subscription.created"]["id"]].payload)
     assert created["data"]["object"]["items"]["data"][0]["price"]["unit_amount_decimal"] == "4900"
     assert rows[events["charge.succeeded"]["id"]].state == "ignored"
@@ -117,7 +121,8 @@ def _assert_synced(events: dict, delivered: str = "customer.created") -> None:
         "sub_1", "active", "standard", Decimal("49.00"), "EUR")
     assert (sub.scheduled_plan, sub.scheduled_price_amount, sub.drift_detected) == (None, None, False)
     tx = db.session.execute(db.select(PaymentTransaction)).scalar_one()
-    assert (tx.stripe_invoice_id, tx.status, tx.amount, tx.amount_excluding_tax, tx.tax_amount, tx.currency) == (
+    assert (tx.stripe_invoice_id, tx.status, tx.amount, tx.amount_excluding_tax, tx.tax_amount,
+            tx.currency) == (
         "in_1", "succeeded", Decimal("58.31"), Decimal("49.00"), Decimal("9.31"), "EUR")
     assert db.session.execute(db.select(Discrepancy)).scalars().all() == []
 
@@ -145,8 +150,8 @@ def test_the_api_syncs_an_account_on_current_stripe_data(current_stripe_app, str
 
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()
-    assert (body["events_recovered"], body["events_appended"], body["drift_detected"], body["discrepancies"]) == (
-        6, 5, False, [])
+    assert (body["events_recovered"], body["events_appended"], body["drift_detected"],
+            body["discrepancies"]) == (6, 5, False, [])
     _assert_synced(events)
 
 
@@ -215,12 +220,14 @@ def test_a_scheduled_downgrade_to_a_known_price_is_no_drift(current_stripe_app, 
 
     assert result.discrepancies == []
     sub = _current()
-    assert (sub.plan, sub.price_amount, sub.scheduled_plan, sub.scheduled_price_amount, sub.drift_detected) == (
+    assert (sub.plan, sub.price_amount, sub.scheduled_plan, sub.scheduled_price_amount,
+            sub.drift_detected) == (
         "premium", Decimal("149.00"), "standard", Decimal("49.00"), False)
     assert stripe_server.calls("/v1/prices/price_standard") == []  # known: not fetched
 
 
-def test_a_schedule_naming_an_unseen_price_fetches_it_and_keeps_committed_mrr(current_stripe_app, stripe_server):
+def test_a_schedule_naming_an_unseen_price_fetches_it_and_keeps_committed_mrr(current_stripe_app,
+                                                                                stripe_server):
     stripe_server.add(STANDARD)  # at Stripe, but in no event Backoffice has seen
     _story(stripe_server, PREMIUM, schedule=_downgrade())
 
@@ -267,9 +274,9 @@ def test_the_drift_pass_checks_an_account_with_payments_but_no_subscription_row(
     inv = stripe_server.add(_invoice("in_1", STANDARD, created=paid, billing_reason="subscription_cycle"))
     stripe_server.add_event("invoice.paid", inv, paid)
     db.session.add(PaymentTransaction(
-        account_id="acc_1", stripe_invoice_id="in_1", status="succeeded", date=datetime.fromtimestamp(paid, UTC),
-        currency="EUR", amount=Decimal("58.31"), amount_excluding_tax=Decimal("49.00"), tax_amount=Decimal("9.31"),
-        invoice_total=Decimal("58.31")))
+        account_id="acc_1", stripe_invoice_id="in_1", status="succeeded",
+        date=datetime.fromtimestamp(paid, UTC), currency="EUR", amount=Decimal("58.31"),
+        amount_excluding_tax=Decimal("49.00"), tax_amount=Decimal("9.31"), invoice_total=Decimal("58.31")))
     db.session.commit()
 
     run = tasks.run_drift_pass()
@@ -314,7 +321,8 @@ def test_syncing_all_accounts_first_fetches_the_customers_events_wait_for(curren
     assert result.stdout.strip().splitlines()[-1] == (
         "1 accounts synced, 6 missed events recovered, 5 ledger rows appended, 0 with drift, 0 failed.")
     account = db.session.get(Account, "acc_1")
-    assert (account.name, account.email, account.stripe_customer_id) == ("Acme AG", "billing@acme.test", "cus_1")
+    assert (account.name, account.email, account.stripe_customer_id) == (
+        "Acme AG", "billing@acme.test", "cus_1")
     _assert_synced(events, delivered="customer.subscription.created")
 
 
@@ -323,7 +331,8 @@ def test_the_baseline_writes_history_from_current_stripe_data(current_stripe_app
     """Resources older than Stripe's 30-day window become baseline events, Stripe's JSON inside."""
     make_account("acc_1", "cus_1")
     start = days_ago(200)
-    stripe_server.add(h.subscription("sub_1", "cus_1", STANDARD, created=start, period_end=days_ago(5) + 30 * 86400))
+    stripe_server.add(h.subscription("sub_1", "cus_1", STANDARD, created=start,
+                                     period_end=days_ago(5) + 30 * 86400))
     stripe_server.add(_invoice("in_1", STANDARD, created=start + 1))
 
     result = runner.invoke(args=["stripe", "baseline"])

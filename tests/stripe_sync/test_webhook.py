@@ -230,7 +230,8 @@ def test_events_of_unknown_customer_are_replayed_once_the_platform_links_it(clie
     db.session.expire_all()
     row = db.session.get(StripeEvent, early["id"])
     assert (row.account_id, row.state) == ("acc-x", "processed")
-    created = db.session.execute(db.select(BillingEvent).where(BillingEvent.stripe_event_id == early["id"])).scalar_one()
+    created = db.session.execute(
+        db.select(BillingEvent).where(BillingEvent.stripe_event_id == early["id"])).scalar_one()
     assert (created.account_id, created.type, created.to_plan, created.new_amount, created.committed_mrr) == (
         "acc-x", "subscription_created", "basic", Decimal("49.00"), Decimal("49.00"))
 
