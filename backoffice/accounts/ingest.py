@@ -4,14 +4,18 @@ Keys absent from the body keep their stored value (the billing posture is also e
 Backoffice); a key sent as null clears an optional field."""
 from __future__ import annotations
 
+import logging
 import re
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
+from backoffice.ledger import archive
 from backoffice.usage.parsing import parse_time
 from backoffice.usage.services import check_posture
+
+log = logging.getLogger(__name__)
 
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -91,5 +95,20 @@ def upsert_account(account_id: str, body: dict) -> tuple[Account, bool]:
         for k, v in values.items():
             setattr(account, k, v)
         account.modified_at = utcnow()
+    released = archive.release_waiting_events(sid, account_id) if sid else 0
     db.session.commit()
+    if released:
+        _enqueue_replay(account_id)
     return account, created
+
+
+def _enqueue_replay(account_id: str) -> None:
+    """The customer's events that waited for its account are replayed as a webhook's are (queued,
+    in-process without a broker). A queue that is down never fails the platform's call: the
+    events are stored, and the account's next replay or sync takes them."""
+    from backoffice.ledger.tasks import replay_account
+
+    try:
+        replay_account.delay(account_id)
+    except Exception:
+        log.exception("replay of account %s after its Stripe customer was linked failed", account_id)

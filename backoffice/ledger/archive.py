@@ -554,11 +554,19 @@ def _release_waiting_events(conn, customer_id: str, account_id: str) -> int:
     return result.rowcount or 0
 
 
+def release_waiting_events(customer_id: str, account_id: str) -> int:
+    """Where a customer becomes linked to an account (a sync, the platform's API): its events that
+    waited now belong to the account, for its replay to take. In the caller's unit of work (not
+    committed); answers how many were released."""
+    db.session.flush()  # the account may be new in the session
+    return _release_waiting_events(db.session, customer_id, account_id)
+
+
 def attach_customer(customer: dict) -> str:
     """For a customer fetched from Stripe (a sync): links or creates its account and releases
     the events that waited for it. Returns the account id; the caller enqueues the replay."""
     account_id = _account_for_customer(customer)
-    _release_waiting_events(db.session, customer["id"], account_id)
+    release_waiting_events(customer["id"], account_id)
     db.session.commit()
     return account_id
 

@@ -25,9 +25,11 @@ def stripe_group() -> None:
 @with_appcontext
 def sync_command(account_id: str | None, all_accounts: bool) -> None:
     """Pull Stripe's events list, archive missed events, refresh subscriptions and payments,
-    replay and check drift: for one account or all of them."""
+    replay and check drift: for one account or all of them (--all first fetches the customers
+    whose events wait for an account, which links or creates it)."""
     from backoffice.accounts.models import Account
     from backoffice.errors import BadRequest
+    from backoffice.stripe_sync import gateway as gw
     from backoffice.stripe_sync import sync
 
     if bool(account_id) == all_accounts:
@@ -35,6 +37,11 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
     if account_id:
         ids = [account_id]
     else:
+        try:  # customers whose events wait for an account get theirs first
+            sync.attach_waiting_customers()
+        except (gw.StripeNotConfigured, gw.StripeUnavailable) as e:
+            db.session.rollback()
+            click.echo(f"Customers awaited by their events were not fetched: {e}", err=True)
         ids = list(db.session.execute(
             db.select(Account.id).where(Account.stripe_customer_id.is_not(None)).order_by(Account.id)).scalars())
     failures = 0
@@ -175,10 +182,12 @@ def drift_group() -> None:
 @click.option("--parallel", type=int, default=None, help="Accounts checked at once (default DRIFT_PARALLEL).")
 @with_appcontext
 def scan_command(parallel: int | None) -> None:
-    """Run one drift pass now, in this process (detect mode: only the drift columns change)."""
+    """Run one drift pass now, in this process (detect mode: only the drift columns change; an
+    account with payments but no subscription row first gets a free one to hold them)."""
     from backoffice.jobs import celery_app
     from backoffice.stripe_sync import drift, tasks
 
+    drift.hold_accounts_without_subscription()
     due = len(drift.due_subscription_ids())
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True  # this command runs the pass itself

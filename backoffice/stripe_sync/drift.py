@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy.exc import IntegrityError
+
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
@@ -92,6 +94,9 @@ class Context:
     divergent: list[Finding] = field(default_factory=list)
     now: datetime = field(default_factory=utcnow)
     replay_catalog: object | None = None  # the replayer's Catalog, when the caller has the plans at hand
+    # The plans catalog (price id → plan key, → monthly amount): Stripe's schedules name prices by id.
+    catalog: dict[str, str] = field(default_factory=dict)
+    catalog_amounts: dict[str, Decimal] = field(default_factory=dict)
 
 
 class Archive:
@@ -262,7 +267,8 @@ def _missing_event(account_id: str, rows: list[BillingEvent]) -> list[Finding]:
 
 
 def _scheduled_price_missing(sub: Subscription | None, ctx: Context) -> list[Finding]:
-    change = snapshot.read_schedule(ctx.schedule, ctx.live.plan) if ctx.schedule else None
+    change = (snapshot.read_schedule(ctx.schedule, ctx.live.plan, ctx.catalog, ctx.catalog_amounts)
+              if ctx.schedule else None)
     if change is not None and change.price is None:
         return [Finding("ScheduledPriceMissing", CRITICAL,
                         f"Stripe schedules a change to {change.plan} without a price Backoffice can read.",
@@ -485,6 +491,26 @@ def store(account_id: str, sub: Subscription | None, findings: list[Finding], no
     return kept
 
 
+# -- prices named by id ----------------------------------------------------------------------------
+def unseen_prices(gateway: gw.StripeGateway, schedules: list[dict]) -> list[dict]:
+    """The prices the schedules' phases name that the plans catalog lacks, fetched from Stripe:
+    a schedule names its prices by id only, and an unknown one would count as 0 (a downgrade
+    to it would drop committed MRR to 0, and read as ScheduledPriceMissing)."""
+    wanted = set()
+    for schedule in schedules:
+        for phase in (schedule or {}).get("phases") or []:
+            for item in phase.get("items") or []:
+                price = item.get("price") or item.get("plan")
+                price = price.get("id") if isinstance(price, dict) else price
+                if isinstance(price, str) and price:
+                    wanted.add(price)
+    if not wanted:
+        return []
+    known = set(db.session.execute(
+        db.select(Plan.price_id).where(Plan.price_id.in_(sorted(wanted)))).scalars())
+    return [price for price in (gateway.price(price_id) for price_id in sorted(wanted - known)) if price]
+
+
 # -- detect mode (the drift pass) -----------------------------------------------------------------
 def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = None) -> str:
     """One account of the drift pass: 'processed', 'skipped' (nothing to check) or
@@ -511,9 +537,14 @@ def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = 
         plans = db.session.execute(db.select(Plan)).scalars().all()
         catalog = {p.price_id: p.plan_key for p in plans}
         amounts = {p.price_id: p.monthly_amount for p in plans}
+        for price in unseen_prices(gateway, [schedule] if schedule else []):
+            values = adapter.plan_values(price)  # known for this check only: detect mode writes no plan
+            if values is not None:
+                catalog[values["price_id"]] = values["plan_key"]
+                amounts[values["price_id"]] = values["monthly_amount"]
         live = snapshot.read_subscription(live_raw, catalog, amounts)
         ctx = Context(live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, now=now,
-                      replay_catalog=adapter.catalog_of(plans))
+                      replay_catalog=adapter.catalog_of(plans), catalog=catalog, catalog_amounts=amounts)
         findings = detect(account, sub, ctx, gateway=gateway)
     except gw.StripeUnavailable as e:
         db.session.rollback()
@@ -522,6 +553,30 @@ def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = 
     store(account.id, sub, findings, now)
     db.session.commit()
     return "processed"
+
+
+def hold_accounts_without_subscription() -> int:
+    """Gives each account with a Stripe customer and payments but no current subscription row
+    (its subscription events were missed) a free placeholder row, as a sync writes for a customer
+    without a subscription and the replayer adopts: the pass checks subscription rows, and the
+    drift flag lives on one, so MissingEvent never showed for these accounts. One commit."""
+    account_ids = db.session.execute(
+        db.select(Account.id).where(
+            Account.stripe_customer_id.is_not(None),
+            db.select(PaymentTransaction.id).where(PaymentTransaction.account_id == Account.id).exists(),
+            ~db.select(Subscription.id).where(Subscription.account_id == Account.id,
+                                              Subscription.is_current.is_(True)).exists())
+        .order_by(Account.id)
+    ).scalars().all()
+    for account_id in account_ids:
+        db.session.add(Subscription(account_id=account_id, is_current=True, plan=snapshot.FREE_PLAN,
+                                    price_amount=Decimal(0)))
+    try:
+        db.session.commit()
+    except IntegrityError:  # a sync or another pass gave one of them its row meanwhile
+        db.session.rollback()
+        return 0
+    return len(account_ids)
 
 
 def due_subscription_ids(now: datetime | None = None, limit: int | None = None) -> list[int]:

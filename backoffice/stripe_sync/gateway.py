@@ -1,8 +1,9 @@
 """The Stripe gateway: the one module that imports `stripe`.
 
-Everything else talks to Stripe through `StripeGateway`, which answers plain dicts (never
-`StripeObject`s), retries 429 and 5xx with exponential backoff and jitter, and turns an outage
-into one exception, `StripeUnavailable`, that the services treat as an expected state.
+Everything else talks to Stripe through `StripeGateway`, which answers the JSON Stripe sent as
+plain dicts (never `StripeObject`s, whose `*_decimal` fields stripe-python turns into Decimal),
+retries 429 and 5xx with exponential backoff and jitter, and turns an outage into one exception,
+`StripeUnavailable`, that the services treat as an expected state.
 """
 from __future__ import annotations
 
@@ -162,16 +163,16 @@ class StripeGateway:
         StripeUnavailable, so a caller never mistakes a partial list for a complete one."""
         params = {**params, "limit": PAGE_SIZE}
         while True:
-            page = self._call(service.list, params)
-            items = [item.to_dict() for item in page.data]
+            page = _sent(self._call(service.list, params))
+            items = page["data"]
             yield from items
-            if not page.has_more or not items:
+            if not page["has_more"] or not items:
                 return
             params = {**params, "starting_after": items[-1]["id"]}
 
     def _retrieve(self, service, object_id: str) -> dict | None:
         try:
-            return self._call(service.retrieve, object_id).to_dict()
+            return _sent(self._call(service.retrieve, object_id))
         except stripe.InvalidRequestError as e:
             if getattr(e, "http_status", None) == 404:
                 return None
@@ -233,6 +234,10 @@ class StripeGateway:
     def credit_notes(self, customer_id: str) -> list[dict]:
         return self._list_optional(self.client.v1.credit_notes, {"customer": customer_id})
 
+    def price(self, price_id: str) -> dict | None:
+        """A price Backoffice has not seen in any event (a schedule names prices by id only)."""
+        return self._retrieve(self.client.v1.prices, price_id)
+
     # -- webhook endpoints (`backoffice stripe connect`) -----------------------------------------
     def create_webhook_endpoint(self, url: str, events: Sequence[str], description: str = "Backoffice") -> dict:
         """Creates the endpoint Stripe delivers `events` to; its `secret` is in this answer only.
@@ -241,9 +246,17 @@ class StripeGateway:
         params = {"url": url, "enabled_events": list(events), "description": description}
         options = {"idempotency_key": f"backoffice-connect-{uuid.uuid4()}"}
         try:
-            return self._call(lambda: self.client.v1.webhook_endpoints.create(params, options)).to_dict()
+            return _sent(self._call(lambda: self.client.v1.webhook_endpoints.create(params, options)))
         except stripe.StripeError as e:  # not retried: a bad URL or event type, a restricted key
             raise ValueError(f"Stripe refused the endpoint: {e.user_message or e}") from e
+
+
+def _sent(obj: stripe.StripeObject) -> dict:
+    """The response's body as Stripe sent it, parsed as the webhook parses events: the client's
+    objects hold Decimals (`unit_amount_decimal`: json cannot write them, and the archive must keep
+    Stripe's string "4900") and are not dicts since stripe 16."""
+    body = obj.last_response.body
+    return _parse_json(body.encode("utf-8"), body)
 
 
 def get_gateway() -> StripeGateway:

@@ -25,6 +25,7 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import archive
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import drift, snapshot
 from backoffice.stripe_sync import gateway as gw
@@ -144,6 +145,9 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
             schedule_id = schedule_id.get("id")
         if schedule_id:
             schedule = gateway.subscription_schedule(schedule_id)
+        schedules = [schedule] if schedule else []
+        schedules += [e["data"]["object"] for e in events if e["type"].startswith("subscription_schedule.")]
+        prices = drift.unseen_prices(gateway, schedules)
         say("payments")
         invoices = gateway.invoices(customer_id)
         credit_notes = gateway.credit_notes(customer_id)
@@ -154,11 +158,14 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
         raise BadRequest(_("Stripe is unavailable right now; nothing was changed. Try again later."),
                          status=503, code="stripe_unavailable") from e
 
+    for price in prices:
+        _remember_price(price)  # before anything counts a price: the replay reads the catalog too
     catalog, amounts = plan_catalog()
     live = snapshot.read_subscription(live_raw, catalog, amounts)
     _check_currency(live.currency if live_raw and live_raw.get("status") != "canceled" else None)
 
     say("archive")
+    archive.release_waiting_events(customer_id, account.id)  # webhooks that came before the link
     recovered, divergent = archive_recovered(account.id, customer_id, events, now)
     before_rows = _ledger_count(account.id)
     # The replayer seeds its state from the live subscription, so refresh it first.
@@ -189,6 +196,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     context = drift.Context(
         live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, clamped=clamped,
         events_list=events, events_list_from=anchor, divergent=divergent, now=now,
+        catalog=catalog, catalog_amounts=amounts,
     )
     try:
         found = drift.detect(account, sub, context, gateway=gateway)
@@ -221,13 +229,27 @@ def _detail(label: str | None, text: str) -> str:
     return (f"{label}: {text}" if label else text)[:2000]
 
 
+def attach_waiting_customers(gateway: gw.StripeGateway | None = None) -> int:
+    """Fetches from Stripe the customers whose events wait for an account (their customer.created
+    was missed), which links or creates each one's account (DOMAIN §2), so a sync of all accounts
+    includes them. A customer Stripe no longer has stays waiting. Answers how many were attached;
+    StripeUnavailable propagates."""
+    gateway = gateway or gw.get_gateway()
+    attached = 0
+    for customer_id in archive.waiting_customer_ids():
+        customer = gateway.customer(customer_id)
+        if customer is None or customer.get("deleted"):
+            continue
+        archive.attach_customer(customer)
+        attached += 1
+    return attached
+
+
 # -- steps --------------------------------------------------------------------------------------------
 def archive_recovered(account_id: str, customer_id: str, events: list[dict], now: datetime
                       ) -> tuple[int, list[drift.Finding]]:
     """Inserts the pulled events the archive lacks, marked recovered; a re-pulled event whose
     content differs from the stored one is a PayloadDivergence (the stored row is kept)."""
-    from backoffice.ledger import archive
-
     if not events:
         return 0, []
     ids = [e["id"] for e in events]
@@ -286,11 +308,10 @@ def plan_catalog() -> tuple[dict[str, str], dict[str, Decimal]]:
     return {r.price_id: r.plan_key for r in rows}, {r.price_id: r.monthly_amount for r in rows}
 
 
-def _remember_price(item: dict | None) -> None:
-    """The catalog learns the prices it sees on live subscriptions (the replayer's rule)."""
+def _remember_price(price: dict | None) -> None:
+    """The catalog learns the prices it sees on live subscriptions and schedules (the replayer's rule)."""
     from backoffice.ledger import replay_adapter
 
-    price = (item or {}).get("price") or (item or {}).get("plan")
     values = replay_adapter.plan_values(price) if isinstance(price, dict) else None
     if values is None or db.session.get(Plan, values["price_id"]) is not None:
         return
@@ -318,7 +339,7 @@ def refresh_subscription(account_id: str, live: snapshot.LiveSubscription, live_
     sub.is_current = True
     if live_raw:
         item = ((live_raw.get("items") or {}).get("data") or [None])[0] or {"plan": live_raw.get("plan")}
-        _remember_price(item)
+        _remember_price(item.get("price") or item.get("plan"))
     sub.status = live.status
     sub.plan = live.plan
     sub.price_amount = live.price
@@ -415,8 +436,6 @@ def _ledger_count(account_id: str) -> int:
 def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Awaiting:
     """Archived events Stripe no longer lists (older than 30 days), recognised by the replayer,
     with no ledger row: what disaster recovery would replay."""
-    from backoffice.ledger import archive
-
     cutoff = (now or utcnow()) - STRIPE_EVENTS_WINDOW
     row = db.session.execute(
         db.select(db.func.count(), db.func.min(StripeEvent.stripe_created_at),

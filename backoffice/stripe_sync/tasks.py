@@ -118,6 +118,7 @@ def run_drift_pass(*, parallel: int | None = None, timeout: int | None = None,
     default_parallel, default_timeout = _settings()
     parallel = max(1, parallel or default_parallel)
     timeout = timeout or default_timeout
+    drift.hold_accounts_without_subscription()
     ids = drift.due_subscription_ids(limit=limit)
     run = start_run(DRIFT_PASS, total=len(ids))
     if not ids:

@@ -16,6 +16,7 @@ import stripe
 
 from backoffice.extensions import db
 from backoffice.stripe_sync.gateway import StripeGateway
+from tests.stripe_sync import fake_stripe as fake
 
 LAUNCHER = Path(__file__).with_name("run_localstripe.py")  # localstripe without its per-write pickle
 API_KEY = "sk_test_backoffice"
@@ -116,6 +117,24 @@ def stripe_app(app, fake_stripe):
     """The test app pointed at localstripe (STRIPE_SECRET_KEY, STRIPE_API_BASE)."""
     app.config.update(STRIPE_SECRET_KEY=API_KEY, STRIPE_API_BASE=fake_stripe.url)
     app.extensions["stripe_gateway"] = fast_gateway(fake_stripe.url)
+    return app
+
+
+@pytest.fixture
+def stripe_server():
+    """The current-API-shaped fake Stripe server (fake_stripe.py), empty, for one test."""
+    server = fake.FakeStripe().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def current_stripe_app(app, stripe_server):
+    """The test app with its own gateway, built from its config, talking to `stripe_server`."""
+    app.config.update(STRIPE_SECRET_KEY=fake.API_KEY, STRIPE_API_BASE=stripe_server.url, STRIPE_MAX_RETRIES=0)
+    app.extensions.pop("stripe_gateway", None)
     return app
 
 

@@ -20,9 +20,11 @@ def days_ago(days: float, plus_seconds: int = 0) -> int:
 class RecordedGateway:
     """Duck-types StripeGateway's reads; `down = True` makes every read an outage."""
 
-    def __init__(self, *, subscriptions=(), schedules=None, invoices=(), credit_notes=(), events=()):
+    def __init__(self, *, subscriptions=(), schedules=None, invoices=(), credit_notes=(), events=(),
+                 prices=()):
         self.subscriptions_ = list(subscriptions)
         self.schedules = dict(schedules or {})
+        self.prices = {p["id"]: p for p in prices}
         self.invoices_ = list(invoices)
         self.credit_notes_ = list(credit_notes)
         self.events_ = list(events)
@@ -51,6 +53,9 @@ class RecordedGateway:
 
     def credit_notes(self, customer_id):
         return self._read([c for c in self.credit_notes_ if c["customer"] == customer_id])
+
+    def price(self, price_id):
+        return self._read(self.prices.get(price_id))
 
     def customer(self, customer_id):
         return self._read(h.customer(customer_id))

@@ -8,10 +8,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from backoffice.accounts.models import Account
+from backoffice.api import services as api_services
 from backoffice.extensions import db
-from backoffice.ledger.models import StripeEvent
+from backoffice.ledger.models import BillingEvent, StripeEvent
 from backoffice.stripe_sync.models import Discrepancy
 from tests.stripe_sync import helpers as h
 
@@ -211,6 +213,27 @@ def test_events_of_unknown_customer_wait_pending_until_customer_created(client):
     h.deliver(client, _customer_created("cus_X", account_id="acc-x", created=h.ts("2026-01-05T09:59:00")))
     db.session.expire_all()
     assert db.session.get(StripeEvent, early["id"]).account_id == "acc-x"
+
+
+def test_events_of_unknown_customer_are_replayed_once_the_platform_links_it(client):
+    """customer.created was missed; the platform names the account's customer over the API."""
+    sub = h.subscription("sub_X", "cus_X", h.price("price_basic", 4900, product="basic"),
+                         created=h.ts("2026-01-05T10:00:00"))
+    early = h.envelope("customer.subscription.created", sub, h.ts("2026-01-05T10:00:00"))
+    h.deliver(client, early)
+    _t, secret = api_services.create_token("platform", "ingest")
+
+    resp = client.put("/api/v1/accounts/acc-x", json={"name": "X AG", "stripe_customer_id": "cus_X"},
+                      headers={"Authorization": f"Bearer {secret}"})
+
+    assert resp.status_code == 201
+    db.session.expire_all()
+    row = db.session.get(StripeEvent, early["id"])
+    assert (row.account_id, row.state) == ("acc-x", "processed")
+    created = db.session.execute(
+        db.select(BillingEvent).where(BillingEvent.stripe_event_id == early["id"])).scalar_one()
+    assert (created.account_id, created.type, created.to_plan, created.new_amount, created.committed_mrr) == (
+        "acc-x", "subscription_created", "basic", Decimal("49.00"), Decimal("49.00"))
 
 
 def test_attach_customer_releases_waiting_events(app):
