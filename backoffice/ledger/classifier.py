@@ -448,6 +448,15 @@ def _schedule_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Catalo
         if state.downgrade_scheduled:  # the cheaper phase was removed from the schedule
             return _downgrade_cancelled(ev, state, currency)
         return _plain(ev, EventType.NO_OP, state, None, currency)
+    if not last.known:
+        # An unknown price is unknown, never 0: MRR stays as it was (a sync fetches the price).
+        out = _unclassified(ev, state, currency, f"no price known for scheduled {last.price_id or last.plan_key}",
+                            to_plan=last.plan_key)
+        out.discrepancies.append(Discrepancy(
+            "ScheduledPriceMissing", CRITICAL, ev.event_id,
+            f"{ev.type} {ev.event_id}: no price known for scheduled {last.price_id or last.plan_key}",
+            field="scheduled_price"))
+        return out
     if last.amount > state.price:
         return _unclassified(ev, state, currency, "schedule moves to a dearer plan", to_plan=last.plan_key)
     if last.amount == state.price:
@@ -457,14 +466,7 @@ def _schedule_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Catalo
     if state.scheduled_plan == last.plan_key and state.scheduled_price == last.amount:
         return _plain(ev, EventType.NO_OP, state, None, currency)  # the same downgrade, seen again
     after = _replaced(state, scheduled_plan=last.plan_key, scheduled_price=last.amount)
-    out = _movement(ev, EventType.DOWNGRADE_SCHEDULED, state, after, currency, to_plan=last.plan_key,
-                    warnings=() if last.known else (PRICE_UNKNOWN,))
-    if not last.known:
-        out.discrepancies.append(Discrepancy(
-            "ScheduledPriceMissing", CRITICAL, ev.event_id,
-            f"{ev.type} {ev.event_id}: no price known for scheduled {last.price_id or last.plan_key}",
-            field="scheduled_price"))
-    return out
+    return _movement(ev, EventType.DOWNGRADE_SCHEDULED, state, after, currency, to_plan=last.plan_key)
 
 
 def _schedule_ended(ev: ParsedEvent, state: SubscriptionState, catalog: Catalog,

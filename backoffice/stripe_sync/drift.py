@@ -21,9 +21,9 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import readers
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync import snapshot
 from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
 
@@ -84,11 +84,11 @@ class Context:
     """What Stripe said during this check. `events_list` is None in detect mode: it is then
     fetched only if the archive cannot cover a resource (one call per account at most)."""
 
-    live: snapshot.LiveSubscription
+    live: readers.LiveSubscription
     live_raw: dict | None
     schedule: dict | None
     invoices: list[dict]
-    clamped: list[snapshot.LiveInvoice] = field(default_factory=list)
+    clamped: list[readers.LiveInvoice] = field(default_factory=list)
     events_list: list[dict] | None = None
     events_list_from: datetime | None = None
     divergent: list[Finding] = field(default_factory=list)
@@ -152,7 +152,7 @@ class Archive:
 
 @dataclass
 class LedgerState:
-    plan: str = snapshot.FREE_PLAN
+    plan: str = readers.FREE_PLAN
     price: Decimal = Decimal(0)
     cancel_at_period_end: bool = False
     currency: str | None = None
@@ -183,7 +183,7 @@ def ledger_state(rows: list[BillingEvent]) -> LedgerState:
                 state.price = row.new_amount
         elif row.type in _TO_FREE:
             state.known = True
-            state.plan, state.price, state.cancel_at_period_end = snapshot.FREE_PLAN, Decimal(0), False
+            state.plan, state.price, state.cancel_at_period_end = readers.FREE_PLAN, Decimal(0), False
     return state
 
 
@@ -217,7 +217,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
         Finding("AmountExcludingTaxClamped", WARNING,
                 f"Invoice {inv.id}: Stripe's amount excluding tax is negative; it is stored as 0.",
                 field="amount_excluding_tax")
-        for inv in (ctx.clamped or [snapshot.read_invoice(i) for i in ctx.invoices if _is_clamped(i)])
+        for inv in (ctx.clamped or [readers.read_invoice(i) for i in ctx.invoices if _is_clamped(i)])
     ]
     findings += _missing_historical(account, sub, ctx, gateway, archived)
     return findings
@@ -225,12 +225,12 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
 
 def _is_clamped(inv: dict) -> bool:
     try:
-        return snapshot.read_invoice(inv).clamped
+        return readers.read_invoice(inv).clamped
     except (KeyError, TypeError, ValueError):
         return False
 
 
-def _state_mismatch(local: LedgerState, live: snapshot.LiveSubscription) -> list[Finding]:
+def _state_mismatch(local: LedgerState, live: readers.LiveSubscription) -> list[Finding]:
     if not local.known:
         return []  # nothing replayed yet: MissingEvent / MissingHistoricalEvent name the gap
     out = []
@@ -242,7 +242,7 @@ def _state_mismatch(local: LedgerState, live: snapshot.LiveSubscription) -> list
         out.append(Finding(STATE_MISMATCH, CRITICAL,
                            f"Price: Backoffice has {_money(local.price)}, Stripe has {_money(live.price)}.",
                            field="price"))
-    if live.plan != snapshot.FREE_PLAN and local.cancel_at_period_end != live.cancel_at_period_end:
+    if live.plan != readers.FREE_PLAN and local.cancel_at_period_end != live.cancel_at_period_end:
         out.append(Finding(STATE_MISMATCH, WARNING,
                            f"Cancel at period end: Backoffice has {str(local.cancel_at_period_end).lower()}, "
                            f"Stripe has {str(live.cancel_at_period_end).lower()}.", field="cancel_at_period_end"))
@@ -267,7 +267,7 @@ def _missing_event(account_id: str, rows: list[BillingEvent]) -> list[Finding]:
 
 
 def _scheduled_price_missing(sub: Subscription | None, ctx: Context) -> list[Finding]:
-    change = (snapshot.read_schedule(ctx.schedule, ctx.live.plan, ctx.catalog, ctx.catalog_amounts)
+    change = (readers.read_schedule(ctx.schedule, ctx.live.plan, ctx.catalog, ctx.catalog_amounts)
               if ctx.schedule else None)
     if change is not None and change.price is None:
         return [Finding("ScheduledPriceMissing", CRITICAL,
@@ -528,7 +528,7 @@ def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = 
     now = utcnow()
     try:
         live_subs = gateway.subscriptions(account.stripe_customer_id)
-        live_raw = snapshot.current_subscription(live_subs)
+        live_raw = readers.current_subscription(live_subs)
         schedule_id = live_raw.get("schedule") if live_raw else None
         if isinstance(schedule_id, dict):
             schedule_id = schedule_id.get("id")
@@ -542,7 +542,7 @@ def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = 
             if values is not None:
                 catalog[values["price_id"]] = values["plan_key"]
                 amounts[values["price_id"]] = values["monthly_amount"]
-        live = snapshot.read_subscription(live_raw, catalog, amounts)
+        live = readers.read_subscription(live_raw, catalog, amounts)
         ctx = Context(live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, now=now,
                       replay_catalog=adapter.catalog_of(plans), catalog=catalog, catalog_amounts=amounts)
         findings = detect(account, sub, ctx, gateway=gateway)
@@ -569,7 +569,7 @@ def hold_accounts_without_subscription() -> int:
         .order_by(Account.id)
     ).scalars().all()
     for account_id in account_ids:
-        db.session.add(Subscription(account_id=account_id, is_current=True, plan=snapshot.FREE_PLAN,
+        db.session.add(Subscription(account_id=account_id, is_current=True, plan=readers.FREE_PLAN,
                                     price_amount=Decimal(0)))
     try:
         db.session.commit()

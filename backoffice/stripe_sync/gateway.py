@@ -26,6 +26,7 @@ DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5  # seconds, doubled per attempt
 MAX_BACKOFF = 8.0
 PAGE_SIZE = 100
+API_VERSION = stripe.api_version  # the Stripe-Version this client sends (stripe 16.1: 2026-10-28.endive)
 
 
 class StripeNotConfigured(Exception):

@@ -123,21 +123,13 @@ class BaselineResult:
     unavailable: int = 0
 
 
-def _api_version_of(obj: dict) -> str:
-    """Baseline payloads are Stripe's live objects; their shape names the reader."""
-    from backoffice.ledger import readers
-
-    items = ((obj.get("items") or {}).get("data")) or []
-    legacy = "plan" in obj and not any("price" in i for i in items) if obj.get("object") == "subscription" \
-        else "date" in obj or "charge" in obj
-    return readers.LEGACY_API_VERSION if legacy else readers.CURRENT_API_VERSION
-
-
 def _synthetic(event_type: str, obj: dict, created: int) -> dict:
     return {
         "id": f"baseline:{event_type}:{obj['id']}"[:255],
         "object": "event",
-        "api_version": _api_version_of(obj),
+        # The version the gateway asks Stripe for: its live objects are rendered in it (the
+        # readers read them by shape whatever it says).
+        "api_version": gw.API_VERSION,
         "created": int(created),
         "type": event_type,
         "data": {"object": obj},

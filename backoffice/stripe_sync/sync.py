@@ -25,9 +25,9 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive
+from backoffice.ledger import archive, readers
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync import drift, snapshot
+from backoffice.stripe_sync import drift
 from backoffice.stripe_sync import gateway as gw
 from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
@@ -138,7 +138,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
         events = gateway.events_since(customer_id, anchor)
         say("subscription")
         live_subs = gateway.subscriptions(customer_id)
-        live_raw = snapshot.current_subscription(live_subs)
+        live_raw = readers.current_subscription(live_subs)
         schedule = None
         schedule_id = live_raw.get("schedule") if live_raw else None
         if isinstance(schedule_id, dict):
@@ -161,7 +161,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     for price in prices:
         _remember_price(price)  # before anything counts a price: the replay reads the catalog too
     catalog, amounts = plan_catalog()
-    live = snapshot.read_subscription(live_raw, catalog, amounts)
+    live = readers.read_subscription(live_raw, catalog, amounts)
     _check_currency(live.currency if live_raw and live_raw.get("status") != "canceled" else None)
 
     say("archive")
@@ -189,7 +189,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     say("drift")
     # Stripe's live state wins over what the payloads said: refresh again after the replay.
     catalog, amounts = plan_catalog()
-    live = snapshot.read_subscription(live_raw, catalog, amounts)
+    live = readers.read_subscription(live_raw, catalog, amounts)
     sub = refresh_subscription(account.id, live, live_raw, schedule, catalog, amounts,
                                existing=current_subscription(account.id, lock=True))
     clamped = refresh_payments(account.id, sub, invoices, credit_notes, catalog)
@@ -319,7 +319,7 @@ def _remember_price(price: dict | None) -> None:
     db.session.flush()
 
 
-def refresh_subscription(account_id: str, live: snapshot.LiveSubscription, live_raw: dict | None,
+def refresh_subscription(account_id: str, live: readers.LiveSubscription, live_raw: dict | None,
                          schedule: dict | None, catalog: dict[str, str], amounts: dict[str, Decimal],
                          existing: Subscription | None) -> Subscription:
     """The current subscription row mirrors Stripe's live subscription (free when none)."""
@@ -348,7 +348,7 @@ def refresh_subscription(account_id: str, live: snapshot.LiveSubscription, live_
     sub.current_period_end = live.current_period_end
     if live.started_at and live.is_paid:
         sub.subscribed_since = sub.subscribed_since or live.started_at
-    change = snapshot.read_schedule(schedule, live.plan, catalog, amounts)
+    change = readers.read_schedule(schedule, live.plan, catalog, amounts)
     sub.scheduled_plan = change.plan if change else None
     sub.scheduled_price_amount = change.price if change else None
     db.session.flush()
@@ -356,11 +356,11 @@ def refresh_subscription(account_id: str, live: snapshot.LiveSubscription, live_
 
 
 def refresh_payments(account_id: str, sub: Subscription, invoices: list[dict], credit_notes: list[dict],
-                     catalog: dict[str, str]) -> list[snapshot.LiveInvoice]:
+                     catalog: dict[str, str]) -> list[readers.LiveInvoice]:
     """One payment transaction per Stripe invoice, upserted; answers the clamped invoices."""
     if not invoices:
         return []
-    live = [snapshot.read_invoice(inv, catalog) for inv in invoices]
+    live = [readers.read_invoice(inv, catalog) for inv in invoices]
     existing = {
         tx.stripe_invoice_id: tx
         for tx in db.session.execute(
@@ -383,7 +383,7 @@ def refresh_payments(account_id: str, sub: Subscription, invoices: list[dict], c
             db.session.add(tx)
         tx.subscription_id = sub.id if inv.subscription_id and inv.subscription_id == sub.stripe_subscription_id \
             else tx.subscription_id
-        tx.stripe_charge_id = inv.charge_id
+        tx.stripe_charge_id = inv.charge_id or tx.stripe_charge_id  # basil invoices name no charge
         tx.number = inv.number
         tx.plan = inv.price.plan_key if inv.price else tx.plan
         tx.status = inv.status
@@ -399,12 +399,12 @@ def refresh_payments(account_id: str, sub: Subscription, invoices: list[dict], c
         if charge and (charge.get("amount_refunded") or 0) > 0:
             refunds = ((charge.get("refunds") or {}).get("data")) or []
             when = max((r.get("created") or 0 for r in refunds), default=charge.get("created"))
-            tx.refunded_at = snapshot.moment(when)
-            tx.refund_amount = snapshot.money(charge["amount_refunded"])
+            tx.refunded_at = readers.timestamp(when)
+            tx.refund_amount = readers.minor_money(charge["amount_refunded"], charge.get("currency"))
         note = notes_by_invoice.get(inv.id)
         if note:
-            tx.credit_noted_at = snapshot.moment(note.get("effective_at") or note.get("created"))
-            tx.credit_note_amount = snapshot.money(note.get("amount"))
+            tx.credit_noted_at = readers.timestamp(note.get("effective_at") or note.get("created"))
+            tx.credit_note_amount = readers.minor_money(note.get("amount"), note.get("currency"))
             tx.credit_note_url = note.get("pdf") or tx.credit_note_url
         if inv.clamped:
             clamped.append(inv)

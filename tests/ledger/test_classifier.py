@@ -404,11 +404,15 @@ def test_scheduled_downgrade_taking_effect_is_downgraded_with_no_further_delta()
     assert rows.state.scheduled_plan is None and rows.state.plan == "prod_starter"
 
 
-def test_unknown_scheduled_price_is_zero_and_flagged():
+def test_an_unknown_scheduled_price_is_unknown_never_zero():
+    """Stripe's schedules name prices by id: one neither the payload nor the catalog knows leaves
+    committed MRR as it was (the sync fetches the price) and is flagged, never counted as 0."""
     result = run([_downgrade_schedule("evt_1", p.ts(2026, 2, 1), to="price_unknown")], ON_PRO)
     row = only_row(result)
-    assert row.type is T.DOWNGRADE_SCHEDULED and row.new_amount == Decimal("0.00")
-    assert [(d.kind, d.severity) for d in result.discrepancies] == [("ScheduledPriceMissing", "critical")]
+    assert (row.type, row.amount_delta, row.committed_mrr) == (T.UNCLASSIFIED, None, Decimal("149.00"))
+    assert sorted((d.kind, d.severity) for d in result.discrepancies) == [
+        ("ScheduledPriceMissing", "critical"), ("UnclassifiedStripeEvent", "warning")]
+    assert result.state.scheduled_plan is None and forward_mrr(result.state) == Decimal("149.00")
 
 
 # -- invoices, charges --------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from backoffice.accounts.models import Account
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import readers
 from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
-from backoffice.stripe_sync import drift, snapshot, sync
+from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync.models import Discrepancy
 from tests.stripe_sync import helpers as h
 from tests.stripe_sync.conftest import make_account
@@ -239,7 +240,7 @@ def test_missing_event_and_clamped_amounts(app):
 def test_state_mismatch_per_field_with_its_severity():
     state = drift.LedgerState(plan="standard", price=Decimal("49.00"), cancel_at_period_end=False,
                               currency="EUR", known=True)
-    live = snapshot.LiveSubscription("sub_1", "active", "standard", Decimal("59.00"), "price_x", "CHF", True,
+    live = readers.LiveSubscription("sub_1", "active", "standard", Decimal("59.00"), "price_x", "CHF", True,
                                      None, None, None)
     assert _kinds(drift._state_mismatch(state, live)) == [
         ("SubscriptionStateMismatch", "critical", "price"),
