@@ -285,3 +285,27 @@ def test_acknowledge_without_drift_is_400(app, admin):
     with pytest.raises(BadRequest) as e:
         drift.acknowledge("acc_1", admin)
     assert e.value.status == 400
+
+
+def test_the_events_list_rendering_of_an_archived_event_at_another_version_is_no_divergence(app):
+    """Stripe's events list renders an event at its own version, a pinned endpoint at another:
+    a re-pulled event that says the same thing is neither a divergence nor a second row."""
+    from tests.ledger import payloads as p
+
+    created = days_ago(10, 5)
+    sub = h.subscription("sub_1", "cus_1", STANDARD, created=created, period_end=created + 30 * 86400)
+    events = [h.envelope("customer.subscription.created", sub, created),
+              h.envelope("invoice.paid", h.invoice("in_1", "cus_1", "sub_1", amount_paid=4900, total=4900,
+                                                  created=created + 60), created + 60)]
+    gateway = _recorded_account(app, sub, *events)
+    rows_before = db.session.execute(db.select(db.func.count(BillingEvent.id))).scalar_one()
+    gateway.events_ = [p.to_legacy(e) for e in events]
+    assert {e["api_version"] for e in gateway.events_} == {"2017-08-15"}
+    changed = p.to_legacy(events[1])
+    changed["data"]["object"]["amount_paid"] = 100
+    result = sync.sync_account("acc_1")
+    assert [d["kind"] for d in result.discrepancies] == []
+    assert db.session.execute(db.select(db.func.count(BillingEvent.id))).scalar_one() == rows_before
+    gateway.events_ = [changed]  # one that says something else still is one
+    result = sync.sync_account("acc_1")
+    assert [(d["kind"], d["stripe_event_id"]) for d in result.discrepancies] == [("PayloadDivergence", events[1]["id"])]
