@@ -37,7 +37,7 @@ def _time(value: datetime | None) -> str | None:
 
 
 def _drift_state(account_id: str, sub) -> dict:
-    return {"account_id": account_id, "drift_flagged": bool(sub and sub.drift_detected),
+    return {"account_id": account_id, "drift_detected": bool(sub and sub.drift_detected),
             "drift_checked_at": _time(sub.drift_checked_at if sub else None),
             "acknowledged_at": _time(sub.drift_acknowledged_at if sub else None),
             "acknowledged_by": sub.drift_acknowledged_by if sub else None}
@@ -145,10 +145,10 @@ def _openapi():
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     account_param = {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}
     time = {"type": ["string", "null"], "format": "date-time"}
-    drift_state = {"type": "object", "required": ["account_id", "drift_flagged", "drift_checked_at",
+    drift_state = {"type": "object", "required": ["account_id", "drift_detected", "drift_checked_at",
                                                   "acknowledged_at", "acknowledged_by"], "properties": {
         "account_id": {"type": "string"},
-        "drift_flagged": {"type": "boolean", "description": "Set by a check that found drift; cleared by an "
+        "drift_detected": {"type": "boolean", "description": "Set by a check that found drift; cleared by an "
                           "acknowledgement until the next check finds it again."},
         "drift_checked_at": {**time, "description": "The last drift check (null: never)."},
         "acknowledged_at": time,

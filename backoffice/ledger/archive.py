@@ -509,12 +509,14 @@ def _link_or_create_account(conn, customer: dict) -> str:
 
 
 def account_text(column: str, value) -> str | None:
-    """A customer's free text as the value of an accounts column: None stays None, NUL
-    characters (which no database text column holds) are dropped, and it is cut to the
+    """A customer's free text as the value of an accounts column: what is not text (None, an
+    object where Stripe sends a string) is None, NUL characters (which no database text column
+    holds) are dropped, a lone surrogate (no UTF-8 for it) becomes "?", and it is cut to the
     column's length."""
-    if value is None:
+    if not isinstance(value, str):
         return None
-    return str(value).replace("\x00", "")[:Account.__table__.c[column].type.length]
+    text = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return text[:Account.__table__.c[column].type.length]
 
 
 def _country(address: dict) -> str | None:
@@ -525,10 +527,11 @@ def _country(address: dict) -> str | None:
 def _customer_details(customer: dict) -> dict:
     """A new account's columns from the Stripe customer object."""
     email = account_text("email", customer.get("email") or None) or None
-    address = customer.get("address") or {}
+    address = customer.get("address") if isinstance(customer.get("address"), dict) else {}
     country = _country(address)
     return {
-        "name": account_text("name", customer.get("name") or customer.get("email") or customer["id"]),
+        "name": (account_text("name", customer.get("name")) or account_text("name", customer.get("email"))
+                 or account_text("name", customer["id"])),
         "email": email,
         "billing_name": account_text("billing_name", customer.get("name") or None) or None,
         "billing_email": email,
@@ -537,8 +540,10 @@ def _customer_details(customer: dict) -> dict:
     }
 
 
-def billing_address(address: dict) -> dict:
-    """An accounts row's billing address columns from a Stripe customer's address."""
+def billing_address(address) -> dict:
+    """An accounts row's billing address columns from a Stripe customer's address (an address
+    that is not an object is none)."""
+    address = address if isinstance(address, dict) else {}
     return {
         "billing_line1": account_text("billing_line1", address.get("line1")),
         "billing_line2": account_text("billing_line2", address.get("line2")),

@@ -954,7 +954,7 @@ def _project_customer(account: Account | None, events: Sequence[dict]) -> None:
     for event in events:
         obj = event["data"]["object"]
         if event["type"] in ("customer.created", "customer.updated") and obj.get("object") == "customer":
-            address = obj.get("address") or {}
+            address = obj.get("address") if isinstance(obj.get("address"), dict) else {}
             account.billing_name = archive.account_text("billing_name", obj.get("name") or None) or account.billing_name
             account.billing_email = (archive.account_text("billing_email", obj.get("email") or None)
                                      or account.billing_email)
@@ -962,7 +962,7 @@ def _project_customer(account: Account | None, events: Sequence[dict]) -> None:
                 for column, value in archive.billing_address(address).items():
                     setattr(account, column, value)
         elif event["type"] == "payment_method.attached":
-            card = obj.get("card") or {}
+            card = obj.get("card") if isinstance(obj.get("card"), dict) else {}
             if card.get("last4"):
                 account.card_brand = str(card.get("brand") or "")[:20] or None
                 account.card_last4 = str(card["last4"])[:4]

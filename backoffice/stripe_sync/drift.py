@@ -237,8 +237,7 @@ def _state_mismatch(local: LedgerState, live: readers.LiveSubscription) -> list[
     if local.plan != live.plan:
         out.append(Finding(STATE_MISMATCH, CRITICAL,
                            f"Plan: Backoffice has {local.plan}, Stripe has {live.plan}.", field="plan"))
-    elif _money(local.price) != _money(live.price):
-        # A different plan already explains a different price: one finding, not two.
+    if _money(local.price) != _money(live.price):  # DOMAIN §4: one finding per field
         out.append(Finding(STATE_MISMATCH, CRITICAL,
                            f"Price: Backoffice has {_money(local.price)}, Stripe has {_money(live.price)}.",
                            field="price"))

@@ -74,7 +74,10 @@ def _parse_json(body: bytes, payload: str):
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(payload)
+    try:
+        return json.loads(payload)
+    except RecursionError:  # nested deeper than the interpreter's stack: not an event
+        raise json.JSONDecodeError("nested too deeply", payload, 0) from None
 
 
 def signature_header(payload: str, secret: str, timestamp: int | None = None) -> str:

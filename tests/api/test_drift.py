@@ -66,7 +66,7 @@ def test_drift_lists_the_findings_with_the_flag_and_the_last_check(client, read,
     assert resp.status_code == 200
     ids = [str(d.id) for d in db.session.execute(db.select(Discrepancy).order_by(Discrepancy.id)).scalars()]
     assert resp.get_json() == {
-        "account_id": "acc_1", "drift_flagged": True, "drift_checked_at": "2026-11-30T06:00:00Z",
+        "account_id": "acc_1", "drift_detected": True, "drift_checked_at": "2026-11-30T06:00:00Z",
         "acknowledged_at": None, "acknowledged_by": None,
         "items": [
             {"id": ids[0], "kind": "SubscriptionStateMismatch", "severity": "critical", "field": "price",
@@ -103,7 +103,7 @@ def test_an_account_never_checked_answers_no_drift(client, read):
     AccountFactory(id="acc_new")
     db.session.commit()
     assert client.get("/api/v1/accounts/acc_new/drift", headers=read).get_json() == {
-        "account_id": "acc_new", "drift_flagged": False, "drift_checked_at": None, "acknowledged_at": None,
+        "account_id": "acc_new", "drift_detected": False, "drift_checked_at": None, "acknowledged_at": None,
         "acknowledged_by": None, "items": [], "total": 0, "page": 1, "page_size": 25}
 
 
@@ -146,11 +146,11 @@ def test_acknowledge_clears_the_flag_keeps_the_list_and_is_audited(client, read,
     assert (sub.drift_detected, sub.drift_acknowledged_by) == (False, who)
     assert (datetime.now(UTC) - sub.drift_acknowledged_at) < timedelta(seconds=60)
     acknowledged_at = sub.drift_acknowledged_at.isoformat().replace("+00:00", "Z")  # microseconds, as every time
-    assert resp.get_json() == {"account_id": "acc_1", "drift_flagged": False,
+    assert resp.get_json() == {"account_id": "acc_1", "drift_detected": False,
                                "drift_checked_at": "2026-11-30T06:00:00Z", "acknowledged_at": acknowledged_at,
                                "acknowledged_by": who}
     body = client.get("/api/v1/accounts/acc_1/drift", headers=read).get_json()
-    assert (body["drift_flagged"], body["acknowledged_by"], body["total"]) == (False, who, 3)
+    assert (body["drift_detected"], body["acknowledged_by"], body["total"]) == (False, who, 3)
     assert [i["state"] for i in body["items"]] == ["acknowledged", "acknowledged", "resolved"]
     entry = db.session.execute(db.select(AuditEntry)).scalar_one()
     assert (entry.action, entry.operator_id, entry.operator_email, entry.target_type, entry.target_id) == (
@@ -244,7 +244,7 @@ def test_openapi_lists_the_drift_and_recovery_paths_with_their_status_codes(clie
         "account_id", "page", "page_size", "sort"]
     schemas = doc["components"]["schemas"]
     assert schemas["DriftState"]["required"] == [
-        "account_id", "drift_flagged", "drift_checked_at", "acknowledged_at", "acknowledged_by"]
+        "account_id", "drift_detected", "drift_checked_at", "acknowledged_at", "acknowledged_by"]
     assert sorted(schemas["DriftFinding"]["properties"]) == [
         "detected_at", "field", "id", "kind", "message", "resolved_at", "severity", "state", "stripe_event_id"]
     assert "drift_checked_at" in schemas["Account"]["properties"]

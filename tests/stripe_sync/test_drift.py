@@ -52,7 +52,7 @@ def _check() -> list[Discrepancy]:
 
 
 # -- against localstripe -----------------------------------------------------------------------------
-def test_local_standard_vs_stripe_premium_is_one_critical_plan_mismatch(stripe_app, fake_stripe):
+def test_local_standard_vs_stripe_premium_is_a_plan_and_a_price_mismatch(stripe_app, fake_stripe):
     fake_stripe.plan("standard", 4900)
     fake_stripe.plan("premium", 14900)
     customer = fake_stripe.customer("acc_1")
@@ -63,9 +63,11 @@ def test_local_standard_vs_stripe_premium_is_one_critical_plan_mismatch(stripe_a
 
     result = sync.sync_account("acc_1")
 
+    # DOMAIN §4: one mismatch per field, the plan and its price.
     assert [(d["kind"], d["severity"], d["field"]) for d in result.discrepancies] == [
-        ("SubscriptionStateMismatch", "critical", "plan")]
-    assert result.discrepancies[0]["message"] == "Plan: Backoffice has standard, Stripe has premium."
+        ("SubscriptionStateMismatch", "critical", "plan"), ("SubscriptionStateMismatch", "critical", "price")]
+    assert [d["message"] for d in result.discrepancies] == [
+        "Plan: Backoffice has standard, Stripe has premium.", "Price: Backoffice has 49.00, Stripe has 149.00."]
     assert result.drift_detected is True and _current().drift_detected is True
     assert (_current().plan, _current().price_amount) == ("premium", Decimal("149.00"))
 

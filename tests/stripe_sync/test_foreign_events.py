@@ -171,3 +171,23 @@ def test_a_credit_note_for_an_unknown_invoice_fails_instead_of_being_processed_u
     pt = db.session.execute(db.select(PaymentTransaction).where(PaymentTransaction.stripe_invoice_id == "in_1")
                             ).scalar_one()
     assert pt.credit_note_amount == 10
+
+
+def test_signed_events_with_odd_values_are_archived_never_a_5xx(client):
+    """A customer whose address is a list, whose name is an object or holds a lone surrogate,
+    and a body nested deeper than any parser's stack: 2xx and archived, or a 400 naming the
+    body; never a 5xx (Stripe would retry for three days)."""
+    odd = h.customer("cus_odd", account_id="acc-odd")
+    odd.update(address=["Bahnhofstrasse 1", "Zürich"], name={"first": "Ada"})
+    resp = h.deliver(client, h.envelope("customer.created", odd, h.ts("2026-01-05")))
+    assert resp.status_code == 200
+    account = db.session.get(Account, "acc-odd")
+    assert (account.name, account.billing_line1, account.billing_city) == ("billing@acme.test", None, None)
+    surrogate = b'{"id":"evt_sur","object":"event","type":"customer.created","created":1767600000,' \
+                b'"api_version":"2026-10-28.endive","data":{"object":{"id":"cus_sur","object":"customer",' \
+                b'"name":"Ada \\ud800 Lovelace","email":null,"metadata":{"account_id":"acc-sur"}}}}'
+    assert h.deliver(client, surrogate).status_code == 200
+    assert db.session.get(Account, "acc-sur").name == "Ada ? Lovelace"
+    deep = b'{"id":"evt_deep","type":"x","created":1,"data":{"object":' + b'[' * 100000 + b']' * 100000 + b'}}'
+    resp = h.deliver(client, deep)
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "body"
