@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-import orjson
 from flask_babel import gettext as _
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -462,8 +461,8 @@ def _says_the_same(event: dict, existing) -> bool:
     one says is a redelivery, not a divergence (readers.same_event)."""
     payload = db.session.execute(db.select(StripeEvent.payload).where(StripeEvent.id == event["id"])).scalar()
     try:
-        stored = orjson.loads(payload)
-    except (orjson.JSONDecodeError, TypeError):
+        stored = readers.parse_payload(payload)
+    except (ValueError, TypeError):
         return False
     return isinstance(stored, dict) and readers.same_event(stored, event)
 
@@ -509,10 +508,12 @@ def _link_or_create_account(conn, customer: dict) -> str:
 
 
 def account_text(column: str, value) -> str | None:
-    """A customer's free text as the value of an accounts column: what is not text (None, an
-    object where Stripe sends a string) is None, NUL characters (which no database text column
+    """A customer's free text as the value of an accounts column: what is not text or an integer
+    (None, an object or a list where Stripe sends a string) is None, NUL characters (which no database text column
     holds) are dropped, a lone surrogate (no UTF-8 for it) becomes "?", and it is cut to the
     column's length."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # an integer has one exact text (a float, a list or an object has none)
     if not isinstance(value, str):
         return None
     text = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")

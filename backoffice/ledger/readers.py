@@ -9,11 +9,14 @@ Pure: no database, no network.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar
+
+import orjson
 
 _T = TypeVar("_T")
 
@@ -49,6 +52,22 @@ class MalformedStripeEvent(ValueError):
 # Below this many minor units, cents scaled to major units are exact (Decimal's default context
 # keeps 28 digits).
 _EXACT_MINOR = 10**18
+
+
+# What a Money column holds (Numeric(18, 4): below 10^14), with room for sums of many: an amount
+# beyond is not Stripe's (its own limit is 99,999,999 minor units per price) and cannot be stored.
+MAX_MINOR = 10**16
+MAX_MAJOR = Decimal(10**12)
+
+
+def _amount(obj: Mapping[str, Any], key: str) -> int | None:
+    """An amount in minor units: an integer (Stripe never sends a float) a Money column holds."""
+    value = obj.get(key)
+    if value is None or (type(value) is int and -MAX_MINOR < value < MAX_MINOR):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and -MAX_MINOR < value < MAX_MINOR:
+        return int(value)
+    raise UnreadablePayload("", f"data.object.{key}")
 
 
 def money(value: Decimal | int | str) -> Decimal:
@@ -101,12 +120,16 @@ def monthly_amount(
 
 
 def timestamp(value: Any) -> datetime | None:
-    """Stripe times are Unix seconds; we keep aware UTC datetimes."""
-    if type(value) is int:  # the usual case (a bool is not a time: bool is a subclass, not int)
-        return datetime.fromtimestamp(value, UTC)  # tz positional: a keyword costs a third more
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """Stripe times are Unix seconds; we keep aware UTC datetimes. A time no calendar holds
+    (infinite, NaN, beyond year 9999) is none."""
+    try:
+        if type(value) is int:  # the usual case (a bool is not a time: bool is a subclass, not int)
+            return datetime.fromtimestamp(value, UTC)  # tz positional: a keyword costs a third more
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return datetime.fromtimestamp(int(value), UTC)
+    except (OverflowError, OSError, ValueError):
         return None
-    return datetime.fromtimestamp(int(value), UTC)
 
 
 def _upper(value: Any) -> str | None:
@@ -332,6 +355,31 @@ SHAPE_2016, SHAPE_2020, SHAPE_2025 = "2016", "2020", "2025"
 SHAPE_STARTS = ((date(2025, 3, 31), SHAPE_2025), (date(2020, 8, 27), SHAPE_2020))
 
 
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19  # 19 digits in a row: maybe an integer beyond 64 bits
+
+
+def parse_payload(body: bytes | str, text: str | None = None) -> Any:
+    """An archived or received Stripe body as JSON: orjson (half the CPU of json for a 3.7 KB
+    event), with json wherever the two could differ: orjson refuses some bodies json reads
+    (NaN, 1e400, a lone surrogate escape), and reads an integer beyond 64 bits as a float where
+    json keeps it exact. 19 digits in a row (a 3 µs check) may be such an integer. The webhook
+    and the replay read a body alike, so what the webhook archived the replay can read. Raises
+    json.JSONDecodeError (orjson's subclasses it), also for a body nested beyond the stack."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    if text is None:
+        text = body if isinstance(body, str) else raw.decode("utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
 def api_version_date(label: Any) -> date | None:
     """The date of a label: `2025-03-31.basil`, `2020-08-27; orders_beta=v3` and `2016-07-06`
     all start with it; None for anything else."""
@@ -383,21 +431,26 @@ def price_line(price: Any, quantity: int | None = None) -> PriceLine:
         return PriceLine(_id_of(price), None, None, None, None, quantity)
     recurring = price.get("recurring")
     if _is_mapping(recurring):  # a price
-        unit: Any = _int(price.get("unit_amount"))
-        decimal_text = price.get("unit_amount_decimal")
+        unit: Any = _amount(price, "unit_amount")
+        decimal_key = "unit_amount_decimal"
         interval, count, usage = recurring.get("interval"), recurring.get("interval_count"), recurring.get("usage_type")
     else:  # a plan
-        unit = _int(price.get("amount"))
-        decimal_text = price.get("amount_decimal")
+        unit = _amount(price, "amount")
+        decimal_key = "amount_decimal"
         interval, count, usage = price.get("interval"), price.get("interval_count"), price.get("usage_type")
-    if unit is None and isinstance(decimal_text, str | Decimal):
-        unit = _decimal(decimal_text)
+    if unit is None and isinstance(price.get(decimal_key), str | Decimal):
+        unit = _decimal(price[decimal_key])
+        if unit is None or not -MAX_MINOR < unit < MAX_MINOR:
+            raise UnreadablePayload("", f"data.object.{decimal_key}")
     currency = _upper(price.get("currency"))
     interval = _str(interval)
+    monthly = monthly_amount(unit, quantity, interval, _int(count), currency)
+    if monthly is not None and not -MAX_MAJOR < monthly < MAX_MAJOR:
+        raise UnreadablePayload("", "data.object.quantity" if quantity != 1 else "data.object.unit_amount")
     return PriceLine(
         price_id=_id_of(price.get("id")),
         plan_key=plan_key_of(price),
-        monthly_amount=monthly_amount(unit, quantity, interval, _int(count), currency),
+        monthly_amount=monthly,
         currency=currency,
         interval=interval,
         quantity=quantity,
@@ -472,14 +525,14 @@ def invoice_tax(inv: Mapping[str, Any]) -> int:
     """Minor units of tax: `total_taxes` since basil, `tax` and `total_tax_amounts` before."""
     taxes = inv.get("total_taxes")
     if isinstance(taxes, list):
-        return sum(_int(_dict(tax).get("amount")) or 0 for tax in taxes)
-    tax = _int(inv.get("tax"))
+        return sum(_amount(_dict(tax), "amount") or 0 for tax in taxes)
+    tax = _amount(inv, "tax")
     if tax is not None:
         return tax
     amounts = inv.get("total_tax_amounts")
     if isinstance(amounts, list):
-        return sum(_int(_dict(tax).get("amount")) or 0 for tax in amounts)
-    total, excluding = _int(inv.get("total")), _int(inv.get("total_excluding_tax"))
+        return sum(_amount(_dict(tax), "amount") or 0 for tax in amounts)
+    total, excluding = _amount(inv, "total"), _amount(inv, "total_excluding_tax")
     if total is not None and excluding is not None:
         return total - excluding
     return 0
@@ -535,9 +588,9 @@ def invoice_paid_at(inv: Mapping[str, Any]) -> datetime | None:
 
 def _amount_paid(inv: Mapping[str, Any], status: str | None) -> int | None:
     """`amount_paid` (2018-05-21 on); a 2016 invoice paid in full paid its `amount_due`."""
-    paid = _int(inv.get("amount_paid"))
+    paid = _amount(inv, "amount_paid")
     if paid is None and status == "paid":
-        paid = _int(inv.get("amount_due"))
+        paid = _amount(inv, "amount_due")
     return paid
 
 
@@ -575,7 +628,21 @@ def _expected_object(event_type: str) -> str | None:
 def read_event(envelope: Mapping[str, Any]) -> ParsedEvent:
     """The fields of an event the classifier needs, whatever its API version. Raises
     MalformedStripeEvent for an envelope without id, type or created time, and UnreadablePayload
-    (naming the field) for a payload without what its type needs."""
+    (naming the field) for a payload without what its type needs or with a value the ledger
+    cannot store (an amount beyond a Money column, a currency that is not a code, an id no
+    text column holds): such an event is poison for its account's batch, so it fails alone."""
+    try:
+        parsed = _read_event(envelope)
+    except UnreadablePayload as exc:
+        if exc.event_type:
+            raise
+        label = envelope.get("api_version")
+        raise UnreadablePayload(str(envelope.get("type")), exc.field, label if isinstance(label, str) else None) from None
+    _check_storable(parsed)
+    return parsed
+
+
+def _read_event(envelope: Mapping[str, Any]) -> ParsedEvent:
     event_id, event_type = envelope.get("id"), envelope.get("type")
     created = timestamp(envelope.get("created"))
     if not isinstance(event_id, str) or not isinstance(event_type, str) or created is None:
@@ -619,6 +686,49 @@ def read_event(envelope: Mapping[str, Any]) -> ParsedEvent:
     elif object_type == "tax_id" and base["customer_id"] is None:
         raise UnreadablePayload(event_type, "data.object.customer", label)
     return build_frozen(ParsedEvent, base)
+
+
+_TEXT_FIELDS = ("object_id", "customer_id", "subscription_id", "status", "previous_status", "cancellation_reason",
+                "invoice_id", "billing_reason", "charge_id")
+
+
+def _is_currency(code: str) -> bool:
+    return len(code) == 3 and code.isascii() and code.isalpha()
+
+
+def _storable_text(value: str | None) -> bool:
+    """Text a column holds: at most 255 characters, no NUL, valid UTF-8 (no lone surrogate)."""
+    if value is None or (len(value) <= 255 and value.isascii() and "\x00" not in value):
+        return True
+    if len(value) > 255 or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_storable(ev: ParsedEvent) -> None:
+    """Every value of the event the ledger and the projections store, checked once here."""
+    fail = UnreadablePayload
+    if ev.currency is not None and not _is_currency(ev.currency):
+        raise fail(ev.type, "data.object.currency", ev.api_version)
+    for name in _TEXT_FIELDS:
+        if not _storable_text(getattr(ev, name)):
+            raise fail(ev.type, f"data.object ({name})", ev.api_version)
+    lines = [*ev.lines, *(ev.previous_lines or ()), *(ln for phase in ev.schedule_phases for ln in phase.lines)]
+    for line in lines:
+        if not (_storable_text(line.price_id) and _storable_text(line.plan_key)):
+            raise fail(ev.type, "data.object.items (price id)", ev.api_version)
+        if line.currency is not None and not _is_currency(line.currency):
+            raise fail(ev.type, "data.object.items (price currency)", ev.api_version)
+
+
+def storable_line(line: PriceLine) -> bool:
+    """Whether a price's ids and currency are values the plans catalog can hold."""
+    return _storable_text(line.price_id) and _storable_text(line.plan_key) and (
+        line.currency is None or _is_currency(line.currency))
 
 
 def _subscription_fields(event_type: str, obj: Mapping[str, Any], previous: Mapping[str, Any],
@@ -669,13 +779,22 @@ def _invoice_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def invoice_amounts(obj: Mapping[str, Any], api_version: str | None = None) -> InvoiceAmounts:
+def invoice_amounts(obj: Mapping[str, Any], api_version: str | None = None,
+                    event_type: str = "invoice") -> InvoiceAmounts:
     """One invoice's money in major units, whatever the shape (`api_version` is not needed: the
     fields are read by shape). Raises UnreadablePayload for amounts that are not integers of
-    minor units (Stripe never sends floats) or a currency that is not a three-letter code."""
+    minor units a Money column holds (Stripe never sends floats) or a currency that is not a
+    three-letter code."""
+    try:
+        return _invoice_amounts(obj)
+    except UnreadablePayload as exc:
+        raise UnreadablePayload(event_type, exc.field, api_version) from None
+
+
+def _invoice_amounts(obj: Mapping[str, Any]) -> InvoiceAmounts:
     currency = _upper(obj.get("currency"))
-    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
-        raise UnreadablePayload("invoice", "data.object.currency", api_version)
+    if currency is not None and not _is_currency(currency):
+        raise UnreadablePayload("", "data.object.currency")
     places = _places(currency)
     majors: dict[int, Decimal] = {}
 
@@ -688,26 +807,28 @@ def invoice_amounts(obj: Mapping[str, Any], api_version: str | None = None) -> I
         return value
 
     status = invoice_status(obj)
-    amount_paid, total = major(_amount_paid(obj, status)), major(_int(obj.get("total")))
+    amount_paid, total = major(_amount_paid(obj, status)), major(_amount(obj, "total"))
     tax = major(invoice_tax(obj))
-    # An unpaid invoice shows what it would earn; a paid one what was actually paid.
+    # An unpaid invoice shows what it would earn; a paid one what was actually paid. An invoice
+    # with a negative total (a proration credit) earns nothing: Stripe adds it to the customer's
+    # credit balance, which later invoices draw on (amount_from_credit).
     base = amount_paid if status == "paid" or amount_paid > 0 else total
-    excluding = base - tax
+    excluding = ZERO if total < 0 else base - tax
     clamped = excluding < 0
-    starting, ending = _int(obj.get("starting_balance")), _int(obj.get("ending_balance"))
+    starting, ending = _amount(obj, "starting_balance"), _amount(obj, "ending_balance")
     if starting is not None and ending is not None:
         from_credit = max(ending - starting, 0)
     else:
-        from_credit = max((_int(obj.get("total")) or 0) - (_int(obj.get("amount_due")) or 0), 0)
+        from_credit = max((_amount(obj, "total") or 0) - (_amount(obj, "amount_due") or 0), 0)
     return build_frozen(InvoiceAmounts, {
         "invoice_id": _id_of(obj.get("id")),
         "currency": currency,
         "status": status,
         "billing_reason": _str(obj.get("billing_reason")),
         "subscription_id": invoice_subscription(obj),
-        "amount_due": major(_int(obj.get("amount_due"))),
+        "amount_due": major(_amount(obj, "amount_due")),
         "amount_paid": amount_paid,
-        "subtotal": major(_int(obj.get("subtotal"))),
+        "subtotal": major(_amount(obj, "subtotal")),
         "total": total,
         "tax": tax,
         "amount_excluding_tax": ZERO if clamped else money(excluding),
@@ -729,6 +850,16 @@ FREE_PLAN = "free"
 def minor_money(amount: Any, currency: str | None) -> Decimal:
     """Minor units of `currency` in money (0 for anything that is not an integer)."""
     return _minor_money(_int(amount) or 0, _places(currency))
+
+
+def amount_of(obj: Mapping[str, Any], key: str, event_type: str = "") -> Decimal | None:
+    """`obj[key]` in money of the object's currency; None when absent. Raises UnreadablePayload
+    for a value that is not an integer a Money column holds."""
+    try:
+        minor = _amount(obj, key)
+    except UnreadablePayload as exc:
+        raise UnreadablePayload(event_type, exc.field) from None
+    return None if minor is None else _minor_money(minor, _places(_upper(obj.get("currency"))))
 
 
 @dataclass(frozen=True)

@@ -86,10 +86,13 @@ def _plan_in_db(price_id: str) -> Plan | None:
 def plan_values(price: dict) -> dict | None:
     """A catalog row for a Stripe price (or a plan object of the 2016 shape), read by the one
     payload reader: the plan is the price's product (readers.plan_key_of)."""
-    line = readers.price_line(price)
+    try:
+        line = readers.price_line(price)
+    except readers.UnreadablePayload:
+        return None  # the event that carries it fails, naming the field
     interval = line.interval or "month"
     if line.price_id is None or line.monthly_amount is None or line.currency is None \
-            or len(line.currency) != 3 or interval not in ("day", "week", "month", "year"):
+            or not readers.storable_line(line) or interval not in ("day", "week", "month", "year"):
         return None
     name = price.get("nickname")
     name = name if isinstance(name, str) and name else line.plan_key
@@ -154,8 +157,8 @@ class InvoiceAmountsMemo:
         event_id = envelope["id"]
         amounts = self._read.get(event_id)
         if amounts is None:
-            amounts = self._read[event_id] = readers.invoice_amounts(envelope["data"]["object"],
-                                                                     envelope.get("api_version"))
+            amounts = self._read[event_id] = readers.invoice_amounts(
+                envelope["data"]["object"], envelope.get("api_version"), event_type=envelope["type"])
         return amounts
 
 

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-import orjson
 from flask import current_app
 from sqlalchemy import BigInteger, String
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
@@ -354,7 +353,7 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING)
             handled = {r.id for r in archived[account_id]}
             source = sorted(archived[account_id] + [r for r in account_rows if r.id not in handled],
                             key=lambda r: (r.stripe_created_at, r.id))
-        by_account[account_id] = (source, [orjson.loads(row.payload) for row in source])
+        by_account[account_id] = (source, [readers.parse_payload(row.payload) for row in source])
     if late:
         _reset_schedules(late)
     batch = _Batch(by_account)
@@ -596,8 +595,8 @@ class _Batch:
         classified: dict[str, set[str]] = {}
         accounts = sorted({a for a, _ in wanted} & set(latest))  # no ledger row yet: nothing classified
         for chunk in _chunks(accounts):
-            for account_id, invoice_id in db.session.execute(_classified_invoices(chunk)).all():
-                if (account_id, invoice_id) in wanted:
+            for account_id, invoice_id, is_string in db.session.execute(_classified_invoices(chunk)).all():
+                if is_string and (account_id, invoice_id) in wanted:
                     classified.setdefault(account_id, set()).add(invoice_id)
         return lambda a: (latest.get(a), classified.get(a, set()), newest[a][0] if a in newest else None)
 
@@ -696,6 +695,7 @@ class _Batch:
             current_id = current.id if current is not None else None
             for event, row in kept:
                 _compare(account_id, stored[event["id"]], row, rebuild)
+            appended = [(event, row) for event, row in appended if event["id"] not in unprojected]
             for event, row in appended:
                 sub_id = links[event["id"]]
                 if sub_id is None:
@@ -820,9 +820,11 @@ def _latest_committed(account_ids: Sequence[str]):
 
 
 def _classified_invoices(account_ids: Sequence[str]):
-    """(account id, invoice id) of paid / payment_succeeded events that have their ledger row:
-    the other of the pair is then a NoOp (the classifier's state needs them across batches).
-    The invoice id is read from the payload by the database."""
+    """(account id, invoice id, whether the id is a string) of paid / payment_succeeded events
+    that have their ledger row: the other of the pair is then a NoOp (the classifier's state
+    needs them across batches). The invoice id is read from the payload by the database, in the
+    select list only: it reads the payloads of the rows that matched, never one the replay could
+    not read (a body with NaN is no JSON to the database) - those have no ledger row."""
     se = StripeEvent.__table__
     if db.session.get_bind().dialect.name == "postgresql":
         obj = db.cast(se.c.payload, JSON_PG)["data"]["object"]
@@ -830,9 +832,9 @@ def _classified_invoices(account_ids: Sequence[str]):
     else:
         invoice_id = db.func.json_extract(se.c.payload, "$.data.object.id")
         is_string = db.func.json_type(se.c.payload, "$.data.object.id") == "text"
-    return (db.select(se.c.account_id, invoice_id)
+    return (db.select(se.c.account_id, invoice_id, is_string)
             .join(BillingEvent.__table__, BillingEvent.__table__.c.stripe_event_id == se.c.id)
-            .where(_in(se.c.account_id, account_ids), se.c.type.in_(sorted(PAID_TYPES)), is_string))
+            .where(_in(se.c.account_id, account_ids), se.c.type.in_(sorted(PAID_TYPES))))
 
 
 def _invoice_ids(events: Iterable[dict]) -> set[str]:
@@ -900,7 +902,7 @@ def _replay_catalog_events() -> None:
     if not rows:
         return
     plans = {p.price_id: p for p in db.session.execute(db.select(Plan)).scalars()}
-    _project_prices(plans, [orjson.loads(row.payload) for row in rows])
+    _project_prices(plans, [readers.parse_payload(row.payload) for row in rows])
     now = utcnow()
     for row in rows:
         row.state, row.processed_at = "processed", now
@@ -1109,7 +1111,8 @@ def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, 
     if len(currency) != 3:
         raise readers.UnreadablePayload(event["type"], "data.object.currency", event.get("api_version"))
     read = memo(event)
-    amounts = {"amount_paid": read.amount_paid, "total": read.total, "tax": read.tax,
+    # A negative total is a credit (DOMAIN §3): the transaction shows nothing paid, nothing due.
+    amounts = {"amount_paid": max(read.amount_paid, ZERO), "total": max(read.total, ZERO), "tax": max(read.tax, ZERO),
                "amount_excluding_tax": read.amount_excluding_tax, "amount_from_credit": read.amount_from_credit}
     pt = payments.get(obj["id"]) or payments.create(account_id, obj["id"])
     status = _INVOICE_STATUS.get(readers.invoice_status(obj) or "", "open")
@@ -1150,13 +1153,13 @@ def _project_refund(account_id, event, payments: _Payments) -> None:
         # The current API no longer names the invoice on a charge: the latest succeeded payment
         # of the account with the same amount and currency, not refunded yet.
         pt = payments.refundable(account_id, (obj.get("currency") or "").upper(),
-                                 readers.minor_money(obj.get("amount"), obj.get("currency")), _at(event["created"]))
+                                 readers.amount_of(obj, "amount", event["type"]) or ZERO, _at(event["created"]))
     if pt is None:
         log.warning("charge.refunded %s: no payment transaction found", event["id"])
         return
     pt.stripe_charge_id = pt.stripe_charge_id or obj.get("id")
     pt.refunded_at = pt.refunded_at or _at(event["created"])
-    pt.refund_amount = readers.minor_money(obj.get("amount_refunded"), obj.get("currency"))
+    pt.refund_amount = readers.amount_of(obj, "amount_refunded", event["type"]) or ZERO
 
 
 def _project_credit_note(event, payments: _Payments) -> None:
@@ -1171,7 +1174,8 @@ def _project_credit_note(event, payments: _Payments) -> None:
         return
     pt.credit_noted_at = _at(obj.get("effective_at") or obj.get("created") or event["created"])
     pt.credit_note_url = obj.get("pdf")
-    pt.credit_note_amount = readers.minor_money(obj.get("total") or obj.get("amount"), obj.get("currency"))
+    pt.credit_note_amount = (readers.amount_of(obj, "total", event["type"]) or readers.amount_of(obj, "amount", event["type"])
+                             or ZERO)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1209,7 +1213,7 @@ def _rebuild_account(account_id: str, report: RebuildReport) -> None:
     if not rows:
         return
     report.events += len(rows)
-    events = [orjson.loads(row.payload) for row in rows]
+    events = [readers.parse_payload(row.payload) for row in rows]
     stored = {r.stripe_event_id: r for r in db.session.execute(
         db.select(BillingEvent).where(BillingEvent.account_id == account_id,
                                       BillingEvent.baseline.is_(False))).scalars()}
