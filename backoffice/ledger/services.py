@@ -353,7 +353,7 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING)
             handled = {r.id for r in archived[account_id]}
             source = sorted(archived[account_id] + [r for r in account_rows if r.id not in handled],
                             key=lambda r: (r.stripe_created_at, r.id))
-        by_account[account_id] = (source, [readers.parse_payload(row.payload) for row in source])
+        by_account[account_id] = (source, [readers.parse_payload(row.payload, exact=False) for row in source])
     if late:
         _reset_schedules(late)
     batch = _Batch(by_account)
@@ -902,7 +902,7 @@ def _replay_catalog_events() -> None:
     if not rows:
         return
     plans = {p.price_id: p for p in db.session.execute(db.select(Plan)).scalars()}
-    _project_prices(plans, [readers.parse_payload(row.payload) for row in rows])
+    _project_prices(plans, [readers.parse_payload(row.payload, exact=False) for row in rows])
     now = utcnow()
     for row in rows:
         row.state, row.processed_at = "processed", now
@@ -1213,7 +1213,7 @@ def _rebuild_account(account_id: str, report: RebuildReport) -> None:
     if not rows:
         return
     report.events += len(rows)
-    events = [readers.parse_payload(row.payload) for row in rows]
+    events = [readers.parse_payload(row.payload, exact=False) for row in rows]
     stored = {r.stripe_event_id: r for r in db.session.execute(
         db.select(BillingEvent).where(BillingEvent.account_id == account_id,
                                       BillingEvent.baseline.is_(False))).scalars()}
