@@ -117,3 +117,38 @@ def test_replay_properties(app, plans, actions, batch):
     forward = sum((s.price_amount for s in subs
                    if s.is_current and s.status == "active" and not s.cancel_at_period_end), Decimal(0))
     assert mrr_last_day == forward
+
+
+def _pure_ledger(events: list[dict]) -> list[tuple]:
+    """What the classifier writes for the story delivered once, in Stripe's order."""
+    from backoffice.ledger import classifier
+
+    result = classifier.classify(events, classifier.SubscriptionState(), classifier.Catalog())
+    return [(r.stripe_event_id, r.type.value, r.from_plan, r.to_plan, r.previous_amount, r.new_amount,
+             r.amount_delta, r.committed_mrr, r.currency, r.occurred_at) for r in result.rows]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plans=st.lists(st.sampled_from(sorted(PRICES)), min_size=1, max_size=3),
+       actions=st.lists(action, min_size=1, max_size=10),
+       copies=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["2016", "2020", "2025"])),
+                       min_size=10, max_size=10))
+def test_redelivered_in_any_shape_the_ledger_is_the_once_in_order_ledger(client, plans, actions, copies):
+    """Stripe delivers at least once, and an event's copies may come at other API versions (a
+    pinned endpoint beside the default): through the real webhook, each event once more or twice
+    more, some copies in another shape, gives the ledger of the story delivered once."""
+    from backoffice.demo import stripe_shapes
+
+    n = next(_story_ids)
+    account_id = f"acc-p{n}"
+    events = _life_story(n, plans, actions)
+    for i, event in enumerate(events):
+        extra, shape = copies[i % len(copies)]
+        for copy in [event] + [stripe_shapes.render(event, shape) if shape != "2025" else event] * extra:
+            assert h.deliver(client, copy).status_code == 200
+    db.session.expire_all()
+    stored = _ledger(account_id)
+    assert sorted(stored, key=lambda r: (r[9], r[0])) == sorted(_pure_ledger(events), key=lambda r: (r[9], r[0]))
+    states = set(db.session.execute(
+        db.select(StripeEvent.state).where(StripeEvent.account_id == account_id)).scalars())
+    assert states == {"processed"}
