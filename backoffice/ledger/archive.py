@@ -199,12 +199,11 @@ def event_subscription_id(event: dict) -> str | None:
     kind = obj.get("object")
     if kind == "subscription":
         return obj.get("id")
+    if kind == "invoice":
+        return readers.invoice_subscription(obj)
     candidate = obj.get("subscription")
     if candidate is None and kind == "subscription_schedule":
         candidate = obj.get("released_subscription")
-    if candidate is None and kind == "invoice":
-        details = (obj.get("parent") or {}).get("subscription_details") or {}
-        candidate = details.get("subscription")
     if isinstance(candidate, dict):
         candidate = candidate.get("id")
     return candidate if isinstance(candidate, str) else None

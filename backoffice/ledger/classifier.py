@@ -23,11 +23,13 @@ from backoffice.ledger.readers import (
     MalformedStripeEvent,
     ParsedEvent,
     PriceLine,
+    ResolvedPrice,
     UnreadablePayload,
     build_frozen,
     invoice_amounts,
     money,
     read_event,
+    resolve_lines,
     shape_of,
 )
 
@@ -135,6 +137,11 @@ class Catalog:
     def price(self, price_id: str | None) -> CatalogPrice | None:
         return self._by_id.get(price_id) if price_id else None
 
+    def lookup(self, price_id: str | None) -> tuple[str, Decimal, str | None] | None:
+        """A price's plan key, monthly amount and currency (readers.resolve_lines asks it)."""
+        entry = self._by_id.get(price_id) if price_id else None
+        return None if entry is None else (entry.plan_key, entry.monthly_amount, entry.currency)
+
     def plan_name(self, plan_key: str | None) -> str | None:
         if plan_key is None:
             return None
@@ -232,17 +239,6 @@ class ClassifyResult:
 # --------------------------------------------------------------------------------------------
 # The machine
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Price:
-    """A subscription's (or schedule phase's) price as the machine sees it."""
-
-    price_id: str | None
-    plan_key: str
-    amount: Decimal
-    currency: str | None
-    known: bool  # False: neither the payload nor the catalog knew the amount (counted as 0)
-
-
 @dataclass
 class _Outcome:
     row: LedgerRow
@@ -250,28 +246,9 @@ class _Outcome:
     discrepancies: list[Discrepancy] = field(default_factory=list)
 
 
-def _resolve(lines: Sequence[PriceLine], catalog: Catalog, fallback_plan: str) -> _Price | None:
-    """Payload amount first, catalog next, else 0 (DOMAIN §3 "Price"). The plan is the item with
-    the largest amount (first on a tie); the price is the sum of the licensed items."""
-    if not lines:
-        return None
-    total, known, best, best_amount, currency = ZERO, True, None, None, None
-    for line in lines:
-        entry = catalog.price(line.price_id)
-        amount = line.monthly_amount
-        if amount is None and entry is not None:
-            amount = money(entry.monthly_amount * line.quantity)
-        if line.metered:
-            amount = ZERO
-        elif amount is None:
-            amount, known = ZERO, False
-        total += amount
-        currency = currency or line.currency or (entry.currency.upper() if entry else None)
-        if best_amount is None or amount > best_amount:
-            best, best_amount = (line, entry), amount
-    line, entry = best  # type: ignore[misc]
-    plan_key = line.plan_key or (entry.plan_key if entry else None) or line.price_id or fallback_plan
-    return _Price(line.price_id, plan_key, money(total), currency, known)
+def _resolve(lines: Sequence[PriceLine], catalog: Catalog, fallback_plan: str) -> ResolvedPrice | None:
+    """DOMAIN §3 "Price" (readers.resolve_lines, the rule the sync reads live objects by)."""
+    return resolve_lines(lines, catalog.lookup, fallback_plan)
 
 
 def _movement(
@@ -337,7 +314,7 @@ def _unclassified(ev: ParsedEvent, state: SubscriptionState, currency: str | Non
     return out
 
 
-def _with_price(state: SubscriptionState, price: _Price | None, currency: str | None) -> SubscriptionState:
+def _with_price(state: SubscriptionState, price: ResolvedPrice | None, currency: str | None) -> SubscriptionState:
     if price is None:
         return _replaced(state, currency=currency or state.currency)
     return _replaced(state, plan=price.plan_key, price=price.amount, price_id=price.price_id,

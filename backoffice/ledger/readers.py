@@ -10,7 +10,7 @@ Pure: no database, no network.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -938,37 +938,72 @@ def current_subscription(subscriptions: Sequence[Mapping[str, Any]]) -> Mapping[
     return max(subscriptions, key=lambda s: (s.get("status") not in ENDED_STATUSES, _int(s.get("created")) or 0))
 
 
-def resolve_lines(lines: Sequence[PriceLine], catalog: Mapping[str, str] | None = None,
-                  catalog_amounts: Mapping[str, Decimal] | None = None) -> Price | None:
-    """Several items as one price, by the classifier's rule: the sum of the licensed items, the
-    plan of the dearest (first on a tie); None when an amount is unknown to payload and catalog."""
-    total, best, best_amount, currency, known = ZERO, None, None, None, True
+@dataclass(frozen=True)
+class ResolvedPrice:
+    """Several items as one price: the plan, the amount and whether every amount was known."""
+
+    price_id: str | None
+    plan_key: str
+    amount: Decimal  # an unknown amount counts 0 here; `known` says whether one was
+    currency: str | None
+    known: bool
+    interval: str | None = None
+
+
+CatalogLookup = Callable[[str | None], "tuple[str, Decimal, str | None] | None"]
+
+
+def resolve_lines(lines: Sequence[PriceLine], lookup: CatalogLookup, fallback_plan: str) -> ResolvedPrice | None:
+    """DOMAIN §3 "Price", the one rule for events and live objects: the payload's amount first,
+    the catalog's next (`lookup(price id)` → plan key, monthly amount, currency), else unknown.
+    The price is the sum of the licensed items; the plan is the dearest item's (first on a tie):
+    the payload's product, else the catalog's, else the price id."""
+    if not lines:
+        return None
+    total, known, best, best_amount, currency = ZERO, True, None, None, None
     for line in lines:
-        if line.price_id is None:
-            continue
+        entry = lookup(line.price_id)
         amount = line.monthly_amount
-        if amount is None and catalog_amounts and line.price_id in catalog_amounts:
-            amount = money(catalog_amounts[line.price_id] * line.quantity)
+        if amount is None and entry is not None and entry[1] is not None:
+            amount = money(entry[1] * line.quantity)
         if line.metered:
             amount = ZERO
-        if amount is None:
-            known, amount = False, ZERO
+        elif amount is None:
+            amount, known = ZERO, False
         total += amount
-        currency = currency or line.currency
+        currency = currency or line.currency or (entry[2].upper() if entry and entry[2] else None)
         if best_amount is None or amount > best_amount:
-            best, best_amount = line, amount
-    if best is None:
+            best, best_amount = (line, entry), amount
+    line, entry = best  # type: ignore[misc]
+    plan_key = line.plan_key or (entry[0] if entry else None) or line.price_id or fallback_plan
+    return ResolvedPrice(line.price_id, plan_key, money(total), currency, known, line.interval)
+
+
+def _lookup(catalog: Mapping[str, str] | None, amounts: Mapping[str, Decimal] | None) -> CatalogLookup:
+    """The sync's catalog (price id → plan key, price id → monthly amount) as a lookup."""
+    catalog, amounts = catalog or {}, amounts or {}
+
+    def lookup(price_id: str | None):
+        if price_id is None or (price_id not in catalog and price_id not in amounts):
+            return None
+        return catalog.get(price_id, price_id), amounts.get(price_id), None
+
+    return lookup
+
+
+def _live_price(price: ResolvedPrice | None) -> Price | None:
+    if price is None or price.price_id is None:
         return None
-    plan_key = (catalog or {}).get(best.price_id) or best.plan_key or best.price_id
-    return Price(best.price_id, str(plan_key)[:255], str(plan_key)[:100], money(total) if known else None,
-                 best.interval if best.interval in ("day", "week", "month", "year") else "month", currency)
+    return Price(price.price_id, str(price.plan_key)[:255], str(price.plan_key)[:100],
+                 price.amount if price.known else None,
+                 price.interval if price.interval in ("day", "week", "month", "year") else "month", price.currency)
 
 
 def read_subscription(sub: Mapping[str, Any] | None, catalog: Mapping[str, str] | None = None,
                       catalog_amounts: Mapping[str, Decimal] | None = None) -> LiveSubscription:
     if not sub:
         return NO_SUBSCRIPTION
-    price = resolve_lines(subscription_lines(sub), catalog, catalog_amounts)
+    price = _live_price(resolve_lines(subscription_lines(sub), _lookup(catalog, catalog_amounts), FREE_PLAN))
     status = _str(sub.get("status"))
     paid = status in PAID_STATUSES
     currency = _upper(sub.get("currency")) or (price.currency if price else None)
@@ -1003,7 +1038,7 @@ def read_schedule(schedule: Mapping[str, Any] | None, current_plan: str, catalog
     if len(phases) < 2 or not phases[-1].lines:
         return None
     last = phases[-1]
-    price = resolve_lines(last.lines, catalog, catalog_amounts)
+    price = _live_price(resolve_lines(last.lines, _lookup(catalog, catalog_amounts), FREE_PLAN))
     if price is None:
         return ScheduledChange("unknown", None, None, last.start)
     if price.plan_key == current_plan:

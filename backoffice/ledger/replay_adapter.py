@@ -162,23 +162,6 @@ class InvoiceAmountsMemo:
         return amounts
 
 
-def invoice_amounts(obj: dict, api_version: str | None, *, envelope: dict | None = None,
-                    memo: InvoiceAmountsMemo | None = None) -> dict | None:
-    """Amounts of an invoice in money: paid, total, tax, ex-VAT (clamped at 0), from credit.
-    None when they cannot be read (the classifier reports that). With a memo, the event
-    `envelope` of `obj` is read through it."""
-    try:
-        if memo is not None and envelope is not None:
-            amounts = memo(envelope)
-        else:
-            amounts = readers.invoice_amounts(obj, api_version)
-    except readers.UnreadablePayload:
-        return None
-    return {"amount_paid": amounts.amount_paid, "total": amounts.total, "tax": amounts.tax,
-            "amount_excluding_tax": amounts.amount_excluding_tax, "clamped": amounts.clamped,
-            "amount_from_credit": amounts.amount_from_credit}
-
-
 def invoice_plan(obj: dict, plan_of: Callable[[str], Plan | None] = _plan_in_db) -> str | None:
     for price_id in readers.invoice_line_prices(obj):
         plan = plan_of(price_id)

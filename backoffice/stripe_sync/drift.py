@@ -495,14 +495,7 @@ def unseen_prices(gateway: gw.StripeGateway, schedules: list[dict]) -> list[dict
     """The prices the schedules' phases name that the plans catalog lacks, fetched from Stripe:
     a schedule names its prices by id only, and an unknown one would count as 0 (a downgrade
     to it would drop committed MRR to 0, and read as ScheduledPriceMissing)."""
-    wanted = set()
-    for schedule in schedules:
-        for phase in (schedule or {}).get("phases") or []:
-            for item in phase.get("items") or []:
-                price = item.get("price") or item.get("plan")
-                price = price.get("id") if isinstance(price, dict) else price
-                if isinstance(price, str) and price:
-                    wanted.add(price)
+    wanted = {price_id for schedule in schedules for price_id in readers.schedule_price_ids(schedule)}
     if not wanted:
         return []
     known = set(db.session.execute(
