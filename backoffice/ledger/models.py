@@ -132,7 +132,11 @@ class Subscription(db.Model):
 
 
 class BillingEvent(db.Model):
-    """The ledger: exactly one row per recognised Stripe event. Written only by the replayer."""
+    """The ledger: exactly one current row per recognised Stripe event. Written only by the
+    replayer. A row never changes but once: superseded (`superseded_at` set, with the row that
+    replaces it in `superseded_by`, or none when the event no longer has a row) when a late event
+    changed how it classifies (DOMAIN §3); on PostgreSQL a trigger allows exactly that. Readers
+    read current rows (`BillingEvent.current()`)."""
 
     __tablename__ = "billing_events"
     __table_args__ = (
@@ -145,19 +149,23 @@ class BillingEvent(db.Model):
             "OR amount_delta = new_amount - previous_amount",
             name="delta_is_new_minus_previous",
         ),
+        Index("uq_billing_events_current_event", "stripe_event_id", unique=True,
+              postgresql_where=db.text("superseded_at IS NULL"), sqlite_where=db.text("superseded_at IS NULL")),
+        Index("ix_billing_events_stripe_event", "stripe_event_id"),
         Index("ix_billing_events_account_occurred", "account_id", "occurred_at"),
         Index("ix_billing_events_subscription_occurred", "subscription_id", "occurred_at", "id"),
         Index("ix_billing_events_type_occurred", "type", "occurred_at"),
         # The dashboard's MRR reads (issue 5): only MRR-moving rows, in LAG order, index-only.
         Index("ix_billing_events_mrr", "subscription_id", "account_id", "occurred_at", "id",
               postgresql_include=["new_amount", "committed_mrr", "type"],
-              postgresql_where=db.text("amount_delta IS NOT NULL"), sqlite_where=db.text("amount_delta IS NOT NULL")),
+              postgresql_where=db.text("amount_delta IS NOT NULL AND superseded_at IS NULL"),
+              sqlite_where=db.text("amount_delta IS NOT NULL AND superseded_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
-    stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_event_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(40))
     from_plan: Mapped[str | None] = mapped_column(String(255))
     to_plan: Mapped[str | None] = mapped_column(String(255))
@@ -170,3 +178,10 @@ class BillingEvent(db.Model):
     reason: Mapped[str | None] = mapped_column(String(100))
     baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=db.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("billing_events.id"))
+
+    @classmethod
+    def current(cls):
+        """The condition every reader of the ledger adds: the row is not superseded."""
+        return cls.superseded_at.is_(None)

@@ -112,15 +112,17 @@ PENDING = ("pending",)
 PENDING_AND_FAILED = ("pending", "failed")
 
 
-def replay_account(account_id: str | None, states: tuple[str, ...] = PENDING) -> ReplayReport:
+def replay_account(account_id: str | None, states: tuple[str, ...] = PENDING,
+                   received_before: datetime | None = None) -> ReplayReport:
     """One use case, one commit. A failure rolls back and notes the error on the account's
-    pending events (the next replay retries them), under the same lock."""
+    pending events (the next replay retries them), under the same lock. With
+    `received_before`, only the events received before that time are replayed (settled)."""
     report = ReplayReport(account_id)
     with _serialized(), _without_gc():
         try:
             _replay_catalog_events()
             if account_id is not None:
-                done = _replay_batch([account_id], states)
+                done = _replay_batch([account_id], states, received_before)
                 if account_id in done:
                     report = done[account_id]
             db.session.commit()
@@ -146,25 +148,28 @@ def replay_account_in_transaction(account_id: str) -> ReplayReport:
 
 def replay_pending(progress: Callable[[int], None] | None = None,
                    batch_size: int | None = None, workers: int = 1,
-                   states: tuple[str, ...] = PENDING) -> list[ReplayReport]:
+                   states: tuple[str, ...] = PENDING,
+                   received_before: datetime | None = None) -> list[ReplayReport]:
     """Every account with archived events in `states` (a worker's catch-up pass), in
     batches of accounts of about `batch_size` events: each batch is read with a few queries,
     classified in memory and written with one bulk insert per table, one commit per batch.
     A batch that fails is replayed again account by account, so one bad account fails alone.
     With `workers` > 1 on PostgreSQL the batches are shared among that many processes (the
-    per-account advisory locks keep two replays of an account apart); SQLite has one writer."""
-    counts = db.session.execute(
-        db.select(StripeEvent.account_id, db.func.count())
-        .where(StripeEvent.state.in_(states), StripeEvent.account_id.is_not(None))
-        .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id)
-    ).all()
+    per-account advisory locks keep two replays of an account apart); SQLite has one writer.
+    With `received_before`, only events received before that time (settled) are replayed."""
+    stmt = (db.select(StripeEvent.account_id, db.func.count())
+            .where(StripeEvent.state.in_(states), StripeEvent.account_id.is_not(None))
+            .group_by(StripeEvent.account_id).order_by(StripeEvent.account_id))
+    if received_before is not None:
+        stmt = stmt.where(StripeEvent.received_at < received_before)
+    counts = db.session.execute(stmt).all()
     batches = list(_batches(counts, batch_size or BATCH_EVENTS))
     refresh_statistics()
     if workers > 1 and len(batches) > 1 and _postgres():
-        return _replay_in_processes(batches, workers, progress, states)
+        return _replay_in_processes(batches, workers, progress, states, received_before)
     reports: list[ReplayReport] = []
     for batch in batches:
-        reports.extend(_replay_pending_batch(batch, states))
+        reports.extend(_replay_pending_batch(batch, states, received_before))
         refresh_statistics()
         if progress:
             progress(len(batch))
@@ -198,24 +203,26 @@ def refresh_statistics(tables: Sequence[str] = GROWING_TABLES) -> list[str]:
     return stale
 
 
-def _replay_pending_batch(batch: list[str], states: tuple[str, ...] = PENDING) -> list[ReplayReport]:
+def _replay_pending_batch(batch: list[str], states: tuple[str, ...] = PENDING,
+                          received_before: datetime | None = None) -> list[ReplayReport]:
     try:
         with _serialized(), _without_gc():
             _replay_catalog_events()
-            done = _replay_batch(batch, states)
+            done = _replay_batch(batch, states, received_before)
             db.session.commit()
         return [done.get(a, ReplayReport(a)) for a in batch]
     except Exception:
         db.session.rollback()
         log.exception("batch replay of %d accounts failed; replaying them one by one", len(batch))
-        return [replay_account(a, states) for a in batch]
+        return [replay_account(a, states, received_before) for a in batch]
 
 
 _FORKED_APP = None  # the application a forked replay process works in
 
 
 def _replay_in_processes(batches: list[list[str]], workers: int, progress: Callable[[int], None] | None,
-                         states: tuple[str, ...] = PENDING) -> list[ReplayReport]:
+                         states: tuple[str, ...] = PENDING,
+                         received_before: datetime | None = None) -> list[ReplayReport]:
     """The batches replayed by `workers` forked processes, each on its own connections (a child
     drops the pool it inherited without closing the parent's connections). Reports come back
     in batch order."""
@@ -224,7 +231,7 @@ def _replay_in_processes(batches: list[list[str]], workers: int, progress: Calla
     db.session.remove()  # the parent's connection goes back to its pool before the fork
     reports: list[ReplayReport] = []
     with multiprocessing.get_context("fork").Pool(min(workers, len(batches)), initializer=_forked_start) as pool:
-        for done in pool.imap(_forked_batch, [(batch, states) for batch in batches]):
+        for done in pool.imap(_forked_batch, [(batch, states, received_before) for batch in batches]):
             reports.extend(done)
             refresh_statistics()
             if progress:
@@ -237,7 +244,7 @@ def _forked_start() -> None:
         db.engine.dispose(close=False)
 
 
-def _forked_batch(work: tuple[list[str], tuple[str, ...]]) -> list[ReplayReport]:
+def _forked_batch(work: tuple[list[str], tuple[str, ...], datetime | None]) -> list[ReplayReport]:
     with _FORKED_APP.app_context():
         try:
             return _replay_pending_batch(*work)
@@ -318,17 +325,20 @@ def _array_literal(values: Sequence) -> str | None:
     return "{}" if not kinds else None
 
 
-def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING) -> dict[str, ReplayReport]:
-    """Replays the events in `states` of these accounts; answers a report per account
-    that had any. Every read is one query for the whole batch; the caller commits."""
+def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING,
+                  received_before: datetime | None = None) -> dict[str, ReplayReport]:
+    """Replays the events in `states` of these accounts (received before `received_before`,
+    when given); answers a report per account that had any. Every read is one query for the
+    whole batch; the caller commits."""
     ids = sorted(set(account_ids))
     _lock_accounts(ids)
     table = StripeEvent.__table__
     rows: list = []
+    settled = () if received_before is None else (table.c.received_at < received_before,)
     for chunk in _chunks(ids):
         rows.extend(db.session.execute(
             db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id, table.c.stripe_created_at)
-            .where(_in(table.c.account_id, chunk), table.c.state.in_(states))
+            .where(_in(table.c.account_id, chunk), table.c.state.in_(states), *settled)
             .order_by(table.c.account_id, table.c.stripe_created_at, table.c.id)
         ).all())
     if not rows:
