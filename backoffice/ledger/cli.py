@@ -15,8 +15,9 @@ def ledger() -> None:
 @with_appcontext
 def rebuild(account_id: str | None) -> None:
     """Recompute subscriptions, payment transactions and plans from the archive, append missing
-    ledger rows, and report stored rows that a fresh replay would write differently (they are
-    never changed). Exits with status 1 when it finds any."""
+    ledger rows, and correct every stored row a fresh replay writes differently: it is
+    superseded by the corrected row, and stays as the audit trail. Exits with status 1 when it
+    found any such row or an event it cannot read (a second run then finds none to correct)."""
     from backoffice.ledger import services
 
     account_ids = services.accounts_with_archive(account_id)
@@ -25,20 +26,20 @@ def rebuild(account_id: str | None) -> None:
     with click.progressbar(length=len(account_ids), label="Replaying accounts") as bar:
         report = services.rebuild(account_ids, progress=bar.update)
     click.echo(f"{report.accounts} accounts, {report.events} archived events replayed, "
-               f"{report.rows_appended} missing ledger rows appended.")
+               f"{report.rows_appended} missing ledger rows appended, {report.rows_corrected} corrected.")
     for d in report.differences:
-        click.echo(f"DIFFERS {d.account_id} {d.stripe_event_id} {d.field}: stored {d.stored!s} fresh {d.fresh!s}")
+        click.echo(f"CORRECTED {d.account_id} {d.stripe_event_id} {d.field}: stored {d.stored!s} fresh {d.fresh!s}")
     for event_id in report.missing_in_replay:
-        click.echo(f"NOT REPLAYED {event_id}: stored row that a fresh replay does not write")
+        click.echo(f"NOT REPLAYED {event_id}: stored row of an event a fresh replay cannot read (kept)")
     for event_id, why in report.failed_events:
         click.echo(f"FAILED {event_id}: {why}")
-    if report.differences or report.missing_in_replay:
-        click.echo(f"{len({d.stripe_event_id for d in report.differences})} stored rows differ from a fresh replay; "
-                   "they were left unchanged.")
+    if report.rows_corrected:
+        click.echo(f"{report.rows_corrected} stored rows differed from a fresh replay; each is superseded by its "
+                   "corrected row and kept as the audit trail.")
     if report.failed_events:
         click.echo(f"{len(report.failed_events)} archived events could not be read; they are on their accounts' "
                    "Drift tab.")
-    if report.differences or report.missing_in_replay or report.failed_events:
+    if report.rows_corrected or report.missing_in_replay or report.failed_events:
         raise SystemExit(1)
     click.echo("Every stored ledger row matches a fresh replay.")
 
@@ -52,8 +53,8 @@ def rebuild(account_id: str | None) -> None:
 def replay(workers: int, with_failed: bool) -> None:
     """Replay every pending archived Stripe event (and with --failed every failed one) into the
     ledger and the projections: the catch-up after the webhook's replays could not run (no
-    worker, a bulk import, an outage). Rows are only ever appended; replaying again finds
-    nothing to do."""
+    worker, a bulk import, an outage). Rows are only ever appended: a late event's stored rows
+    that it changes are superseded by corrected ones. Replaying again finds nothing to do."""
     from backoffice.extensions import db
     from backoffice.ledger import services
     from backoffice.ledger.models import StripeEvent
@@ -67,6 +68,7 @@ def replay(workers: int, with_failed: bool) -> None:
     crashed = [r for r in reports if r.error]
     click.echo(f"{len(reports)} accounts, {sum(r.events for r in reports)} archived events replayed, "
                f"{sum(r.rows_appended for r in reports)} ledger rows appended, "
+               f"{sum(r.rows_corrected for r in reports)} corrected, "
                f"{sum(r.discrepancies for r in reports)} discrepancies recorded.")
     for r in reports:
         if r.error:

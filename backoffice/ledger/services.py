@@ -67,6 +67,7 @@ class ReplayReport:
     account_id: str | None
     events: int = 0
     rows_appended: int = 0
+    rows_corrected: int = 0  # stored rows superseded by a corrected row (or by none)
     processed: int = 0
     ignored: int = 0
     failed: int = 0
@@ -91,7 +92,8 @@ class RebuildReport:
     accounts: int = 0
     events: int = 0
     rows_appended: int = 0
-    differences: list[RowDifference] = field(default_factory=list)
+    rows_corrected: int = 0
+    differences: list[RowDifference] = field(default_factory=list)  # each corrected (superseded)
     missing_in_replay: list[str] = field(default_factory=list)  # stored rows a replay would not write
     failed_events: list[tuple[str, str]] = field(default_factory=list)  # (event id, why) it could not read
 
@@ -364,6 +366,7 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING,
             source = sorted(archived[account_id] + [r for r in account_rows if r.id not in handled],
                             key=lambda r: (r.stripe_created_at, r.id))
         by_account[account_id] = (source, [readers.parse_payload(row.payload, exact=False) for row in source])
+    stored = _current_rows(late)
     if late:
         _reset_schedules(late)
     batch = _Batch(by_account)
@@ -379,7 +382,10 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING,
         report.events = len(account_rows)
         batch.project_catalog(events)
         if account_id in archived:
-            batch.classify(account_id, account_rows, events, adapter.empty_state(), report, watermark=None)
+            # Classified again from the whole archive: the stored rows the late event changed
+            # are superseded by corrected ones (DOMAIN §3, corrections without rewriting).
+            batch.classify(account_id, account_rows, events, adapter.empty_state(), report, watermark=None,
+                           stored=stored.get(account_id, {}))
             continue
         committed, classified, watermark = seeds(account_id)
         state = adapter.seed_state(batch.current(account_id), committed, classified)
@@ -528,7 +534,7 @@ class _Accounted(NamedTuple):
     links: dict[str, str | None]  # event id → the Stripe subscription its row belongs to
     report: ReplayReport
     rebuild: RebuildReport | None
-    stored: dict[str, BillingEvent] | None  # a rebuild's stored rows by event id
+    stored: dict | None  # the current stored rows by event id, when the whole archive is replayed
 
 
 def _subscription_links(events: Sequence[dict], subscription_of: dict[str, str | None],
@@ -586,7 +592,8 @@ class _Batch:
             event_ids = [e["id"] for e in events]
             for chunk in _chunks(event_ids):
                 existing.update(db.session.execute(
-                    db.select(BillingEvent.stripe_event_id).where(_in(BillingEvent.stripe_event_id, chunk))).scalars())
+                    db.select(BillingEvent.stripe_event_id)
+                    .where(_in(BillingEvent.stripe_event_id, chunk), BillingEvent.current())).scalars())
         self.existing = existing
         self.accounted: list[_Accounted] = []  # per account, what `write` finishes after the flush
         self.marks: list[tuple[str, str, str | None]] = []
@@ -629,7 +636,7 @@ class _Batch:
 
     def classify(self, account_id: str, rows: Sequence, events: Sequence[dict], state, report: ReplayReport,
                  *, watermark: datetime | None, rebuild: RebuildReport | None = None,
-                 stored: dict[str, BillingEvent] | None = None, named_before: str | None = None) -> None:
+                 stored: dict | None = None, named_before: str | None = None) -> None:
         """Classifies the events and projects their payloads (subscriptions, the account's
         billing info, payment transactions); `write` appends the rows and marks the archive.
         `named_before`: the subscription the account's replayed events named last."""
@@ -689,36 +696,48 @@ class _Batch:
     # -- writing ------------------------------------------------------------------------------------
     def write(self) -> None:
         selections = [self._select(entry) for entry in self.accounted]
-        for entry, (_, appended, _) in zip(self.accounted, selections, strict=True):
-            _start_subscriptions(entry.subscriptions, appended, self.subscription_of)
+        for entry, (_, appended, corrected) in zip(self.accounted, selections, strict=True):
+            _start_subscriptions(entry.subscriptions, appended + [(e, r) for e, r, _ in corrected if r is not None],
+                                 self.subscription_of)
             if appended:
                 self._flag_ledger_rows(entry.account_id)
         db.session.flush()  # new subscriptions get their ids (inserted with their start)
         now = utcnow()
         ledger: list[dict] = []
+        corrections: list[tuple[dict | None, object]] = []  # (the corrected row's values or None, stored row)
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, links, report, rebuild,
-             stored), (row_by_event, appended, kept) in zip(self.accounted, selections, strict=True):
+             stored), (row_by_event, appended, corrected) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
             unprojected = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans,
                                             self.amounts, self.subscription_of,
                                             skip=frozenset(result.unreadable_event_ids))
             current_id = current.id if current is not None else None
-            for event, row in kept:
-                _compare(account_id, stored[event["id"]], row, rebuild)
-            appended = [(event, row) for event, row in appended if event["id"] not in unprojected]
-            for event, row in appended:
+
+            def values_of(event: dict, row) -> dict:
                 sub_id = links[event["id"]]
                 if sub_id is None:
                     subscription_id = None
                 else:
                     linked = sub_ids.get(sub_id) or getattr(self.subs_by_stripe.get(sub_id), "id", None)
                     subscription_id = linked or current_id
-                ledger.append({"account_id": account_id, "subscription_id": subscription_id,
-                               **adapter.row_values(row)})
+                return {"account_id": account_id, "subscription_id": subscription_id, **adapter.row_values(row)}
+
+            appended = [(event, row) for event, row in appended if event["id"] not in unprojected]
+            ledger.extend(values_of(event, row) for event, row in appended)
+            corrected = [c for c in corrected if c[0]["id"] not in unprojected]
+            for event, row, old in corrected:
+                if rebuild is not None:
+                    _compare(account_id, old, row, rebuild)
+                corrections.append((None if row is None else values_of(event, row), old))
             report.rows_appended += len(appended)
+            report.rows_corrected += len(corrected)
             if rebuild is not None:
                 rebuild.rows_appended += len(appended)
-                rebuild.missing_in_replay.extend(sorted(set(stored or ()) - set(row_by_event)))
+                rebuild.rows_corrected += len(corrected)
+                rebuild.missing_in_replay.extend(sorted(
+                    event["id"] for event in events
+                    if event["id"] in stored and event["id"] not in row_by_event
+                    and event["id"] in result.unreadable_event_ids))
             problems = adapter.discrepancies_of(result) + [
                 {**unreadable_discrepancy(event_id, exc).as_dict(), "fails_event": True}
                 for event_id, exc in unprojected.items()]
@@ -741,8 +760,9 @@ class _Batch:
                     report.processed += 1
         db.session.flush()
         self.payments.write()
-        insert_rows(BillingEvent.__table__, ledger)
         _mark(self.marks, now)
+        _supersede(corrections, now)
+        insert_rows(BillingEvent.__table__, ledger)
 
     def _flag_drift(self, account_id: str, current: Subscription | None) -> None:
         """An event the replay cannot read is drift (DOMAIN §3): the account's flag is set, on a
@@ -766,25 +786,34 @@ class _Batch:
         if account is not None and not account.has_ledger_rows and db.session.is_modified(account):
             account.has_ledger_rows = True
 
-    def _select(self, entry: _Accounted) -> tuple[dict, list[tuple[dict, object]], list[tuple[dict, object]]]:
+    def _select(self, entry: _Accounted) -> tuple[dict, list[tuple[dict, object]], list[tuple[dict, object, object]]]:
         """One account's classified rows by event id; the (event, row) pairs to append, in
-        Stripe's order; and, in a rebuild, the pairs whose stored row is compared instead. A
-        replay appends the rows of the events it replays (an account replayed from its whole
-        archive classifies them all); a rebuild appends every missing row."""
+        Stripe's order; and, when the whole archive was classified again (a late event, a
+        rebuild), the (event, fresh row or None, stored row) of each stored current row a fresh
+        replay writes differently, or not at all although the event reads: those are superseded.
+        A replay appends the rows of the events it replays (a rebuild every missing row): an
+        event not yet replayed (younger than the settle delay, failed) gets its row when it is."""
         rebuild, stored = entry.rebuild, entry.stored
         row_by_event = {row.stripe_event_id: row for row in adapter.rows_of(entry.result)}
-        existing = self.existing if stored is None else set(stored)
         replaying = None if rebuild is not None else {row.id for row in entry.rows}
-        appended, kept = [], []
+        unreadable = set(entry.result.unreadable_event_ids)
+        appended, corrected = [], []
         for event in entry.events:
-            row = row_by_event.get(event["id"])
-            if row is None or (replaying is not None and event["id"] not in replaying):
+            event_id = event["id"]
+            row = row_by_event.get(event_id)
+            if stored is not None and event_id in stored:
+                old = stored[event_id]
+                if row is None:
+                    if event_id not in unreadable:
+                        corrected.append((event, None, old))
+                elif _differs(old, row):
+                    corrected.append((event, row, old))
                 continue
-            if event["id"] not in existing:
+            if row is None or (replaying is not None and event_id not in replaying):
+                continue
+            if stored is not None or event_id not in self.existing:
                 appended.append((event, row))
-            elif stored is not None and rebuild is not None:
-                kept.append((event, row))
-        return row_by_event, appended, kept
+        return row_by_event, appended, corrected
 
 
 def _start_subscriptions(subscriptions: dict[str, Subscription], appended: Sequence[tuple[dict, object]],
@@ -814,6 +843,65 @@ def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
                            others)
 
 
+def _supersede(corrections: Sequence[tuple[dict | None, object]], now: datetime) -> None:
+    """Marks each stored row superseded by its corrected row (inserted here, with an id taken
+    beforehand so the one UPDATE a ledger row may get names it), or by none. The stored row is
+    marked first: one row per event is current at every statement."""
+    if not corrections:
+        return
+    replacements = [values for values, _ in corrections if values is not None]
+    ids = iter(_new_ledger_ids(len(replacements)))
+    marks = []
+    for values, old in corrections:
+        new_id = None
+        if values is not None:
+            new_id = values["id"] = next(ids)
+        marks.append({"b_old": old.id, "b_new": new_id})
+    t = BillingEvent.__table__
+    db.session.execute(db.update(t).where(t.c.id == db.bindparam("b_old"), t.c.superseded_at.is_(None))
+                       .values(superseded_at=now, superseded_by=db.bindparam("b_new")), marks)
+    insert_rows(t, replacements)
+
+
+def _new_ledger_ids(n: int) -> list[int]:
+    """`n` ids for new ledger rows: from the sequence on PostgreSQL; on SQLite after the largest
+    (the replay has written already - the archive's marks - so it holds SQLite's one write lock
+    and no other connection can take these ids)."""
+    if n == 0:
+        return []
+    if _postgres():
+        return list(db.session.execute(
+            db.text("SELECT nextval(pg_get_serial_sequence('billing_events', 'id')) FROM generate_series(1, :n)"),
+            {"n": n}).scalars())
+    top = db.session.execute(db.select(db.func.max(BillingEvent.id))).scalar() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def _current_rows(account_ids: Sequence[str]) -> dict[str, dict]:
+    """Account id → its current ledger rows (not the recovery's baseline) by Stripe event id:
+    what a replay of the whole archive compares its fresh rows with."""
+    t = BillingEvent.__table__
+    found: dict[str, dict] = {}
+    for chunk in _chunks(account_ids):
+        for row in db.session.execute(
+            db.select(t.c.id, t.c.account_id, t.c.stripe_event_id, *(t.c[name] for name in ROW_FIELDS))
+            .where(_in(t.c.account_id, chunk), t.c.superseded_at.is_(None), t.c.baseline.is_(False))
+        ):
+            found.setdefault(row.account_id, {})[row.stripe_event_id] = row
+    return found
+
+
+def _differs(stored, fresh) -> bool:
+    values = adapter.row_values(fresh)
+    return any(not _same(getattr(stored, name), values.get(name)) for name in ROW_FIELDS)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return (a is None and b is None) or (a is not None and b is not None and Decimal(a) == Decimal(b))
+    return a == b
+
+
 def _latest_committed(account_ids: Sequence[str]):
     """(account id, committed MRR of its latest ledger row) for each account with rows. Latest
     in Stripe's order (time, then event id), not in insertion order: a late event's row is
@@ -821,11 +909,12 @@ def _latest_committed(account_ids: Sequence[str]):
     t = BillingEvent.__table__
     latest = (t.c.occurred_at.desc(), t.c.stripe_event_id.desc(), t.c.id.desc())
     if db.session.get_bind().dialect.name == "postgresql":
-        return (db.select(t.c.account_id, t.c.committed_mrr).where(_in(t.c.account_id, account_ids))
+        return (db.select(t.c.account_id, t.c.committed_mrr)
+                .where(_in(t.c.account_id, account_ids), t.c.superseded_at.is_(None))
                 .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, *latest))
     ranked = (db.select(t.c.account_id, t.c.committed_mrr,
                         db.func.row_number().over(partition_by=t.c.account_id, order_by=latest).label("n"))
-              .where(_in(t.c.account_id, account_ids)).subquery())
+              .where(_in(t.c.account_id, account_ids), t.c.superseded_at.is_(None)).subquery())
     return db.select(ranked.c.account_id, ranked.c.committed_mrr).where(ranked.c.n == 1)
 
 
@@ -844,7 +933,8 @@ def _classified_invoices(account_ids: Sequence[str]):
         is_string = db.func.json_type(se.c.payload, "$.data.object.id") == "text"
     return (db.select(se.c.account_id, invoice_id, is_string)
             .join(BillingEvent.__table__, BillingEvent.__table__.c.stripe_event_id == se.c.id)
-            .where(_in(se.c.account_id, account_ids), se.c.type.in_(sorted(PAID_TYPES))))
+            .where(_in(se.c.account_id, account_ids), se.c.type.in_(sorted(PAID_TYPES)),
+                   BillingEvent.__table__.c.superseded_at.is_(None)))
 
 
 def _invoice_ids(events: Iterable[dict]) -> set[str]:
@@ -1224,9 +1314,7 @@ def _rebuild_account(account_id: str, report: RebuildReport) -> None:
         return
     report.events += len(rows)
     events = [readers.parse_payload(row.payload, exact=False) for row in rows]
-    stored = {r.stripe_event_id: r for r in db.session.execute(
-        db.select(BillingEvent).where(BillingEvent.account_id == account_id,
-                                      BillingEvent.baseline.is_(False))).scalars()}
+    stored = _current_rows([account_id]).get(account_id, {})
     # Projections are recomputed from scratch: subscriptions are reset to what the payloads say.
     _reset_schedules([account_id])
     batch = _Batch({account_id: (rows, events)}, existing=set(stored))
@@ -1236,13 +1324,10 @@ def _rebuild_account(account_id: str, report: RebuildReport) -> None:
     batch.write()
 
 
-def _compare(account_id: str, stored: BillingEvent, fresh, report: RebuildReport) -> None:
-    values = adapter.row_values(fresh)
+def _compare(account_id: str, stored, fresh, report: RebuildReport) -> None:
+    """The fields a fresh replay writes differently (`fresh` None: the event has no row now)."""
+    values = adapter.row_values(fresh) if fresh is not None else {}
     for name in ROW_FIELDS:
         a, b = getattr(stored, name), values.get(name)
-        if isinstance(a, Decimal) or isinstance(b, Decimal):
-            same = (a is None and b is None) or (a is not None and b is not None and Decimal(a) == Decimal(b))
-        else:
-            same = a == b
-        if not same:
+        if not _same(a, b):
             report.differences.append(RowDifference(account_id, stored.stripe_event_id, name, a, b))
