@@ -179,7 +179,9 @@ class BillingEvent(db.Model):
     baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=db.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("billing_events.id"))
+    # Deferred: the row is marked superseded just before its replacement is inserted.
+    superseded_by: Mapped[int | None] = mapped_column(
+        ForeignKey("billing_events.id", deferrable=True, initially="DEFERRED"))
 
     @classmethod
     def current(cls):

@@ -182,7 +182,8 @@ def _alter_table():
         batch_op.add_column(sa.Column('superseded_at', backoffice.dbtypes.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('superseded_by', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_billing_events_superseded_by_billing_events'),
-                                    'billing_events', ['superseded_by'], ['id'])
+                                    'billing_events', ['superseded_by'], ['id'],
+                                    deferrable=True, initially='DEFERRED')
         batch_op.drop_constraint('uq_billing_events_stripe_event_id', type_='unique')
 
 

@@ -351,7 +351,8 @@ def test_failing_replay_still_answers_200_and_retries_later(client, monkeypatch)
 def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, subscribed):
     """basic → business (day 2) arrives after business → pro (day 3) was replayed: the account's
     whole archive is replayed from the empty state. The late row is what delivery in Stripe's
-    order writes, the stored day-3 row is kept (rebuild reports it), the projection is day 3's."""
+    order writes; the stored day-3 row, classified without it, is superseded by its corrected
+    row (and kept as the audit trail); the projection is day 3's."""
     from backoffice.ledger import services
 
     day = 86400
@@ -365,6 +366,7 @@ def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, s
             stored.amount_delta, stored.committed_mrr) == (
         "subscription_downgraded", "business", "pro", Decimal("49.0000"), Decimal("159.0000"),
         Decimal("110.0000"), Decimal("159.0000"))
+    stored_id = stored.id
     send(client, to_business)
 
     late = by_event(to_business)
@@ -372,20 +374,25 @@ def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, s
             late.committed_mrr, late.occurred_at) == (
         "subscription_upgraded", "basic", "business", Decimal("49.0000"), Decimal("299.0000"),
         Decimal("250.0000"), Decimal("299.0000"), datetime(2026, 1, 12, 8, 0, tzinfo=UTC))
-    assert [(r.stripe_event_id, r.type) for r in rows()] == [
-        (subscribed[0]["id"], "billing_info_added"), (subscribed[1]["id"], "subscription_created"),
-        (to_business["id"], "subscription_upgraded"), (to_pro["id"], "subscription_downgraded")]
-    assert by_event(to_pro).amount_delta == Decimal("110.0000")  # stored rows never change
+    db.session.expire_all()
+    assert [(r.stripe_event_id, r.type, r.amount_delta, r.superseded_at is None) for r in rows()] == [
+        (subscribed[0]["id"], "billing_info_added", None, True),
+        (subscribed[1]["id"], "subscription_created", Decimal("49.0000"), True),
+        (to_business["id"], "subscription_upgraded", Decimal("250.0000"), True),
+        (to_pro["id"], "subscription_downgraded", Decimal("110.0000"), False),  # as stored, superseded
+        (to_pro["id"], "subscription_downgraded", Decimal("-140.0000"), True),  # the correction
+    ]
+    superseded = db.session.get(BillingEvent, stored_id)
+    correction = db.session.execute(db.select(BillingEvent).where(
+        BillingEvent.stripe_event_id == to_pro["id"], BillingEvent.current())).scalar_one()
+    assert superseded.superseded_by == correction.id and correction.previous_amount == Decimal("299.0000")
     assert {e.id: e.state for e in db.session.execute(db.select(StripeEvent)).scalars()} == {
         e["id"]: "processed" for e in [*subscribed, to_business, to_pro]}
     sub = current_sub()
     assert (sub.plan, sub.price_amount, sub.status) == ("pro", Decimal("159.0000"), "active")
-    # A rebuild agrees with every row but the one written before the late event arrived.
-    differences = services.rebuild([ACC]).differences
-    assert [(d.stripe_event_id, d.field, d.stored, d.fresh) for d in differences] == [
-        (to_pro["id"], "previous_amount", Decimal("49.0000"), Decimal("299.00")),
-        (to_pro["id"], "amount_delta", Decimal("110.0000"), Decimal("-140.00")),
-    ]
+    # A rebuild now agrees with every current row.
+    report = services.rebuild([ACC])
+    assert (report.differences, report.rows_corrected, report.rows_appended) == ([], 0, 0)
 
 
 def test_refunds_find_their_payment_in_the_same_replay(client, subscribed, monkeypatch):
