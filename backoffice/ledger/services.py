@@ -713,7 +713,8 @@ class _Batch:
                                             skip=frozenset(result.unreadable_event_ids))
             current_id = current.id if current is not None else None
 
-            def values_of(event: dict, row) -> dict:
+            def values_of(event: dict, row, links=links, sub_ids=sub_ids, current_id=current_id,
+                          account_id=account_id) -> dict:
                 sub_id = links[event["id"]]
                 if sub_id is None:
                     subscription_id = None

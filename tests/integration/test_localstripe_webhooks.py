@@ -200,7 +200,7 @@ def wait_until_processed(event_ids: set[str]) -> dict[str, StripeEvent]:
 
 def ledger_rows() -> list[tuple]:
     rows = db.session.execute(
-        db.select(BillingEvent).order_by(BillingEvent.occurred_at, BillingEvent.stripe_event_id)).scalars()
+        db.select(BillingEvent).where(BillingEvent.current()).order_by(BillingEvent.occurred_at, BillingEvent.stripe_event_id)).scalars()
     return [(r.stripe_event_id, r.type, r.from_plan, r.to_plan, r.previous_amount, r.new_amount,
              r.amount_delta, r.committed_mrr, r.currency, r.occurred_at, r.account_id) for r in rows]
 
@@ -381,22 +381,18 @@ def test_out_of_order_delivery_gives_the_ledger_of_stripes_order(fake_stripe, li
     wait_until_processed({e["id"] for e in events})
 
     assert subscription_projection() == (ACCOUNT_ID, story.subscription_id, True, "canceled", "free", ZERO, False)
-    # The two rows written before their predecessors arrived are kept as they were stored (the
-    # ledger is append-only): the deletion moved 0 -> 0. Every row appended once the late events
-    # arrived is what delivery in Stripe's order writes (the account's whole archive replayed).
-    early = {e["id"] for e in first}
-    rows = ledger_rows()
-    moves = [(r[1], r[4], r[5], r[6], r[7]) for r in rows if r[4] is not None]
-    assert moves == [("subscription_created", ZERO, BASIC, BASIC, BASIC),
-                     ("subscription_immediately_cancelled", ZERO, ZERO, ZERO, ZERO)]
-    in_order = [r for r in expected_ledger(events) if r[0] not in early]
-    assert [r for r in rows if r[0] not in early] == in_order
-    # `ledger rebuild` differs only on the early rows: the deletion (StalePersistedRow) and, when
-    # Stripe orders the customer's creation after the subscription's, its context columns.
-    differences = services.rebuild([ACCOUNT_ID]).differences
-    assert {d.stripe_event_id for d in differences} <= early
-    assert [(d.field, d.stored, d.fresh) for d in differences if d.stripe_event_id == first[0]["id"]] == [
-        ("from_plan", "free", "basic"), ("previous_amount", ZERO, BASIC), ("amount_delta", ZERO, -BASIC)]
+    # The deletion, replayed before its subscription existed, first moved 0 -> 0. When the late
+    # events arrived the account's whole archive was replayed: the current ledger is what delivery
+    # in Stripe's order writes, and the early deletion row is kept, superseded by its correction.
+    assert_ledger(expected_ledger(events))
+    deletion = first[0]["id"]
+    stored = db.session.execute(db.select(BillingEvent).where(BillingEvent.stripe_event_id == deletion)
+                                .order_by(BillingEvent.id)).scalars().all()
+    assert [(r.amount_delta, r.superseded_at is not None) for r in stored] == [(ZERO, True), (-BASIC, False)]
+    assert stored[0].superseded_by == stored[1].id
+    # Nothing is left for `ledger rebuild` to correct.
+    report = services.rebuild([ACCOUNT_ID])
+    assert (report.differences, report.rows_corrected) == ([], 0)
 
 
 def test_concurrent_deliveries_give_the_same_result(threaded_stripe_webhook, threaded_live_app):

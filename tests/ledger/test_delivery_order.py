@@ -169,7 +169,7 @@ def test_a_paid_twin_pair_sent_at_the_same_moment_is_renewed_once(app):
     stories = _stories(6, rng)
     client = app.test_client()
     for events in stories.values():
-        pairs = [(a, b) for a, b in zip(events, events[1:], strict=False)
+        pairs = [(a, b) for a, b in itertools.pairwise(events)
                  if a["type"] == "invoice.paid" and b["type"] == "invoice.payment_succeeded"
                  or b["type"] == "invoice.paid" and a["type"] == "invoice.payment_succeeded"]
         twins = {e["id"] for pair in pairs for e in pair}
