@@ -14,7 +14,12 @@ from backoffice.accounts.filters import STATUS_LABELS, STATUS_TONES, STATUSES, A
 from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.queries import invoice_rows_page, invoice_rows_preview
 from backoffice.ledger.filters import EventFilters
-from backoffice.ledger.queries import billing_events_page, billing_events_preview
+from backoffice.ledger.queries import (
+    billing_events_page,
+    billing_events_preview,
+    correction_count,
+    corrections_page,
+)
 from backoffice.pagination import parse_int, parse_page
 from backoffice.usage import queries as usage_queries
 from backoffice.usage.models import METRICS
@@ -140,7 +145,17 @@ def billing_events(account_id: str):
     account_id = parse_id(account_id, "account_id")
     f = EventFilters.from_args(request.args, account=account_id)
     queries.get_account(account_id)
-    return _detail(account_id, "billing_events", ev_f=f, events=billing_events_page(f))
+    return _detail(account_id, "billing_events", ev_f=f, events=billing_events_page(f),
+                   corrections=correction_count(account_id))
+
+
+@bp.get("/<account_id>/billing-events/corrections")
+def corrections(account_id: str):
+    """The account's superseded ledger rows beside the rows that corrected them (DOMAIN §3)."""
+    account_id = parse_id(account_id, "account_id")
+    page, page_size = parse_page(request.args)
+    queries.get_account(account_id)
+    return _detail(account_id, "billing_events", corrected=corrections_page(account_id, page, page_size))
 
 
 @bp.get("/<account_id>/deployments")

@@ -182,7 +182,8 @@ def _mrr_changes(until: datetime | None):
     )
     return (
         sa.select(b.occurred_at, b.type, (amount - sa.func.coalesce(previous, 0)).label("change"))
-        .where(b.amount_delta.is_not(None), b.occurred_at < until if until is not None else sa.true())
+        .where(b.amount_delta.is_not(None), b.current(),
+               b.occurred_at < until if until is not None else sa.true())
         .subquery("mrr_changes")
     )
 
@@ -500,7 +501,7 @@ def recent_billing_events(limit: int = RECENT_LIMIT) -> list:
     b = BillingEvent
     return list(db.session.execute(
         sa.select(b, Account.name).join(Account, Account.id == b.account_id)
-        .where(b.type != "no_op").order_by(b.occurred_at.desc(), b.id.desc()).limit(limit)
+        .where(b.type != "no_op", b.current()).order_by(b.occurred_at.desc(), b.id.desc()).limit(limit)
     ))
 
 

@@ -69,10 +69,10 @@ def holds_data() -> bool:
 
 
 def stripe_counts() -> dict[str, int]:
-    def n(model) -> int:
-        return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+    def n(model, *where) -> int:
+        return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
-    return {"stripe_events": n(StripeEvent), "billing_events": n(BillingEvent)}
+    return {"stripe_events": n(StripeEvent), "billing_events": n(BillingEvent, BillingEvent.current())}
 
 
 @contextmanager

@@ -134,9 +134,10 @@ class Subscription(db.Model):
 class BillingEvent(db.Model):
     """The ledger: exactly one current row per recognised Stripe event. Written only by the
     replayer. A row never changes but once: superseded (`superseded_at` set, with the row that
-    replaces it in `superseded_by`, or none when the event no longer has a row) when a late event
-    changed how it classifies (DOMAIN §3); on PostgreSQL a trigger allows exactly that. Readers
-    read current rows (`BillingEvent.current()`)."""
+    replaces it in `superseded_by`, or none when the event no longer has a row, and the late event
+    that caused it in `superseded_because`) when a late event changed how it classifies (DOMAIN
+    §3) or a rebuild found it wrong; on PostgreSQL a trigger allows exactly that. Readers read
+    current rows (`BillingEvent.current()`)."""
 
     __tablename__ = "billing_events"
     __table_args__ = (
@@ -182,6 +183,8 @@ class BillingEvent(db.Model):
     # Deferred: the row is marked superseded just before its replacement is inserted.
     superseded_by: Mapped[int | None] = mapped_column(
         ForeignKey("billing_events.id", deferrable=True, initially="DEFERRED"))
+    # The Stripe event whose late arrival made the correction; None for a `ledger rebuild`.
+    superseded_because: Mapped[str | None] = mapped_column(String(255))
 
     @classmethod
     def current(cls):

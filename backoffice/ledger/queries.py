@@ -5,7 +5,7 @@ from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.ledger.filters import EventFilters, view_types
 from backoffice.ledger.models import BillingEvent
-from backoffice.pagination import Page, paginate_capped
+from backoffice.pagination import Page, paginate, paginate_capped
 
 
 def _escape_like(text: str) -> str:
@@ -14,7 +14,7 @@ def _escape_like(text: str) -> str:
 
 def _filtered(f: EventFilters, *columns, with_account: bool = True):
     """The filtered rows; the accounts join only when shown or searched (counting needs no names)."""
-    stmt = db.select(*columns).select_from(BillingEvent)
+    stmt = db.select(*columns).select_from(BillingEvent).where(BillingEvent.current())
     if with_account or f.search:
         stmt = stmt.join(Account, Account.id == BillingEvent.account_id)
     types = view_types(f.view)
@@ -76,3 +76,24 @@ def billing_events_export_stmt(f: EventFilters):
 
 def billing_events_preview(account_id: str, limit: int = 5) -> list:
     return db.session.execute(billing_events_stmt(EventFilters(account=account_id)).limit(limit)).all()
+
+
+def _corrections(account_id: str, *columns):
+    return (db.select(*columns).select_from(BillingEvent)
+            .where(BillingEvent.account_id == account_id, BillingEvent.superseded_at.is_not(None)))
+
+
+def correction_count(account_id: str) -> int:
+    """How many of the account's ledger rows were superseded (corrected)."""
+    return db.session.execute(
+        db.select(db.func.count()).select_from(_corrections(account_id, BillingEvent.id).subquery())).scalar_one()
+
+
+def corrections_page(account_id: str, page: int, page_size: int) -> Page:
+    """Rows of (superseded row, the row that corrected it or None), the latest correction first:
+    the account's audit trail of DOMAIN §3's corrections."""
+    correction = db.aliased(BillingEvent, name="correction")
+    stmt = (_corrections(account_id, BillingEvent, correction)
+            .outerjoin(correction, correction.id == BillingEvent.superseded_by)
+            .order_by(BillingEvent.superseded_at.desc(), BillingEvent.id.desc()))
+    return paginate(stmt, page, page_size, scalars=False)

@@ -8,14 +8,16 @@ of the latest ledger row (never a phantom zero), classifies them with the pure c
 projections. Of the archive it changes only the processing columns. An account whose pending
 events include one older (created, id) than its newest processed event, or whose newest
 processed event was processed before an older one, is replayed from its whole archive and the
-empty state instead (as `rebuild` does); only the replayed events' missing rows are appended.
+empty state instead (as `rebuild` does): the replayed events' missing rows are appended, and
+each stored current row the fresh replay writes differently is superseded by its corrected row
+(DOMAIN §3, corrections without rewriting), naming the late event that caused it.
 
 Replays of one account take turns: a transaction advisory lock per account on PostgreSQL
 (`_lock_accounts`), a process-wide lock on SQLite (`_serialized`); plans are upserted.
 
 `rebuild` replays an account's whole archive from an empty state: it recomputes the
-projections, appends rows that are missing, and reports every stored row that the fresh replay
-would write differently, without changing it.
+projections, appends rows that are missing, and supersedes and reports every stored row that the
+fresh replay writes differently.
 """
 from __future__ import annotations
 
@@ -704,7 +706,8 @@ class _Batch:
         db.session.flush()  # new subscriptions get their ids (inserted with their start)
         now = utcnow()
         ledger: list[dict] = []
-        corrections: list[tuple[dict | None, object]] = []  # (the corrected row's values or None, stored row)
+        # (the corrected row's values or None, stored row, the late event that caused it or None)
+        corrections: list[tuple[dict | None, object, str | None]] = []
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, links, report, rebuild,
              stored), (row_by_event, appended, corrected) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
@@ -726,10 +729,12 @@ class _Batch:
             appended = [(event, row) for event, row in appended if event["id"] not in unprojected]
             ledger.extend(values_of(event, row) for event, row in appended)
             corrected = [c for c in corrected if c[0]["id"] not in unprojected]
+            # A replay corrects because its oldest pending event arrived late; a rebuild, on its own.
+            cause = rows[0].id if rebuild is None and rows else None
             for event, row, old in corrected:
                 if rebuild is not None:
                     _compare(account_id, old, row, rebuild)
-                corrections.append((None if row is None else values_of(event, row), old))
+                corrections.append((None if row is None else values_of(event, row), old, cause))
             report.rows_appended += len(appended)
             report.rows_corrected += len(corrected)
             if rebuild is not None:
@@ -844,23 +849,25 @@ def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
                            others)
 
 
-def _supersede(corrections: Sequence[tuple[dict | None, object]], now: datetime) -> None:
+def _supersede(corrections: Sequence[tuple[dict | None, object, str | None]], now: datetime) -> None:
     """Marks each stored row superseded by its corrected row (inserted here, with an id taken
-    beforehand so the one UPDATE a ledger row may get names it), or by none. The stored row is
-    marked first: one row per event is current at every statement."""
+    beforehand so the one UPDATE a ledger row may get names it), or by none, and with the late
+    event that caused it (None: a rebuild). The stored row is marked first: one row per event is
+    current at every statement."""
     if not corrections:
         return
-    replacements = [values for values, _ in corrections if values is not None]
+    replacements = [values for values, _, _ in corrections if values is not None]
     ids = iter(_new_ledger_ids(len(replacements)))
     marks = []
-    for values, old in corrections:
+    for values, old, cause in corrections:
         new_id = None
         if values is not None:
             new_id = values["id"] = next(ids)
-        marks.append({"b_old": old.id, "b_new": new_id})
+        marks.append({"b_old": old.id, "b_new": new_id, "b_cause": cause})
     t = BillingEvent.__table__
     db.session.execute(db.update(t).where(t.c.id == db.bindparam("b_old"), t.c.superseded_at.is_(None))
-                       .values(superseded_at=now, superseded_by=db.bindparam("b_new")), marks)
+                       .values(superseded_at=now, superseded_by=db.bindparam("b_new"),
+                               superseded_because=db.bindparam("b_cause")), marks)
     insert_rows(t, replacements)
 
 
@@ -1292,7 +1299,8 @@ def accounts_with_archive(account_id: str | None = None) -> list[str]:
 
 def rebuild(account_ids: Sequence[str], progress: Callable[[int], None] | None = None) -> RebuildReport:
     """Replays each account's whole archive from an empty state. Projections are recomputed,
-    missing rows appended; stored rows are compared, never changed. One commit per account."""
+    missing rows appended; a stored row a fresh replay writes differently is superseded by the
+    corrected row (never rewritten) and reported. One commit per account."""
     report = RebuildReport()
     refresh_statistics()
     for n, account_id in enumerate(account_ids, 1):

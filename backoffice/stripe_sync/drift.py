@@ -196,7 +196,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
            gateway: gw.StripeGateway | None = None) -> list[Finding]:
     """Every finding of §4 for one account. Reads only; may call events.list (detect mode)."""
     rows = list(db.session.execute(
-        db.select(BillingEvent).where(BillingEvent.account_id == account.id)
+        db.select(BillingEvent).where(BillingEvent.account_id == account.id, BillingEvent.current())
         .order_by(BillingEvent.occurred_at, BillingEvent.id)
     ).scalars())
     archived = Archive.load(account.id, account.stripe_customer_id)

@@ -6,8 +6,9 @@ Revises: 0016_trialing_status
 DOMAIN §3 "Corrections without rewriting": when a late event changes how later events classify,
 the replay appends the corrected rows and marks the rows they replace superseded. Rows stay
 immutable but for that one change: `superseded_at` from null to a time, with `superseded_by`
-(the superseding row's id, or null when the event no longer has a row) in the same UPDATE. The
-PostgreSQL trigger allows exactly that; deleting is refused as before.
+(the superseding row's id, or null when the event no longer has a row) and `superseded_because`
+(the Stripe event whose late arrival made the correction; null for a `ledger rebuild`) in the
+same UPDATE. The PostgreSQL trigger allows exactly that; deleting is refused as before.
 
 - The unique constraint on `stripe_event_id` becomes a unique index over the current rows.
 - The dashboard's MRR index (0005) covers current rows only, so the MRR reads stay index-only.
@@ -45,7 +46,7 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   -- The one change a ledger row ever gets: superseded, once (superseded_at from null to a time,
-  -- superseded_by set in the same statement), every other column as it was.
+  -- superseded_by and superseded_because set in the same statement), every other column as it was.
   IF OLD.superseded_at IS NOT NULL OR NEW.superseded_at IS NULL
      OR (ROW(NEW.id, NEW.account_id, NEW.subscription_id, NEW.stripe_event_id, NEW.type, NEW.from_plan,
              NEW.to_plan, NEW.previous_amount, NEW.new_amount, NEW.amount_delta, NEW.committed_mrr,
@@ -181,6 +182,7 @@ def _alter_table():
     with op.batch_alter_table('billing_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('superseded_at', backoffice.dbtypes.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('superseded_by', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('superseded_because', sa.String(length=255), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_billing_events_superseded_by_billing_events'),
                                     'billing_events', ['superseded_by'], ['id'],
                                     deferrable=True, initially='DEFERRED')

@@ -61,6 +61,7 @@ def test_rebuild_supersedes_a_tampered_row_and_rewrites_nothing(runner, story):
     assert (tampered.superseded_by, corrected.stripe_event_id, corrected.committed_mrr) == (
         corrected.id, upgrade, Decimal("159.0000"))
     assert tampered.superseded_at is not None and corrected.superseded_at is None
+    assert tampered.superseded_because is None  # a rebuild's correction, not a late event's
     assert all(r.superseded_at is None for r in rows[:2])
     # The projection is recomputed from the archive.
     sub = db.session.execute(db.select(Subscription).where(Subscription.account_id == ACC)).scalar_one()

@@ -348,12 +348,15 @@ def test_failing_replay_still_answers_200_and_retries_later(client, monkeypatch)
     assert archived(event).state == "processed"
 
 
-def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, subscribed):
+def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(viewer_client, subscribed):
     """basic → business (day 2) arrives after business → pro (day 3) was replayed: the account's
     whole archive is replayed from the empty state. The late row is what delivery in Stripe's
     order writes; the stored day-3 row, classified without it, is superseded by its corrected
-    row (and kept as the audit trail); the projection is day 3's."""
+    row (and kept as the audit trail, naming the late event); the projection is day 3's. The
+    account's billing-events tab lists current rows only and shows the correction."""
     from backoffice.ledger import services
+
+    client = viewer_client
 
     day = 86400
     start = h.ts("2026-01-10T08:00:00")
@@ -386,6 +389,18 @@ def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(client, s
     correction = db.session.execute(db.select(BillingEvent).where(
         BillingEvent.stripe_event_id == to_pro["id"], BillingEvent.current())).scalar_one()
     assert superseded.superseded_by == correction.id and correction.previous_amount == Decimal("299.0000")
+    assert superseded.superseded_because == to_business["id"]  # the event that arrived late
+    tab = client.get(f"/accounts/{ACC}/billing-events")
+    assert tab.status_code == 200
+    html = tab.get_data(as_text=True)
+    assert html.count('data-type="subscription_downgraded"') == 1  # the current row only
+    assert "−€140.00" in html and "+€110.00" not in html
+    assert 'data-corrections="1"' in html and "1 row of this account was corrected" in html
+    page = client.get(f"/accounts/{ACC}/billing-events/corrections")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'data-event="{to_pro["id"]}"' in html and f"{to_business['id']} arrived late" in html
+    assert "+€110.00" in html and "−€140.00" in html  # as it was, and as it is now
     assert {e.id: e.state for e in db.session.execute(db.select(StripeEvent)).scalars()} == {
         e["id"]: "processed" for e in [*subscribed, to_business, to_pro]}
     sub = current_sub()

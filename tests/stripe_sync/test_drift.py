@@ -126,6 +126,31 @@ def test_a_stale_persisted_row_is_reported_and_never_changed(app):
     assert (row.new_amount, row.amount_delta) == (Decimal("39.00"), Decimal("39.00"))
 
 
+def test_a_stale_row_superseded_by_its_correction_is_no_longer_reported(app):
+    """After `ledger rebuild` supersedes the stale row with its corrected one, the drift pass
+    reads the current row (49.00, as a replay writes it) and finds nothing."""
+    from backoffice.ledger import services
+
+    created = days_ago(10, 5)
+    sub = h.subscription("sub_1", "cus_1", STANDARD, created=created)
+    event = h.envelope("customer.subscription.created", sub, created)
+    make_account("acc_1", "cus_1")
+    db.session.add(BillingEvent(account_id="acc_1", stripe_event_id=event["id"], type="subscription_created",
+                                to_plan="standard", previous_amount=Decimal(0), new_amount=Decimal("39.00"),
+                                amount_delta=Decimal("39.00"), committed_mrr=Decimal("39.00"), currency="EUR",
+                                occurred_at=datetime.fromtimestamp(created, UTC)))
+    db.session.commit()
+    _recorded_account(app, sub, event)
+    report = services.rebuild(["acc_1"])
+    assert event["id"] in {d.stripe_event_id for d in report.differences}
+
+    assert _check() == []
+    rows = db.session.execute(db.select(BillingEvent).where(BillingEvent.stripe_event_id == event["id"])
+                              .order_by(BillingEvent.id)).scalars().all()
+    assert [(r.new_amount, r.superseded_at is None) for r in rows] == [
+        (Decimal("39.0000"), False), (Decimal("49.0000"), True)]
+
+
 def test_three_sibling_events_in_the_same_second_are_not_flagged(app):
     created = days_ago(10, 5)
     sub = h.subscription("sub_1", "cus_1", STANDARD, created=created)
