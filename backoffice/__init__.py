@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from backoffice.config import PROJECT_ROOT, load_config, webhook_secrets
+from backoffice.config import PROJECT_ROOT, check_production, load_config, webhook_secrets
 
 __version__ = "0.1.0"
 
@@ -26,6 +26,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)
+    check_production(app.config)
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     # Parsed once, whoever set it (the environment or an override): both webhook paths read the tuple.
     app.config["STRIPE_WEBHOOK_SECRET"] = webhook_secrets(app.config.get("STRIPE_WEBHOOK_SECRET"))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
@@ -55,11 +61,12 @@ def create_app(config: dict | None = None) -> Flask:
     ext.limiter.init_app(app)
     ext.htmx.init_app(app)
 
-    from backoffice import auth, errors, hx, jobs, models  # noqa: F401  (models: metadata)
+    from backoffice import auth, errors, hx, jobs, models, security  # noqa: F401  (models: metadata)
 
     auth.init_app(app)
     errors.init_app(app)
     hx.init_app(app)
+    security.init_app(app)
     i18n.init_app(app)
     jobs.init_app(app)
 

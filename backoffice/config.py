@@ -46,6 +46,18 @@ def _secret_key(instance_path: Path, production: bool) -> str:
     return key
 
 
+def check_production(config: dict) -> None:
+    """Refuses settings that are wrong for production: in-memory sign-in limits are per process,
+    so with several gunicorn workers each would allow the full number of attempts."""
+    if config.get("BACKOFFICE_ENV") != "production" or config.get("SINGLE_PROCESS"):
+        return
+    if str(config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
+        raise RuntimeError(
+            "RATELIMIT_STORAGE_URI is memory:// in production: each worker process would count sign-in "
+            "attempts on its own. Set RATELIMIT_STORAGE_URI=redis://... (shared by every process), or "
+            "BACKOFFICE_SINGLE_PROCESS=true when exactly one process serves the app.")
+
+
 def load_config(instance_path: Path) -> dict:
     env = os.environ
     production = env.get("BACKOFFICE_ENV", "development").lower() == "production"
@@ -74,6 +86,11 @@ def load_config(instance_path: Path) -> dict:
         "WTF_CSRF_HEADERS": ["X-CSRFToken"],
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_SIGN_IN": env.get("BACKOFFICE_SIGN_IN_RATE_LIMIT", "10 per minute"),
+        "RATELIMIT_SIGN_IN_EMAIL": env.get("BACKOFFICE_SIGN_IN_EMAIL_RATE_LIMIT", "30 per hour"),
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (ProxyFix).
+        "TRUSTED_PROXIES": int(env.get("BACKOFFICE_TRUSTED_PROXIES", "0")),
+        # The operator's word that one process serves the app (in-memory rate limits suffice).
+        "SINGLE_PROCESS": _bool(env.get("BACKOFFICE_SINGLE_PROCESS"), False),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BABEL_TRANSLATION_DIRECTORIES": str(PROJECT_ROOT / "translations"),
@@ -89,5 +106,7 @@ def load_config(instance_path: Path) -> dict:
         "DRIFT_PARALLEL": int(env.get("DRIFT_PARALLEL", "4")),
         "DRIFT_TIMEOUT": int(env.get("DRIFT_TIMEOUT", "30")),
         "SMTP_URL": env.get("SMTP_URL", ""),
+        # Strict-Transport-Security on HTTPS responses (backoffice/security.py); 0 turns it off.
+        "SECURITY_HSTS_SECONDS": int(env.get("BACKOFFICE_HSTS_SECONDS", "31536000" if production else "0")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,  # webhooks and API bodies: 1 MiB
     }

@@ -3,6 +3,11 @@
 The query runs with `yield_per` (a server-side cursor on PostgreSQL); each row becomes one CSV
 line as the client reads it. Headers are translated, dates are ISO 8601 (UTC, `Z`), money is a
 plain decimal string with its currency in its own column.
+
+Text that a spreadsheet would run as a formula (a cell beginning with `=`, `+`, `-`, `@`, a tab or
+a carriage return: a customer named `=HYPERLINK(...)`) is neutralised with a leading apostrophe,
+as OWASP's CSV-injection advice says; numbers, money and dates are written as they are (a
+negative amount stays a number).
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from flask import Response, stream_with_context
 from flask_babel import gettext as _
@@ -19,6 +24,7 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 
 YIELD_PER = 1000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value) -> str:
@@ -30,10 +36,13 @@ def cell(value) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return f"{value.quantize(Decimal('0.01'))}"
+        return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def stream_rows(stmt) -> Iterator:

@@ -6,12 +6,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from werkzeug.exceptions import TooManyRequests
 
 from backoffice import hx
 from backoffice.auth import KIOSK_COOKIE, admin_required
 from backoffice.errors import BadRequest
 from backoffice.extensions import limiter
-from backoffice.operators import queries, services
+from backoffice.operators import queries, services, throttle
 from backoffice.operators.filters import AuditFilters
 from backoffice.pagination import parse_int
 
@@ -34,7 +35,7 @@ def _referrer_path() -> str | None:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_SIGN_IN"], methods=["POST"])
+@limiter.exempt  # failures are counted by operators/throttle.py, per address and per e-mail
 def sign_in():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(_safe_next(request.args.get("next")))
@@ -42,8 +43,12 @@ def sign_in():
     email = ""
     if request.method == "POST":
         email = (request.form.get("email") or "").strip()
+        key, address = email.lower()[:254], request.remote_addr or ""
+        if throttle.refused(key, address):
+            raise TooManyRequests()
         op = services.authenticate(email, request.form.get("password") or "")
         if op is None:
+            throttle.failed(key, address)
             error = _("Wrong e-mail or password.")
         else:
             session.clear()

@@ -63,6 +63,14 @@
     });
   }
   document.addEventListener("htmx:load", function (e) { renderCharts(e.detail.elt); });
+  // Polling pauses while the tab is hidden (an htmx trigger filter would need eval, which the
+  // Content-Security-Policy forbids).
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt.hasAttribute && elt.hasAttribute("data-poll-when-visible") && document.visibilityState !== "visible") {
+      e.preventDefault();
+    }
+  });
   // History snapshots keep only each chart's JSON; the restored page draws them again.
   document.addEventListener("htmx:beforeHistorySave", function () {
     document.querySelectorAll("[data-plotly][data-rendered]").forEach(function (el) {

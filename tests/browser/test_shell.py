@@ -175,3 +175,29 @@ def test_audit_filter_swaps_the_table_and_keeps_the_url(page, live_server):
     page.go_back()
     expect(page).to_have_url(live_server.url("/operators/audit"))
     expect(page.locator("#audit-table tbody tr").first).to_be_visible()
+
+
+def test_the_content_security_policy_blocks_injected_script_and_nothing_of_ours(page, live_server):
+    """Every page of the menu (the dashboard's plotly charts, htmx swaps) loads with no CSP
+    violation; markup injected into the page cannot run script, nor can the app be framed."""
+    page.add_init_script("""window.__violations = [];
+        document.addEventListener('securitypolicyviolation',
+            e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));""")
+    sign_in(page, live_server, "admin@example.com")
+    for _english, _german, path in MENU:
+        page.goto(live_server.url(path))
+        expect(page.locator("main h1").first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("window.__violations") == [], path
+    page.evaluate("""document.body.insertAdjacentHTML('beforeend',
+        '<img src="data:," onerror="window.__ran = 1"><div hx-on:load="window.__ran = 2"></div>')""")
+    page.evaluate("htmx.process(document.body)")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__ran") is None
+    assert page.evaluate("window.__violations")  # the browser refused the inline handler
+    page.js_errors.clear()  # the refusals are logged as console errors
+    frame = page.context.new_page()
+    frame.set_content(f'<iframe id="f" src="{live_server.url("/sign-in")}"></iframe>')
+    frame.wait_for_timeout(500)
+    assert frame.frame_locator("#f").locator("form").count() == 0  # frame-ancestors 'none'
+    frame.close()

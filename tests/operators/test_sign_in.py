@@ -177,7 +177,8 @@ def test_session_cookie_flags_for_local_use(client, admin):
     assert "; Expires=" in cookie  # a permanent session, bounded by PERMANENT_SESSION_LIFETIME
 
 
-@pytest.mark.parametrize("env", [{"BACKOFFICE_ENV": "production", "SECRET_KEY": "s3cret-for-production"},
+@pytest.mark.parametrize("env", [{"BACKOFFICE_ENV": "production", "SECRET_KEY": "s3cret-for-production",
+                                  "BACKOFFICE_SINGLE_PROCESS": "1"},
                                  {"SESSION_COOKIE_SECURE": "1"}])
 def test_session_cookie_is_secure_outside_local_use(app_config, monkeypatch, env):
     for name, value in env.items():
