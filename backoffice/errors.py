@@ -79,7 +79,10 @@ def init_app(app: Flask) -> None:
             429: _("Too many attempts. Wait a minute and try again."),
         }
         message = e.description if e.code == 400 and e.description and _wants_json() else messages.get(e.code, e.name)
-        return _respond(e.code or 500, e.name.lower().replace(" ", "_"), message)
+        body, status = _respond(e.code or 500, e.name.lower().replace(" ", "_"), message)
+        # The exception's own headers (a 405's Allow, a 429's Retry-After), not its content type.
+        headers = [(k, v) for k, v in e.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):

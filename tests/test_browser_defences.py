@@ -172,3 +172,10 @@ def test_the_limits_are_shared_through_redis(app_config):
         statuses.append(_attempt(client, "shared@example.com", "wrong", "198.51.100.7").status_code)
     assert statuses == [401] * 10 + [429, 429]
     redis.Redis.from_url(url).flushdb()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/accounts", "/accounts", "/sign-in"])
+def test_405_names_the_allowed_methods(admin_client, path):
+    resp = admin_client.delete(path, headers={"X-CSRFToken": admin_client.csrf})
+    assert resp.status_code == 405
+    assert set(resp.headers["Allow"].replace(" ", "").split(",")) >= {"GET"}
