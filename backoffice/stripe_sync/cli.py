@@ -183,7 +183,8 @@ def drift_group() -> None:
 @with_appcontext
 def scan_command(parallel: int | None) -> None:
     """Run one drift pass now, in this process (detect mode: only the drift columns change; an
-    account with payments but no subscription row first gets a free one to hold them)."""
+    account with payments but no subscription row first gets a free one to hold them). Exits 1
+    when any check failed or timed out."""
     from backoffice.jobs import celery_app
     from backoffice.stripe_sync import drift, tasks
 
@@ -198,6 +199,11 @@ def scan_command(parallel: int | None) -> None:
         celery_app.conf.task_always_eager = eager
     click.echo(f"Drift pass {run.id}: {run.total} accounts due, {run.processed} processed, {run.skipped} skipped, "
                f"{run.failed} failed, {run.timed_out} timed out.")
+    incomplete = run.failed + run.timed_out
+    if incomplete:
+        click.echo(f"{incomplete} of {run.total} checks did not complete (Stripe unreachable, an error or the "
+                   f"DRIFT_TIMEOUT); those accounts stay unchecked. The log names each.", err=True)
+        raise SystemExit(1)
 
 
 @click.command("worker")

@@ -33,7 +33,8 @@ ACCOUNT_SYNC = "account_sync"
 DEFAULT_PARALLEL = 4
 DEFAULT_TIMEOUT = 30  # seconds per account
 WAIT_FOR_A_START = 0.05  # seconds the in-process pass waits when no pending check has begun yet
-OUTCOME_COLUMNS = {"processed": "processed", "skipped": "skipped", "unavailable": "skipped",
+# A check that could not reach Stripe did not happen: it counts as failed (the account stays due).
+OUTCOME_COLUMNS = {"processed": "processed", "skipped": "skipped", "unavailable": "failed",
                    "failed": "failed", "timed_out": "timed_out"}
 
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from flask import Flask, Response, current_app, has_app_context
 from werkzeug.http import parse_options_header
 
+from backoffice import security
 from backoffice.ledger import archive
 from backoffice.stripe_sync import views
 
@@ -116,6 +117,8 @@ class WebhookFastPath:
                 error = e
                 return None
             response = views.acknowledge(result)  # the replay on close (or now, testing)
+            for name, value in security.HEADERS.items():  # security.py's after_request (it runs first)
+                response.headers.setdefault(name, value)
             response.vary.add("HX-Request")  # hx.py's after_request
             response.vary.add("Cookie")  # Flask-Login's after_request reads the session, always
             return response

@@ -20,7 +20,7 @@ from backoffice.stripe_sync import drift, sync, tasks
 from backoffice.stripe_sync import gateway as gw
 from backoffice.stripe_sync.models import JobRun
 from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import API_KEY, make_account
+from tests.stripe_sync.conftest import API_KEY, free_port, make_account
 from tests.stripe_sync.stubs import RecordedGateway, days_ago
 
 REDIS_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
@@ -68,8 +68,9 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
 
     run = db.session.get(JobRun, run_id)
     assert (run.kind, run.status, run.total) == ("drift_pass", "done", 3)
-    assert (run.processed, run.skipped, run.failed, run.timed_out) == (1, 1, 0, 1)
-    assert "3 accounts, 1 processed, 1 skipped, 0 failed, 1 timed out" in caplog.text
+    # Stripe unavailable: the check did not happen, it counts as failed (the account stays due).
+    assert (run.processed, run.skipped, run.failed, run.timed_out) == (1, 0, 1, 1)
+    assert "3 accounts, 1 processed, 0 skipped, 1 failed, 1 timed out" in caplog.text
     db.session.expire_all()
     assert db.session.get(Subscription, ok.id).drift_checked_at > now
     # Unavailable and timed out: untouched, still due.
@@ -95,7 +96,7 @@ def test_each_account_has_the_timeout_from_its_own_start(app):
     started = time.monotonic()
     run = tasks.run_drift_pass(parallel=2, timeout=1)
 
-    assert (run.total, run.processed, run.skipped, run.failed, run.timed_out) == (2, 0, 1, 0, 1)
+    assert (run.total, run.processed, run.skipped, run.failed, run.timed_out) == (2, 0, 0, 1, 1)
     assert time.monotonic() - started < 10  # the pool waits for the slow check (1.5 s), not longer
 
 
@@ -123,6 +124,18 @@ def test_drift_scan_command(app, runner):
     result = runner.invoke(args=["drift", "scan", "--parallel", "1"])
     assert result.exit_code == 0, result.output
     assert "1 accounts due, 1 processed, 0 skipped, 0 failed, 0 timed out." in result.output
+
+
+def test_drift_scan_exits_1_when_checks_fail(app, runner):
+    """Stripe unreachable (a closed port on loopback): every check fails, and the scan says so."""
+    _account("acc_1", "cus_1", None)
+    app.config.update(STRIPE_SECRET_KEY=API_KEY, STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+                      STRIPE_MAX_RETRIES=0, STRIPE_TIMEOUT=2)
+    app.extensions.pop("stripe_gateway", None)
+    result = runner.invoke(args=["drift", "scan", "--parallel", "1"])
+    assert result.exit_code == 1, result.output
+    assert "1 accounts due, 0 processed, 0 skipped, 1 failed, 0 timed out." in result.output
+    assert "1 of 1 checks did not complete" in result.output
 
 
 def test_stripe_sync_command(stripe_app, fake_stripe, runner):
