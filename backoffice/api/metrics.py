@@ -19,6 +19,7 @@ from backoffice.dashboard.filters import parse_period
 from backoffice.dashboard.mrr import MOVEMENTS, PERIODS, Window
 from backoffice.dbtypes import utcnow
 from backoffice.errors import NotFound
+from backoffice.ledger import drain
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -152,6 +153,21 @@ def logins():
     return jsonify(_points(w, items))
 
 
+@bp.get("/metrics/replay")
+@token_required("read")
+def replay():
+    """How far the ledger is behind the archive: the events waiting for the replay (of known
+    accounts) and how long the oldest has waited (ledger/drain.py)."""
+    waiting = drain.backlog()
+    age = waiting.age_seconds()
+    return jsonify({
+        "pending_events": waiting.pending,
+        "oldest_pending_received_at": None if waiting.oldest_received_at is None else _time(waiting.oldest_received_at),
+        "oldest_pending_age_seconds": None if age is None else round(age, 3),
+        "settle_seconds": drain.settle_seconds(),
+    })
+
+
 @contribute
 def _openapi():
     period = {"name": "period", "in": "query", "required": False,
@@ -205,6 +221,11 @@ def _openapi():
                                      "MetricsGrowth", billing=False),
         "/api/v1/metrics/logins": op("User logins", "Successful and failed sign-ins of platform users per day.",
                                      "MetricsLogins", billing=False),
+        "/api/v1/metrics/replay": op(
+            "Replay backlog", "The archived Stripe events of known accounts waiting for the replay, and how long "
+            "the oldest has waited. The replay classifies an event once it is `settle_seconds` old "
+            "(REPLAY_SETTLE_SECONDS), so a few seconds of lag is normal; a dashboard banner appears past a minute.",
+            "MetricsReplay", billing=False, with_period=False),
     }
     schemas = {
         "MetricsKpis": {"type": "object", "properties": {
@@ -229,5 +250,12 @@ def _openapi():
                                  "prior_new_accounts": {"type": "integer"}}),
         "MetricsLogins": points({"date": day, "logins": {"type": "integer"}, "failed_logins": {"type": "integer"},
                                  "prior_date": day, "prior_logins": {"type": "integer"}}),
+        "MetricsReplay": {"type": "object", "required": ["pending_events", "oldest_pending_received_at",
+                                                         "oldest_pending_age_seconds", "settle_seconds"],
+                          "properties": {
+                              "pending_events": {"type": "integer", "minimum": 0},
+                              "oldest_pending_received_at": {"type": ["string", "null"], "format": "date-time"},
+                              "oldest_pending_age_seconds": {"type": ["number", "null"], "minimum": 0},
+                              "settle_seconds": {"type": "number", "minimum": 0}}},
     }
     return paths, schemas

@@ -27,6 +27,7 @@ from backoffice.dashboard.mrr import ZERO, Window, midnight
 from backoffice.dbtypes import Money, utcnow
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import drain
 from backoffice.ledger.classifier import NOT_STARTED_STATUSES
 from backoffice.ledger.models import BillingEvent, Plan, Subscription
 from backoffice.users.models import Login, UserSession
@@ -516,20 +517,33 @@ def recent_payments(limit: int = RECENT_LIMIT) -> list:
 
 # --- data-quality banners ------------------------------------------------------------------
 
+REPLAY_BEHIND_BANNER_SECONDS = 60  # the ledger's lag behind the archive that raises a banner
+
+
 @dataclass
 class Banners:
     unsynced: int
     drift: int
     kpi_mrr: Decimal
     ledger_mrr: Decimal
+    replay_pending: int = 0  # archived events of known accounts waiting for the replay
+    replay_behind_seconds: float | None = None  # how long the oldest of them has waited
 
     @property
     def mrr_mismatch(self) -> bool:
         return not mrr.snapped_equal(self.kpi_mrr, self.ledger_mrr)
 
     @property
+    def replay_behind(self) -> bool:
+        return (self.replay_behind_seconds or 0) > REPLAY_BEHIND_BANNER_SECONDS
+
+    @property
+    def replay_behind_minutes(self) -> int:
+        return int((self.replay_behind_seconds or 0) // 60)
+
+    @property
     def clear(self) -> bool:
-        return not (self.unsynced or self.drift or self.mrr_mismatch)
+        return not (self.unsynced or self.drift or self.mrr_mismatch or self.replay_behind)
 
 
 def banners() -> Banners:
@@ -548,4 +562,6 @@ def banners() -> Banners:
         s.account_id.not_in(sa.select(a.id).where(a.deleted_at.is_not(None))))
     unsynced, drift = _cached("banner_counts", _marker("subscriptions", "accounts"), lambda: tuple(
         db.session.execute(sa.select(unsynced.scalar_subquery(), drift.scalar_subquery())).one()))
-    return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest())
+    waiting = drain.backlog()
+    return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest(),
+                   waiting.pending, waiting.age_seconds())

@@ -10,3 +10,18 @@ def replay_account(account_id: str | None) -> dict:
     from backoffice.ledger import services
 
     return services.replay_account(account_id).as_dict()
+
+
+@celery_app.task(name="ledger.drain_pending")
+def drain_pending() -> dict:
+    """Replays every settled pending event of every account (coalesced: one task per settle
+    window per web process, not one per event); while younger events wait, enqueues itself
+    again for when they settle."""
+    from backoffice.ledger import drain
+
+    settle = drain.settle_seconds()
+    replayed, due = drain.drain_settled(settle)
+    if due is not None:
+        countdown = max(drain.drain_interval(settle), (due - drain.utcnow()).total_seconds())
+        drain_pending.apply_async(countdown=countdown)
+    return {"events": replayed, "next_in_s": None if due is None else round(countdown, 3)}

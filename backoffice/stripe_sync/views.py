@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 
 from backoffice.errors import BadRequest
 from backoffice.extensions import limiter
-from backoffice.ledger import archive
+from backoffice.ledger import archive, drain
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,8 @@ bp = Blueprint("stripe_sync", __name__, template_folder="templates")
 @limiter.exempt  # no limit applies to it
 def webhook():
     """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
-    slow or failing replay never makes Stripe retry an event that is stored; the replay is
-    enqueued after the answer has been sent (see `_after_response`). An event that is stored,
+    slow or failing replay never makes Stripe retry an event that is stored; the replay is only
+    requested (ledger/drain.py: it runs once the event has settled, in bulk). An event that is stored,
     a duplicate or divergent is answered the same way in front of Flask (webhook_fast.py); this
     view answers what that hands over: the refusals, and a failed archive."""
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRET")  # a tuple (config.webhook_secrets)
@@ -48,28 +48,17 @@ def _webhook_unlimited() -> bool:
 
 
 def _after_response(response, account_id: str | None) -> None:
-    """The WSGI server calls `response.close()` once the answer is sent (PEP 3333): the replay
-    (in-process without a broker) runs then, outside the answer time. Werkzeug's test client
-    never closes a response, so under TESTING the replay runs before answering."""
-    app = current_app._get_current_object()
-    if app.testing:
-        _enqueue_replay(account_id)
-        return
-
-    def replay() -> None:
-        with app.app_context():
-            _enqueue_replay(account_id)
-
-    response.call_on_close(replay)
+    """The replay is requested, never run, in the webhook's request (ledger/drain.py: the web
+    process's drain thread, or one coalesced Celery drain per settle window); under TESTING the
+    account is replayed before answering, so tests see the ledger at once."""
+    _enqueue_replay(account_id)
 
 
 def _enqueue_replay(account_id: str | None) -> None:
-    """Queues the replay (in-process when no broker is configured). Never fails the webhook:
-    the event is stored, and the replayer marks what it could not process as failed."""
-    from backoffice.ledger.tasks import replay_account
-
+    """Requests the replay. Never fails the webhook: the event is stored, and a later drain
+    (or `ledger replay`) replays what is pending."""
     try:
-        replay_account.delay(account_id)
+        drain.request_replay(account_id)
     except Exception:  # the stored event must still be acknowledged
         log.exception("replay of account %s after a webhook failed", account_id)
 
@@ -174,4 +163,4 @@ def jobs():
 
     page, page_size = parse_page(request.args)
     return hx.render("stripe_sync/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size),
-                     backlog=queries.archive_backlog())
+                     backlog=queries.archive_backlog(), settle=drain.settle_seconds())

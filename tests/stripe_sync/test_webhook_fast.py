@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import pytest
 from flask import request
@@ -228,14 +229,25 @@ def test_under_testing_the_replay_runs_before_answering(client, flask_requests):
     assert flask_requests == []
 
 
-def test_in_production_the_replay_runs_when_the_server_closes_the_answer(app):
+def test_in_production_the_replay_runs_on_the_drain_thread_once_settled(app):
+    from backoffice.ledger import drain
+
     app.testing = False
+    app.config["REPLAY_SETTLE_SECONDS"] = 0.3
     event = _customer_created("cus_L", "acc-l")
-    answer = Answer(app.wsgi_app, _environ(h.encode(event)))
-    assert answer.status == "200 OK"
-    assert _state(event["id"]) == "pending"  # answered, not replayed yet
-    answer.close()
-    assert _state(event["id"]) == "processed"
+    try:
+        answer = Answer(app.wsgi_app, _environ(h.encode(event)))
+        assert answer.status == "200 OK"
+        answer.close()
+        assert _state(event["id"]) == "pending"  # answered and closed, not replayed yet
+        deadline = time.monotonic() + 10
+        while _state(event["id"]) == "pending" and time.monotonic() < deadline:
+            db.session.rollback()  # a new snapshot each time: the drain thread writes
+            time.sleep(0.05)
+        assert _state(event["id"]) == "processed"
+        assert drain.drain_thread(app).drains == 1
+    finally:
+        drain.drain_thread(app).stop()
 
 
 def test_the_replay_is_looked_up_on_views_when_enqueued(client, monkeypatch):
