@@ -45,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         for engine in ext.db.engines.values():
             ext.ping_doubtful_connections(engine)  # instead of pool_pre_ping on every checkout
+            ext.sqlite_write_ahead_log(engine)
     from backoffice.models import include_object
 
     ext.migrate.init_app(
