@@ -303,3 +303,19 @@ def test_a_trial_is_trialing_with_mrr_zero_everywhere(app, admin_client):
     rows = list(csv.reader(io.StringIO(admin_client.get("/accounts?format=csv&sort=name").get_data(as_text=True))))
     trial = next(r for r in rows if r[0] == "acc_trial")
     assert trial[3:6] == ["trialing", "99.00", "0.00"]
+
+
+def test_the_drift_tab_never_claims_a_check_that_did_not_happen(viewer_client):
+    """Issue 22: an account never compared with Stripe says so; one checked says when."""
+    never = SubscriptionFactory(account_id=AccountFactory(id="acc-never").id, drift_checked_at=None)
+    checked = SubscriptionFactory(account_id=AccountFactory(id="acc-checked").id,
+                                  drift_checked_at=datetime(2026, 3, 4, 5, 6, tzinfo=UTC))
+    AccountFactory(id="acc-nosub")
+    db.session.commit()
+    for account_id in (never.account_id, "acc-nosub"):
+        html = viewer_client.get(f"/accounts/{account_id}/drift").get_data(as_text=True)
+        assert 'data-drift-state="never-checked"' in html and "Never checked against Stripe." in html
+        assert "matched Stripe" not in html
+    html = viewer_client.get(f"/accounts/{checked.account_id}/drift").get_data(as_text=True)
+    assert 'data-drift-state="matched"' in html and "Local state matched Stripe at the last check, " in html
+    assert "Mar 4, 2026" in html
