@@ -411,7 +411,13 @@ def discrepancies_page(account_id: str, page: int, page_size: int, sort: str = "
 
 
 def drift_count(account_id: str) -> int:
+    """The account's open findings: unresolved, and found after the last acknowledgement (the
+    Drift tab's count; acknowledged ones stay listed, marked Acknowledged)."""
+    acknowledged = (db.select(Subscription.drift_acknowledged_at)
+                    .where(Subscription.account_id == account_id, Subscription.is_current.is_(True))
+                    .scalar_subquery())
     return db.session.execute(
         db.select(db.func.count(Discrepancy.id)).where(
-            Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None))
+            Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None),
+            db.or_(acknowledged.is_(None), Discrepancy.detected_at > acknowledged))
     ).scalar_one()

@@ -139,7 +139,9 @@ def acknowledge_drift(account_id: str):
     sub = drift.acknowledge(account_id, current_user)
     if not hx.wants_fragment():
         return redirect(url_for("accounts.detail", account_id=account_id), code=303)
-    return _dialog("acknowledge_done", account_id=account_id, subscription=sub)
+    from backoffice.accounts.queries import drift_count
+
+    return _dialog("acknowledge_done", account_id=account_id, subscription=sub, drift_open=drift_count(account_id))
 
 
 @bp.route("/stripe/accounts/<account_id>/disaster-recovery", methods=["GET", "POST"])

@@ -287,11 +287,19 @@ def test_acknowledge_clears_the_flag_keeps_the_list_and_records_who(app, admin_c
     assert len(_check()) == 1
     csrf = {"X-CSRFToken": admin_client.csrf}
 
+    before = admin_client.get("/accounts/acc_1/drift").get_data(as_text=True)
+    assert '<span id="drift-count" class="count">1</span>' in before and "Drift detected" in before
     dialog = admin_client.get("/stripe/accounts/acc_1/drift/acknowledge", headers=HX).get_data(as_text=True)
     assert "ScheduledPriceMissing" in dialog
     resp = admin_client.post("/stripe/accounts/acc_1/drift/acknowledge", headers={**HX, **csrf})
 
     assert resp.status_code == 200 and "Acknowledged by admin@example.com" in resp.get_data(as_text=True)
+    # The page behind the dialog is updated out of band: no badge, no open finding to count.
+    body = resp.get_data(as_text=True)
+    assert '<span id="drift-badge" hx-swap-oob="true"></span>' in body
+    assert '<span id="drift-count" class="count" hx-swap-oob="true" hidden></span>' in body
+    page = admin_client.get("/accounts/acc_1/drift").get_data(as_text=True)
+    assert 'id="drift-count" class="count" hidden' in page and "Drift detected" not in page
     db.session.expire_all()
     s = _current()
     assert (s.drift_detected, s.drift_acknowledged_by) == (False, "admin@example.com")
