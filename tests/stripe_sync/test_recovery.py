@@ -10,6 +10,7 @@ from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from backoffice.operators.models import AuditEntry
 from backoffice.stripe_sync import recovery, sync
+from backoffice.stripe_sync.models import Discrepancy
 from tests.stripe_sync import helpers as h
 from tests.stripe_sync.conftest import make_account
 from tests.stripe_sync.stubs import RecordedGateway, days_ago
@@ -83,6 +84,14 @@ def test_disaster_recovery_appends_only_the_rows_stripe_no_longer_returns(app, a
     again = admin_client.post("/stripe/accounts/acc_1/disaster-recovery",
                               headers={**HX, "X-CSRFToken": admin_client.csrf})
     assert "0 billing events appended." in again.get_data(as_text=True)
+    # The dialog now says there is nothing to recover, and claims no critical drift that is not open.
+    dialog = admin_client.get("/stripe/accounts/acc_1/disaster-recovery", headers=HX).get_data(as_text=True)
+    assert 'data-recovery="nothing"' in dialog and "remain" not in dialog
+    db.session.add(Discrepancy(account_id="acc_1", kind="UnreadablePayload", severity="critical",
+                               message="invoice.paid evt_x: the payload has no readable amount_paid"))
+    db.session.commit()
+    dialog = admin_client.get("/stripe/accounts/acc_1/disaster-recovery", headers=HX).get_data(as_text=True)
+    assert 'data-recovery="critical-remains"' in dialog and "1 critical finding remains open" in dialog
 
 
 def test_a_sync_reports_the_archived_events_awaiting_confirmation(app):
