@@ -30,6 +30,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import drain
 from backoffice.ledger.classifier import NOT_STARTED_STATUSES
 from backoffice.ledger.models import BillingEvent, Plan, Subscription
+from backoffice.stripe_sync.models import JobRun
 from backoffice.users.models import Login, UserSession
 
 RECENT_LIMIT = 8
@@ -528,6 +529,7 @@ class Banners:
     ledger_mrr: Decimal
     replay_pending: int = 0  # archived events of known accounts waiting for the replay
     replay_behind_seconds: float | None = None  # how long the oldest of them has waited
+    drift_pass_failed: str | None = None  # why the latest finished drift pass did not complete
 
     @property
     def mrr_mismatch(self) -> bool:
@@ -543,7 +545,8 @@ class Banners:
 
     @property
     def clear(self) -> bool:
-        return not (self.unsynced or self.drift or self.mrr_mismatch or self.replay_behind)
+        return not (self.unsynced or self.drift or self.mrr_mismatch or self.replay_behind
+                    or self.drift_pass_failed)
 
 
 def banners() -> Banners:
@@ -563,5 +566,9 @@ def banners() -> Banners:
     unsynced, drift = _cached("banner_counts", _marker("subscriptions", "accounts"), lambda: tuple(
         db.session.execute(sa.select(unsynced.scalar_subquery(), drift.scalar_subquery())).one()))
     waiting = drain.backlog()
+    latest_pass = db.session.execute(
+        sa.select(JobRun.status, JobRun.error).where(JobRun.kind == "drift_pass", JobRun.status.in_(("done", "failed")))
+        .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).first()
+    failed_pass = latest_pass.error or "" if latest_pass is not None and latest_pass.status == "failed" else None
     return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest(),
-                   waiting.pending, waiting.age_seconds())
+                   waiting.pending, waiting.age_seconds(), failed_pass)

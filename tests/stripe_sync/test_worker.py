@@ -67,7 +67,9 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
         run_id = tasks.drift_pass_task.delay().get(disable_sync_subtasks=False)
 
     run = db.session.get(JobRun, run_id)
-    assert (run.kind, run.status, run.total) == ("drift_pass", "done", 3)
+    # Checks that did not complete make the pass failed, saying how many and why.
+    assert (run.kind, run.status, run.total) == ("drift_pass", "failed", 3)
+    assert run.error.startswith("2 of 3 checks did not complete (1 failed or could not reach Stripe, 1 timed out")
     # Stripe unavailable: the check did not happen, it counts as failed (the account stays due).
     assert (run.processed, run.skipped, run.failed, run.timed_out) == (1, 0, 1, 1)
     assert "3 accounts, 1 processed, 0 skipped, 1 failed, 1 timed out" in caplog.text
@@ -79,7 +81,9 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
     time.sleep(0.6)  # let the slow thread finish before the database goes away
 
     html = admin_client.get("/stripe/jobs").get_data(as_text=True)
-    assert "Drift pass" in html and "Timed out" in html
+    assert "Drift pass" in html and "Timed out" in html and "2 of 3 checks did not complete" in html
+    banner = admin_client.get("/banners", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'data-banner="drift-pass-failed"' in banner and "The last drift pass did not complete: 2 of 3" in banner
     fragment = admin_client.get("/stripe/jobs", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="job-table"')
 
