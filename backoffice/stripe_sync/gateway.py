@@ -37,6 +37,29 @@ class StripeUnavailable(Exception):
     """Stripe could not be reached or kept failing (timeouts, 429, 5xx, a page that failed)."""
 
 
+def describe_error(e: BaseException) -> str:
+    """What went wrong with a Stripe call, in words an operator can act on (the job's error,
+    the audit entry), never a bare exception class name."""
+    message = getattr(e, "user_message", None) or str(e) or type(e).__name__
+    if isinstance(e, StripeUnavailable):
+        return str(e)
+    if isinstance(e, stripe.AuthenticationError):
+        return f"Stripe refused the API key (revoked, expired or not this account's: check STRIPE_SECRET_KEY): {message}"
+    if isinstance(e, stripe.PermissionError):
+        return f"The API key may not do this (a restricted key lacks the permission): {message}"
+    if isinstance(e, stripe.RateLimitError):
+        return f"Stripe is limiting the requests; try again in a minute: {message}"
+    if isinstance(e, stripe.APIConnectionError):
+        return f"Stripe could not be reached (network or STRIPE_TIMEOUT): {message}"
+    if isinstance(e, stripe.InvalidRequestError):
+        if getattr(e, "code", None) == "resource_missing":
+            return f"Stripe does not know {getattr(e, 'param', None) or 'the object'}: {message}"
+        return f"Stripe refused the request: {message}"
+    if isinstance(e, stripe.StripeError):
+        return f"Stripe answered an error: {message}"
+    return f"Unexpected {type(e).__name__}: {message} (the log has the details)"
+
+
 def verify_webhook(body: bytes | str, header: str | None, secrets: str | Sequence[str],
                    tolerance: int = 300) -> dict:
     """Checks `Stripe-Signature` before anything is parsed; answers the event as a dict.

@@ -222,6 +222,7 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
 def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> dict:
     """Runs the sync and stores its answer (or its error) on the job-runs row the page polls."""
     from backoffice.operators.models import Operator
+    from backoffice.operators.services import audit_now
     from backoffice.stripe_sync import sync
 
     actor = db.session.get(Operator, operator_id) if operator_id else None
@@ -248,10 +249,12 @@ def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> 
     except Exception as e:
         db.session.rollback()
         log.exception("sync of %s failed", account_id)
+        why = gw.describe_error(e)[:2000]
         db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
-            status="failed", error=f"{type(e).__name__}", finished_at=utcnow()))
+            status="failed", error=why, finished_at=utcnow()))
         db.session.commit()
-        return {"error": type(e).__name__}
+        audit_now(actor, "stripe.sync", target_type="account", target_id=account_id, result="error", detail=why)
+        return {"error": why}
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
         status="done", result=result, processed=1, total=1, finished_at=utcnow()))
     db.session.commit()

@@ -247,3 +247,35 @@ def test_a_failed_replay_rolls_the_whole_sync_back(stripe_app, fake_stripe, monk
     monkeypatch.undo()
     result = sync.sync_account("acc_1")  # the next sync recovers everything
     assert result.events_recovered == 6 and result.events_appended > 0
+
+
+def test_a_failed_sync_says_what_stripe_said_and_is_audited(stripe_app, fake_stripe):
+    """Issue 22: a customer Stripe does not know, through the real client against localstripe."""
+    from backoffice.stripe_sync import tasks
+
+    make_account("acc_gone", "cus_unknown_to_stripe")
+    run = tasks.start_run(tasks.ACCOUNT_SYNC, target_id="acc_gone")
+    answer = tasks.sync_account_task(run.id, "acc_gone", None)
+    db.session.expire_all()
+    run = db.session.get(JobRun, run.id)
+    assert run.status == "failed"
+    assert "Error" not in run.error.split(":")[0]  # words, not an exception class
+    assert run.error.startswith(("Stripe does not know", "Stripe refused the request", "Stripe is unavailable")), run.error
+    assert answer == {"error": run.error}
+    entry = db.session.execute(db.select(AuditEntry).where(AuditEntry.action == "stripe.sync")
+                               .order_by(AuditEntry.id.desc())).scalars().first()
+    assert (entry.target_id, entry.result) == ("acc_gone", "error") and entry.detail
+
+
+@pytest.mark.parametrize(("error", "words"), [
+    (stripe.AuthenticationError("Invalid API Key provided: sk_test_****"), "Stripe refused the API key"),
+    (stripe.PermissionError("The provided key does not have access"), "The API key may not do this"),
+    (stripe.RateLimitError("Too many requests"), "Stripe is limiting the requests"),
+    (stripe.APIConnectionError("timed out"), "Stripe could not be reached"),
+    (stripe.InvalidRequestError("No such customer: 'cus_x'", "customer", code="resource_missing"),
+     "Stripe does not know customer"),
+    (gw.StripeUnavailable("Stripe is unavailable: 503"), "Stripe is unavailable: 503"),
+    (RuntimeError("boom"), "Unexpected RuntimeError: boom"),
+])
+def test_stripe_errors_are_described_in_words_an_operator_can_act_on(error, words):
+    assert gw.describe_error(error).startswith(words)
