@@ -47,8 +47,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import archive, readers
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.classifier import unreadable_discrepancy
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 
 log = logging.getLogger(__name__)
 

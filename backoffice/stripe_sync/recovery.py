@@ -20,10 +20,11 @@ from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
-from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.ledger import archive
+from backoffice.ledger import replay_adapter as adapter
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
 from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,6 @@ def recovery_plan(account_id: str) -> RecoveryPlan:
 
 
 def _candidates(account_id: str, now: datetime) -> list[StripeEvent]:
-    from backoffice.ledger import archive
-
     cutoff = now - sync.STRIPE_EVENTS_WINDOW
     return list(db.session.execute(
         db.select(StripeEvent)
@@ -142,9 +141,6 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     """Baseline history for one account: a synthetic event for every Stripe resource older than
     Stripe's window that the archive cannot cover; ledger rows (marked baseline) for the ones the
     classifier recognises. Answers (archive rows, ledger rows). One commit."""
-    from backoffice.ledger import archive
-    from backoffice.ledger import replay_adapter as adapter
-
     now = now or utcnow()
     window_start = now - sync.STRIPE_EVENTS_WINDOW
     customer = account.stripe_customer_id

@@ -21,15 +21,15 @@ from decimal import Decimal
 from flask import current_app
 
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import UTCDateTime, utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive, readers
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.ledger import archive, readers, replay_adapter
+from backoffice.ledger import services as ledger_services
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import drift
 from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
 
 log = logging.getLogger(__name__)
@@ -310,8 +310,6 @@ def plan_catalog() -> tuple[dict[str, str], dict[str, Decimal]]:
 
 def _remember_price(price: dict | None) -> None:
     """The catalog learns the prices it sees on live subscriptions and schedules (the replayer's rule)."""
-    from backoffice.ledger import replay_adapter
-
     values = replay_adapter.plan_values(price) if isinstance(price, dict) else None
     if values is None or db.session.get(Plan, values["price_id"]) is not None:
         return
@@ -417,8 +415,6 @@ def replay_account(account_id: str) -> dict:
     caller's transaction: what the caller wrote before (recovered archive rows, the refreshed
     subscription, the anchor) is committed with the ledger rows by the caller, or not at all.
     On failure everything is rolled back and the error answered."""
-    from backoffice.ledger import services as ledger_services
-
     try:
         return ledger_services.replay_account_in_transaction(account_id).as_dict()
     except Exception as e:
@@ -449,8 +445,6 @@ def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Await
         )
     ).one()
     count, oldest, newest = row
-    from backoffice.dbtypes import UTCDateTime
-
     convert = UTCDateTime().process_result_value
     dialect = db.engine.dialect
     return Awaiting(int(count or 0), convert(oldest, dialect), convert(newest, dialect))
