@@ -328,10 +328,12 @@ def _release_statement():
 
 
 def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
-                recovery_source: str | None) -> dict:
+                recovery_source: str | None, now: datetime | None = None) -> dict:
+    """The one constructor of an archive row: every row is stored with these values (the
+    account id aside, looked up from the customer or given by the caller)."""
     foreign = not_the_platforms(event)
     handled = event["type"] in HANDLED_TYPES and foreign is None
-    now = utcnow()
+    now = now or utcnow()
     api_version = event.get("api_version")
     return {
         "id": event["id"],
@@ -350,6 +352,20 @@ def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
         "error": None if handled else (foreign or "unrecognised event type"),
         "stripe_subscription_id": event_subscription_id(event),
     }
+
+
+def store_recovered(body: bytes, event: dict, *, source: str, account_id: str, customer_id: str,
+                    now: datetime) -> bool:
+    """An event the webhook did not deliver, stored as it would have stored it, for the account
+    and customer the caller knows: one a sync recovered from Stripe's events list (`source`
+    "events_list"), or a synthetic one of a baseline ("baseline"). In the caller's unit of work,
+    not committed; answers whether it was stored (False: the id is archived already)."""
+    values = _row_values(body, event, hashlib.sha256(body).hexdigest(), customer_id, source, now)
+    table = StripeEvent.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stored = db.session.execute(insert(table).values(**values, account_id=account_id)
+                                .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id)).first()
+    return stored is not None
 
 
 def _stored(event_id: str):

@@ -9,7 +9,6 @@ Stripe sent.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -174,20 +173,15 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     ).scalar_one_or_none()
     ledger_rows = 0
     for event in synthetic:
-        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
-        db.session.add(StripeEvent(
-            id=event["id"], type=event["type"], api_version=event["api_version"],
-            stripe_created_at=datetime.fromtimestamp(event["created"], UTC), received_at=now,
-            payload=body, payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
-            customer_id=customer, recovery_source="baseline", recovered_at=now,
-            state="processed", processed_at=now, account_id=account.id,
-            stripe_subscription_id=archive.event_subscription_id(event),
-        ))
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+        archive.store_recovered(body, event, source="baseline", account_id=account.id, customer_id=customer, now=now)
         values = rows.get(event["id"])
         if values is not None:
             db.session.add(BillingEvent(account_id=account.id, subscription_id=current.id if current else None,
                                         baseline=True, **values))
             ledger_rows += 1
+    db.session.execute(db.update(StripeEvent).where(StripeEvent.id.in_([e["id"] for e in synthetic]))
+                       .values(state="processed", processed_at=now))
     db.session.commit()
     return len(synthetic), ledger_rows
 

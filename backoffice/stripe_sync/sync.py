@@ -10,7 +10,6 @@ replay (committed) and leaves the check time unmoved.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -271,27 +270,10 @@ def archive_recovered(account_id: str, customer_id: str, events: list[dict], now
                     f"Stripe's events list returns {event['id']} with a body that differs from the archived one.",
                     stripe_event_id=event["id"]))
             continue
-        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
-        handled = event["type"] in archive.HANDLED_TYPES
-        db.session.add(StripeEvent(
-            id=event["id"],
-            type=event["type"],
-            api_version=event.get("api_version") if isinstance(event.get("api_version"), str) else None,
-            stripe_created_at=datetime.fromtimestamp(event["created"], UTC),
-            received_at=now,
-            payload=body,
-            payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
-            customer_id=customer_id,
-            recovery_source="events_list",
-            recovered_at=now,
-            state="pending" if handled else "ignored",
-            processed_at=None if handled else now,
-            error=None if handled else "unrecognised event type",
-            account_id=account_id,
-            stripe_subscription_id=archive.event_subscription_id(event),
-        ))
-        recovered += 1
-    db.session.flush()
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+        if archive.store_recovered(body, event, source="events_list", account_id=account_id,
+                                   customer_id=customer_id, now=now):
+            recovered += 1
     return recovered, divergent
 
 

@@ -1,8 +1,10 @@
 """The ledger's shape, read from the syntax trees of the package's modules: data flows one way
-(stripe_sync depends on the ledger, never the reverse)."""
+(stripe_sync depends on the ledger, never the reverse), and each table the ledger keeps has one
+writer (DESIGN.md: inputs → append-only stores → projections; nothing else writes them)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import backoffice
@@ -50,3 +52,75 @@ def test_the_walk_sees_every_kind_of_import():
     names = _imported("backoffice.ledger.archive", tree)
     assert {"backoffice.stripe_sync.gateway", "backoffice.stripe_sync", "backoffice.stripe_sync.models",
             "backoffice.stripe_sync.models.JobRun"} <= names
+
+
+# Calls that insert the rows of the model or table given as an argument.
+INSERTING_CALLS = frozenset({"insert", "pg_insert", "sqlite_insert", "insert_rows", "bulk_insert_mappings",
+                             "bulk_save_objects", "_insert"})
+
+
+def _name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _scope_nodes(scope: ast.AST):
+    """The nodes of a module or function, not those of the functions and classes inside it."""
+    for child in ast.iter_child_nodes(scope):
+        yield child
+        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            yield from _scope_nodes(child)
+
+
+def _writes(scope: ast.AST, model: str, table: str, aliases: frozenset[str] = frozenset()) -> bool:
+    """Whether code in `scope` (or in a function inside it) constructs `model` or inserts into its
+    table: a call of `model(...)`, an inserting call naming `model`, `model.__table__` or a name
+    bound to it in this scope or an enclosing one, or SQL text that inserts into `table`."""
+    nodes = list(_scope_nodes(scope))
+    aliases = aliases | {_name(target) for node in nodes if isinstance(node, ast.Assign)
+                         and isinstance(node.value, ast.Attribute) and node.value.attr == "__table__"
+                         and _name(node.value.value) == model for target in node.targets}
+
+    def names_the_table(arg: ast.AST) -> bool:
+        return _name(arg) in aliases or _name(arg) == model or (
+            isinstance(arg, ast.Attribute) and arg.attr == "__table__" and _name(arg.value) == model)
+
+    for node in nodes:
+        if isinstance(node, ast.Call) and (_name(node.func) == model or (
+                _name(node.func) in INSERTING_CALLS and any(names_the_table(arg) for arg in node.args))):
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.search(rf"\binsert\s+into\s+\"?{table}\b", node.value, re.IGNORECASE):
+            return True
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef) \
+                and _writes(node, model, table, aliases):
+            return True
+    return False
+
+
+def _writers(model: str, table: str) -> set[str]:
+    """The modules of the package that write rows of `model` (see `_writes`)."""
+    return {module for module, tree in _modules().items() if _writes(tree, model, table)}
+
+
+def test_the_archive_is_the_only_writer_of_archive_rows():
+    assert _writers("StripeEvent", "stripe_events") == {"backoffice.ledger.archive"}
+
+
+def test_the_writer_walk_sees_each_kind_of_write(tmp_path, monkeypatch):
+    source = {
+        "a": "db.session.add(StripeEvent(id='evt'))",
+        "b": "t = StripeEvent.__table__\ndb.session.execute(pg_insert(t).values(rows))",
+        "c": "insert_rows(StripeEvent.__table__, rows)",
+        "d": "db.session.execute(db.insert(StripeEvent), rows)",
+        "e": "db.session.execute(db.text('INSERT INTO stripe_events (id) VALUES (:id)'))",
+        "f": "db.session.execute(db.update(StripeEvent).values(state='processed'))",
+        "g": ("def f():\n    t = StripeEvent.__table__\n    db.session.execute(db.update(t))\n"
+              "def g():\n    t = BillingEvent.__table__\n    insert_rows(t, rows)\n"),
+    }
+    trees = {f"backoffice.{name}": ast.parse(text) for name, text in source.items()}
+    monkeypatch.setattr(f"{__name__}._modules", lambda under="": trees)
+    assert _writers("StripeEvent", "stripe_events") == {f"backoffice.{n}" for n in "abcde"}
