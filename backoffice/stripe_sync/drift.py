@@ -21,7 +21,7 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive, readers
+from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import gateway as gw
@@ -552,9 +552,7 @@ def hold_accounts_without_subscription() -> int:
                                               Subscription.is_current.is_(True)).exists())
         .order_by(Account.id)
     ).scalars().all()
-    for account_id in account_ids:
-        db.session.add(Subscription(account_id=account_id, is_current=True, plan=readers.FREE_PLAN,
-                                    price_amount=Decimal(0)))
+    projections.hold_placeholders(account_ids)
     try:
         db.session.commit()
     except IntegrityError:  # a sync or another pass gave one of them its row meanwhile

@@ -75,10 +75,11 @@ def _scope_nodes(scope: ast.AST):
             yield from _scope_nodes(child)
 
 
-def _writes(scope: ast.AST, model: str, table: str, aliases: frozenset[str] = frozenset()) -> bool:
+def _writes(scope: ast.AST, model: str | None, table: str, aliases: frozenset[str] = frozenset()) -> bool:
     """Whether code in `scope` (or in a function inside it) constructs `model` or inserts into its
     table: a call of `model(...)`, an inserting call naming `model`, `model.__table__` or a name
-    bound to it in this scope or an enclosing one, or SQL text that inserts into `table`."""
+    bound to it in this scope or an enclosing one, or SQL text that inserts into `table` (all a
+    `model` of None looks for)."""
     nodes = list(_scope_nodes(scope))
     aliases = aliases | {_name(target) for node in nodes if isinstance(node, ast.Assign)
                          and isinstance(node.value, ast.Attribute) and node.value.attr == "__table__"
@@ -89,7 +90,7 @@ def _writes(scope: ast.AST, model: str, table: str, aliases: frozenset[str] = fr
             isinstance(arg, ast.Attribute) and arg.attr == "__table__" and _name(arg.value) == model)
 
     for node in nodes:
-        if isinstance(node, ast.Call) and (_name(node.func) == model or (
+        if model is not None and isinstance(node, ast.Call) and (_name(node.func) == model or (
                 _name(node.func) in INSERTING_CALLS and any(names_the_table(arg) for arg in node.args))):
             return True
         if isinstance(node, ast.Constant) and isinstance(node.value, str) \
@@ -101,13 +102,34 @@ def _writes(scope: ast.AST, model: str, table: str, aliases: frozenset[str] = fr
     return False
 
 
-def _writers(model: str, table: str) -> set[str]:
-    """The modules of the package that write rows of `model` (see `_writes`)."""
-    return {module for module, tree in _modules().items() if _writes(tree, model, table)}
+def _imports_name(tree: ast.Module, defined_in: str, name: str) -> bool:
+    return any(isinstance(node, ast.ImportFrom) and node.module == defined_in
+               and any(alias.name == name for alias in node.names) for node in ast.walk(tree))
+
+
+def _writers(model: str, table: str, defined_in: str = "backoffice.ledger.models") -> set[str]:
+    """The modules of the package that write rows of `model` (see `_writes`): those that import
+    it (another module's class of the same name is not it), and any SQL text."""
+    found = set()
+    for module, tree in _modules().items():
+        if module == defined_in:
+            continue
+        if _writes(tree, model if _imports_name(tree, defined_in, model) else None, table):
+            found.add(module)
+    return found
 
 
 def test_the_archive_is_the_only_writer_of_archive_rows():
     assert _writers("StripeEvent", "stripe_events") == {"backoffice.ledger.archive"}
+
+
+PROJECTIONS = "backoffice.ledger.projections"
+
+
+def test_the_projections_are_the_only_writer_of_subscriptions_payment_transactions_and_plans():
+    assert _writers("Subscription", "subscriptions") == {PROJECTIONS}
+    assert _writers("PaymentTransaction", "payment_transactions", "backoffice.invoices.models") == {PROJECTIONS}
+    assert _writers("Plan", "plans") == {PROJECTIONS}
 
 
 def test_the_writer_walk_sees_each_kind_of_write(tmp_path, monkeypatch):
@@ -121,6 +143,8 @@ def test_the_writer_walk_sees_each_kind_of_write(tmp_path, monkeypatch):
         "g": ("def f():\n    t = StripeEvent.__table__\n    db.session.execute(db.update(t))\n"
               "def g():\n    t = BillingEvent.__table__\n    insert_rows(t, rows)\n"),
     }
-    trees = {f"backoffice.{name}": ast.parse(text) for name, text in source.items()}
+    imports = "from backoffice.ledger.models import StripeEvent\n"
+    trees = {f"backoffice.{name}": ast.parse(imports + text) for name, text in source.items()}
+    trees["backoffice.h"] = ast.parse("class StripeEvent:\n    pass\nStripeEvent()")  # another class
     monkeypatch.setattr(f"{__name__}._modules", lambda under="": trees)
     assert _writers("StripeEvent", "stripe_events") == {f"backoffice.{n}" for n in "abcde"}
