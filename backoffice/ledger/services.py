@@ -856,6 +856,31 @@ def _replay_catalog_events() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Baseline history
+# --------------------------------------------------------------------------------------------
+def replay_baseline(account_id: str, events: Sequence[dict], now: datetime) -> int:
+    """The ledger rows of a baseline's synthetic events (stripe_sync/recovery.py; archived
+    already, in Stripe's order): classified on their own from the empty state, written marked
+    `baseline` on the account's current subscription, and their archive rows marked processed.
+    In the caller's unit of work; answers how many rows were written."""
+    result = adapter.classify(events, adapter.empty_state(), adapter.load_catalog())
+    rows = {r["stripe_event_id"]: r for r in (adapter.row_values(x) for x in adapter.rows_of(result))}
+    current = db.session.execute(
+        db.select(Subscription).where(Subscription.account_id == account_id, Subscription.is_current.is_(True))
+    ).scalar_one_or_none()
+    written = 0
+    for event in events:
+        values = rows.get(event["id"])
+        if values is not None:
+            db.session.add(BillingEvent(account_id=account_id, subscription_id=current.id if current else None,
+                                        baseline=True, **values))
+            written += 1
+    db.session.flush()
+    _mark([(event["id"], "processed", None) for event in events], now)
+    return written
+
+
+# --------------------------------------------------------------------------------------------
 # Rebuild and verify
 # --------------------------------------------------------------------------------------------
 def accounts_with_archive(account_id: str | None = None) -> list[str]:

@@ -3,9 +3,9 @@
 Disaster recovery replays archived events Stripe's events.list no longer returns (older than its
 30-day window) that have no ledger row, oldest first, through the replayer. Baseline history
 covers Stripe resources that predate Backoffice (an installation on an existing Stripe account):
-synthetic archive rows marked `recovery_source = 'baseline'` and ledger rows marked `baseline`,
-so a fresh installation does not flag every old customer and nobody mistakes them for events
-Stripe sent.
+synthetic archive rows marked `recovery_source = 'baseline'` and ledger rows marked `baseline`
+(written by the replay, `ledger.services.replay_baseline`), so a fresh installation does not
+flag every old customer and nobody mistakes them for events Stripe sent.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.ledger import archive
-from backoffice.ledger import replay_adapter as adapter
-from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
+from backoffice.ledger import services as ledger_services
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
 from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync import gateway as gw
 from backoffice.stripe_sync.text import _
@@ -166,22 +166,10 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     synthetic = [e for e in synthetic if e["id"] not in existing]
     if not synthetic:
         return 0, 0
-    result = adapter.classify(synthetic, adapter.empty_state(), adapter.load_catalog())
-    rows = {r["stripe_event_id"]: r for r in (adapter.row_values(x) for x in adapter.rows_of(result))}
-    current = db.session.execute(
-        db.select(Subscription).where(Subscription.account_id == account.id, Subscription.is_current.is_(True))
-    ).scalar_one_or_none()
-    ledger_rows = 0
     for event in synthetic:
         body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
         archive.store_recovered(body, event, source="baseline", account_id=account.id, customer_id=customer, now=now)
-        values = rows.get(event["id"])
-        if values is not None:
-            db.session.add(BillingEvent(account_id=account.id, subscription_id=current.id if current else None,
-                                        baseline=True, **values))
-            ledger_rows += 1
-    db.session.execute(db.update(StripeEvent).where(StripeEvent.id.in_([e["id"] for e in synthetic]))
-                       .values(state="processed", processed_at=now))
+    ledger_rows = ledger_services.replay_baseline(account.id, synthetic, now)
     db.session.commit()
     return len(synthetic), ledger_rows
 
