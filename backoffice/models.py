@@ -5,9 +5,9 @@ from backoffice.api.models import ApiToken
 from backoffice.dashboard.models import LoginDaily, MrrDaily, RevenueDaily
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, VatSetting
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry, Operator
-from backoffice.stripe_sync.models import Discrepancy, JobRun
+from backoffice.stripe_sync.models import JobRun
 from backoffice.usage.models import (
     AddonEvent,
     BackfillRun,

@@ -1,5 +1,7 @@
-"""The Stripe event archive: the webhook's hot path (verify, archive, map the customer to an
-account) and the release of events that waited for their customer.
+"""The Stripe event archive: the webhook's hot path (archive a verified event, map the customer
+to an account) and the release of events that waited for their customer. The signature is
+checked before, beside the webhook (stripe_sync/signature.py); `check_envelope` is what the
+archive accepts.
 
 Nothing here classifies: the replayer (ledger/services.py) reads the archive later. A stored
 row never changes except its processing columns (state, error, processed_at, account_id,
@@ -13,9 +15,7 @@ Names, e-mail and address come from the customer object.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -30,13 +30,10 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import autocommit_connections, db
 from backoffice.ledger import readers
-from backoffice.ledger.models import StripeEvent
-from backoffice.stripe_sync import gateway
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import Discrepancy, StripeEvent
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_TOLERANCE_SECONDS = 300
 PAYLOAD_DIVERGENCE = "PayloadDivergence"
 
 # Stripe event types the replayer reads: the classified ones (ledger rows) and those that only
@@ -93,23 +90,6 @@ class ArchiveResult:
     @property
     def needs_replay(self) -> bool:
         return self.outcome == "stored" and self.state == "pending"
-
-
-def verify_and_parse(body: bytes, header: str | None, secrets: str | Sequence[str], mimetype: str) -> dict:
-    """Stripe's v1 signature over the raw body (valid for any of the `secrets`) is checked before
-    anything else is looked at; then the content type and the envelope. Every refusal is a 400
-    and stores nothing."""
-    if not header:
-        raise BadRequest(_("The Stripe-Signature header is missing."), field="Stripe-Signature")
-    try:
-        event = gateway.verify_webhook(body, header, secrets, tolerance=SIGNATURE_TOLERANCE_SECONDS)
-    except json.JSONDecodeError:
-        raise BadRequest(_("The body is not JSON."), field="body") from None
-    except ValueError:  # a bad signature, or a body that is not even UTF-8
-        raise BadRequest(_("The Stripe signature is invalid."), field="Stripe-Signature") from None
-    if mimetype != "application/json":
-        raise BadRequest(_("The content type must be application/json."), field="Content-Type")
-    return check_envelope(event)
 
 
 THIN_EVENT_OBJECT = "v2.core.event"
@@ -348,10 +328,12 @@ def _release_statement():
 
 
 def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
-                recovery_source: str | None) -> dict:
+                recovery_source: str | None, now: datetime | None = None) -> dict:
+    """The one constructor of an archive row: every row is stored with these values (the
+    account id aside, looked up from the customer or given by the caller)."""
     foreign = not_the_platforms(event)
     handled = event["type"] in HANDLED_TYPES and foreign is None
-    now = utcnow()
+    now = now or utcnow()
     api_version = event.get("api_version")
     return {
         "id": event["id"],
@@ -370,6 +352,20 @@ def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
         "error": None if handled else (foreign or "unrecognised event type"),
         "stripe_subscription_id": event_subscription_id(event),
     }
+
+
+def store_recovered(body: bytes, event: dict, *, source: str, account_id: str, customer_id: str,
+                    now: datetime) -> bool:
+    """An event the webhook did not deliver, stored as it would have stored it, for the account
+    and customer the caller knows: one a sync recovered from Stripe's events list (`source`
+    "events_list"), or a synthetic one of a baseline ("baseline"). In the caller's unit of work,
+    not committed; answers whether it was stored (False: the id is archived already)."""
+    values = _row_values(body, event, hashlib.sha256(body).hexdigest(), customer_id, source, now)
+    table = StripeEvent.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stored = db.session.execute(insert(table).values(**values, account_id=account_id)
+                                .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id)).first()
+    return stored is not None
 
 
 def _stored(event_id: str):

@@ -9,31 +9,9 @@ from flask_babel import lazy_gettext as _l
 
 from backoffice.accounts.filters import parse_id
 from backoffice.errors import BadRequest
+from backoffice.ledger.classifier import MRR_VIEW_TYPES, OTHER_VIEW_TYPES, STATE_VIEW_TYPES
 from backoffice.ledger.labels import EVENT_LABELS
 from backoffice.pagination import parse_date, parse_page, parse_search, parse_sort, with_overrides
-
-try:  # the classifier owns these lenses once it exposes them
-    from backoffice.ledger.classifier import MRR_VIEW_TYPES, OTHER_VIEW_TYPES, STATE_VIEW_TYPES
-except ImportError:  # pragma: no cover - until the classifier lands; DOMAIN §3 and the seed
-    # MRR impact: every type that carries a delta (Suspended included).
-    MRR_VIEW_TYPES = frozenset({
-        "subscription_created", "subscription_upgraded", "subscription_downgraded",
-        "subscription_downgrade_scheduled", "subscription_downgrade_cancelled",
-        "subscription_cancelled", "subscription_reactivated", "subscription_expired",
-        "subscription_immediately_cancelled", "subscription_suspended",
-    })
-    # Subscription state: effective plan changes only (not scheduled or reversed ones, not renewals).
-    STATE_VIEW_TYPES = frozenset({
-        "subscription_created", "subscription_upgraded", "subscription_downgraded",
-        "subscription_immediately_cancelled", "subscription_expired", "subscription_suspended",
-    })
-    # Other: payment flow, billing metadata, renewals, plus NoOp and Unclassified.
-    OTHER_VIEW_TYPES = frozenset({
-        "subscription_renewed", "subscription_past_due", "payment_failed", "payment_recovered",
-        "payment_refunded", "billing_info_added", "billing_info_updated", "payment_method_updated",
-        "no_op", "unclassified",
-    })
-
 
 
 def _plain(types) -> frozenset[str]:

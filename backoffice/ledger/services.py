@@ -1,5 +1,5 @@
-"""The replayer: the only writer of the billing-event ledger, and of the projections that come
-from Stripe payloads (subscriptions, payment transactions, the plan catalog).
+"""The replayer: the only writer of the billing-event ledger. It hands the payloads it replays
+to ledger/projections.py, the writer of subscriptions, payment transactions and the plan catalog.
 
 `replay_account` takes the pending (and failed) archived events of one account in Stripe's
 order (created, then id), seeds the classifier from the live subscription and the committed MRR
@@ -13,7 +13,7 @@ each stored current row the fresh replay writes differently is superseded by its
 (DOMAIN §3, corrections without rewriting), naming the late event that caused it.
 
 Replays of one account take turns: a transaction advisory lock per account on PostgreSQL
-(`_lock_accounts`), a process-wide lock on SQLite (`_serialized`); plans are upserted.
+(`_lock_accounts`), a process-wide lock on SQLite (`_serialized`).
 
 `rebuild` replays an account's whole archive from an empty state: it recomputes the
 projections, appends rows that are missing, and supersedes and reports every stored row that the
@@ -34,32 +34,23 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.types import NullType
 
 from backoffice.accounts.models import Account
 from backoffice.bulk import insert_rows
 from backoffice.dbtypes import utcnow
 from backoffice.extensions import db
-from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive, readers
+from backoffice.ledger import archive, projections, readers, sql
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.classifier import unreadable_discrepancy
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 
 log = logging.getLogger(__name__)
 
-ZERO = Decimal(0)
-CENT = Decimal("0.01")
-AMOUNT_CLAMPED = "AmountExcludingTaxClamped"
 ROW_FIELDS = ("type", "from_plan", "to_plan", "previous_amount", "new_amount", "amount_delta",
               "committed_mrr", "currency", "occurred_at", "reason")
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
 CUSTOMER_TYPES = frozenset({"customer.created", "customer.updated", "payment_method.attached"})
 
@@ -106,7 +97,6 @@ class RebuildReport:
 BATCH_EVENTS = 5000  # archived events per batch of accounts (one commit each)
 BATCH_ACCOUNTS = 500  # accounts per batch at most: a batch holds a lock per account (and the
 # dashboard's ledger trigger another), and PostgreSQL's lock table is shared by all sessions
-ID_CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables)
 
 
 # The states a replay reads: the pending events; `ledger replay --failed` adds the failed ones
@@ -169,7 +159,7 @@ def replay_pending(progress: Callable[[int], None] | None = None,
     counts = db.session.execute(stmt).all()
     batches = list(_batches(counts, batch_size or BATCH_EVENTS))
     refresh_statistics()
-    if workers > 1 and len(batches) > 1 and _postgres():
+    if workers > 1 and len(batches) > 1 and sql.postgres():
         return _replay_in_processes(batches, workers, progress, states, received_before)
     reports: list[ReplayReport] = []
     for batch in batches:
@@ -194,7 +184,7 @@ def refresh_statistics(tables: Sequence[str] = GROWING_TABLES) -> list[str]:
     or lagging behind a bulk replay. Doubling thresholds keep it to a few ANALYZEs per table
     (each reads a sample of at most 30,000 rows). PostgreSQL only; answers the tables analysed
     (and commits)."""
-    if not _postgres():
+    if not sql.postgres():
         return []
     stale = db.session.execute(db.text(
         "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
@@ -269,66 +259,6 @@ def _batches(counts: Sequence, size: int) -> Iterable[list[str]]:
         yield batch
 
 
-def _chunks(values: Sequence, size: int = ID_CHUNK) -> Iterable[Sequence]:
-    """Lists of ids for `_in`: one on PostgreSQL (an array is one parameter), chunks of `size`
-    on SQLite (at most 32,766 variables per statement)."""
-    if _postgres():
-        if values:
-            yield values
-        return
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
-def _postgres() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
-
-
-def _in(column, values: Sequence):
-    """`column IN (values)`. On PostgreSQL `column = ANY(:array)`: one parameter however many
-    values, so the statement stays short (the driver parses and caches it once) and the planner
-    still uses the column's index."""
-    if _postgres():
-        return column == db.any_(_pg_array(values, _array_of(column.type)))
-    return column.in_(values)
-
-
-def _array_of(element_type) -> ARRAY:
-    """The array type to compare a column of `element_type` with. A string type loses its
-    length: `CAST('{"abcd"}' AS VARCHAR(3)[])` is `{abc}`, so a value longer than the column
-    would match a stored value equal to its beginning."""
-    if isinstance(element_type, String):
-        return ARRAY(String())
-    return ARRAY(element_type)
-
-
-def _pg_array(values: Sequence, array_type: ARRAY):
-    """A bound PostgreSQL array of `values`. Strings and integers are sent as one text value in
-    the array's input syntax, cast by the server: the driver's list adapter converts element by
-    element in Python, about four times slower for the thousands of ids of a batch. Other
-    values are bound as a list. The parameter has no type of its own (NullType: no `::VARCHAR`
-    is rendered), so the server types it as the array and parses it once; cast from a VARCHAR
-    parameter it would be an expression evaluated again for every row a scan compares."""
-    literal = _array_literal(values)
-    if literal is None:
-        return db.bindparam(None, list(values), type_=array_type)
-    return db.cast(db.bindparam(None, literal, type_=NullType()), array_type)
-
-
-def _array_literal(values: Sequence) -> str | None:
-    """`{"a","b"}` or `{1,2}`: the input syntax of a one-dimensional array of str or of int
-    values (each string quoted, its quotes and backslashes escaped); None for other values."""
-    kinds = {type(v) for v in values}
-    if kinds == {str}:
-        probe = "".join(values)
-        if '"' in probe or "\\" in probe:
-            values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
-        return '{"' + '","'.join(values) + '"}'
-    if kinds == {int}:
-        return "{" + ",".join(map(str, values)) + "}"
-    return "{}" if not kinds else None
-
-
 def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING,
                   received_before: datetime | None = None) -> dict[str, ReplayReport]:
     """Replays the events in `states` of these accounts (received before `received_before`,
@@ -339,10 +269,10 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING,
     table = StripeEvent.__table__
     rows: list = []
     settled = () if received_before is None else (table.c.received_at < received_before,)
-    for chunk in _chunks(ids):
+    for chunk in sql.chunks(ids):
         rows.extend(db.session.execute(
             db.select(table.c.id, table.c.type, table.c.payload, table.c.account_id, table.c.stripe_created_at)
-            .where(_in(table.c.account_id, chunk), table.c.state.in_(states), *settled)
+            .where(sql.in_(table.c.account_id, chunk), table.c.state.in_(states), *settled)
             .order_by(table.c.account_id, table.c.stripe_created_at, table.c.id)
         ).all())
     if not rows:
@@ -370,7 +300,7 @@ def _replay_batch(account_ids: Sequence[str], states: tuple[str, ...] = PENDING,
         by_account[account_id] = (source, [readers.parse_payload(row.payload, exact=False) for row in source])
     stored = _current_rows(late)
     if late:
-        _reset_schedules(late)
+        projections.reset_schedules(late)
     batch = _Batch(by_account)
     seeds = batch.seeds(newest)
     named = _latest_named(sorted(a for a in newest if a in by_account and a not in archived))
@@ -406,10 +336,10 @@ def _latest_named(account_ids: Sequence[str]) -> dict[str, str]:
     t = StripeEvent.__table__
     latest = (t.c.stripe_created_at.desc(), t.c.id.desc())
     found: dict[str, str] = {}
-    for chunk in _chunks(account_ids):
-        where = (_in(t.c.account_id, chunk), t.c.state != "pending", t.c.stripe_subscription_id.is_not(None),
+    for chunk in sql.chunks(account_ids):
+        where = (sql.in_(t.c.account_id, chunk), t.c.state != "pending", t.c.stripe_subscription_id.is_not(None),
                  t.c.type.in_(sorted(archive.HANDLED_TYPES)))
-        if _postgres():
+        if sql.postgres():
             stmt = (db.select(t.c.account_id, t.c.stripe_subscription_id).where(*where)
                     .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, *latest))
         else:
@@ -431,13 +361,13 @@ def _newest_processed(account_ids: Sequence[str]) -> tuple[dict[str, tuple[datet
     inner, older = t.alias("inner"), t.alias("older")
     newest: dict[str, tuple[datetime, str]] = {}
     unsettled: set[str] = set()
-    for chunk in _chunks(account_ids):
+    for chunk in sql.chunks(account_ids):
         newest_id = (db.select(inner.c.id)
                      .where(inner.c.account_id == acc.c.id, inner.c.state == "processed")
                      .order_by(inner.c.stripe_created_at.desc(), inner.c.id.desc()).limit(1)
                      .scalar_subquery())
         top = (db.select(t.c.account_id, t.c.stripe_created_at, t.c.id, t.c.processed_at)
-               .where(t.c.id.in_(db.select(newest_id).where(_in(acc.c.id, chunk)))).subquery())
+               .where(t.c.id.in_(db.select(newest_id).where(sql.in_(acc.c.id, chunk)))).subquery())
         newest.update((r.account_id, (r.stripe_created_at, r.id)) for r in db.session.execute(
             db.select(top.c.account_id, top.c.stripe_created_at, top.c.id)))
         unsettled.update(db.session.execute(
@@ -455,23 +385,14 @@ def _archive_rows(account_ids: Sequence[str]) -> dict[str, list]:
     replays)."""
     t = StripeEvent.__table__
     found: dict[str, list] = {}
-    for chunk in _chunks(account_ids):
+    for chunk in sql.chunks(account_ids):
         for row in db.session.execute(
             db.select(t.c.id, t.c.type, t.c.payload, t.c.account_id, t.c.stripe_created_at)
-            .where(_in(t.c.account_id, chunk), t.c.type.in_(sorted(archive.HANDLED_TYPES)))
+            .where(sql.in_(t.c.account_id, chunk), t.c.type.in_(sorted(archive.HANDLED_TYPES)))
             .order_by(t.c.account_id, t.c.stripe_created_at, t.c.id)
         ):
             found.setdefault(row.account_id, []).append(row)
     return found
-
-
-def _reset_schedules(account_ids: Sequence[str]) -> None:
-    """Before a replay from the empty state: the schedules come from the classifier's state
-    alone, the payloads set everything else again."""
-    for chunk in _chunks(account_ids):
-        for sub in db.session.execute(db.select(Subscription).where(_in(Subscription.account_id, chunk))).scalars():
-            sub.scheduled_plan = None
-            sub.scheduled_price_amount = None
 
 
 # SQLite has one writer and no row locks: replays of this process take turns (reentrant: a
@@ -518,8 +439,8 @@ def _lock_accounts(account_ids: Sequence[str]) -> None:
     if db.session.get_bind().dialect.name != "postgresql":
         return
     keys = sorted({account_lock_key(a) for a in account_ids})
-    for chunk in _chunks(keys):
-        ordered = (db.select(db.func.unnest(_pg_array(chunk, ARRAY(BigInteger)))
+    for chunk in sql.chunks(keys):
+        ordered = (db.select(db.func.unnest(sql.pg_array(chunk, ARRAY(BigInteger)))
                              .label("k")).order_by("k").subquery())
         db.session.execute(db.select(db.func.pg_advisory_xact_lock(ordered.c.k))).all()
 
@@ -569,33 +490,23 @@ class _Batch:
         self._catalog = None
         # The Stripe subscription each event names, read once (the steps below ask four times).
         self.subscription_of: dict[str, str | None] = {e["id"]: archive.event_subscription_id(e) for e in events}
-        sub_ids = sorted({sid for sid in self.subscription_of.values() if sid})
-        subs: dict[int, Subscription] = {}
-        for chunk in _chunks(self.account_ids):
-            subs.update((s.id, s) for s in db.session.execute(
-                db.select(Subscription).where(_in(Subscription.account_id, chunk))).scalars())
-        for chunk in _chunks(sub_ids):
-            subs.update((s.id, s) for s in db.session.execute(
-                db.select(Subscription).where(_in(Subscription.stripe_subscription_id, chunk))).scalars())
-        self.subs_by_stripe = {s.stripe_subscription_id: s for s in subs.values() if s.stripe_subscription_id}
-        self.subs_of: dict[str, list[Subscription]] = {}
-        for s in sorted(subs.values(), key=lambda s: s.id):
-            self.subs_of.setdefault(s.account_id, []).append(s)
-        self.payments = _Payments(sorted(_invoice_ids(events)))
+        self.subscriptions = projections.Subscriptions(
+            self.account_ids, sorted({sid for sid in self.subscription_of.values() if sid}))
+        self.payments = projections.Payments(sorted(_invoice_ids(events)))
         self.amounts = adapter.InvoiceAmountsMemo()
         customer_accounts = sorted({a for a, (_, evs) in by_account.items()
                                     if any(e["type"] in CUSTOMER_TYPES for e in evs)})
         self.accounts: dict[str, Account] = {}
-        for chunk in _chunks(customer_accounts):
+        for chunk in sql.chunks(customer_accounts):
             self.accounts.update((a.id, a) for a in db.session.execute(
-                db.select(Account).where(_in(Account.id, chunk))).scalars())
+                db.select(Account).where(sql.in_(Account.id, chunk))).scalars())
         if existing is None:
             existing = set()
             event_ids = [e["id"] for e in events]
-            for chunk in _chunks(event_ids):
+            for chunk in sql.chunks(event_ids):
                 existing.update(db.session.execute(
                     db.select(BillingEvent.stripe_event_id)
-                    .where(_in(BillingEvent.stripe_event_id, chunk), BillingEvent.current())).scalars())
+                    .where(sql.in_(BillingEvent.stripe_event_id, chunk), BillingEvent.current())).scalars())
         self.existing = existing
         self.accounted: list[_Accounted] = []  # per account, what `write` finishes after the flush
         self.marks: list[tuple[str, str, str | None]] = []
@@ -607,13 +518,13 @@ class _Batch:
         already classified by a paid event, and the time of the newest processed event (the
         watermark, from `newest`: `_newest_processed` of the batch's accounts)."""
         latest: dict[str, Decimal] = {}
-        for chunk in _chunks(self.account_ids):
+        for chunk in sql.chunks(self.account_ids):
             latest.update(db.session.execute(_latest_committed(chunk)).all())
         wanted = {(a, e["data"]["object"].get("id")) for a, (_, evs) in self.by_account.items() for e in evs
                   if e["type"] in PAID_TYPES}
         classified: dict[str, set[str]] = {}
         accounts = sorted({a for a, _ in wanted} & set(latest))  # no ledger row yet: nothing classified
-        for chunk in _chunks(accounts):
+        for chunk in sql.chunks(accounts):
             for account_id, invoice_id, is_string in db.session.execute(_classified_invoices(chunk)).all():
                 if is_string and (account_id, invoice_id) in wanted:
                     classified.setdefault(account_id, set()).add(invoice_id)
@@ -621,7 +532,7 @@ class _Batch:
 
     # -- catalog ----------------------------------------------------------------------------------
     def project_catalog(self, events: Sequence[dict]) -> None:
-        if _project_prices(self.plans, events):
+        if projections.project_prices(self.plans, events):
             self._catalog = None
 
     def catalog(self):
@@ -634,7 +545,7 @@ class _Batch:
 
     # -- one account ------------------------------------------------------------------------------
     def current(self, account_id: str) -> Subscription | None:
-        return next((s for s in self.subs_of.get(account_id, ()) if s.is_current), None)
+        return self.subscriptions.current(account_id)
 
     def classify(self, account_id: str, rows: Sequence, events: Sequence[dict], state, report: ReplayReport,
                  *, watermark: datetime | None, rebuild: RebuildReport | None = None,
@@ -645,61 +556,24 @@ class _Batch:
         result = adapter.classify(events, state, self.catalog(), self.amounts)
         unreadable = set(result.unreadable_event_ids)
         readable = [e for e in events if e["id"] not in unreadable] if unreadable else events
-        subscriptions = self._project_subscriptions(account_id, readable, watermark)
+        subscriptions = self.subscriptions.project(account_id, readable, watermark, self.subscription_of, self.plan)
         final = adapter.final_state_of(result)
         current = self.current(account_id)
         latest_event = max((e["created"], e["id"]) for e in events)
         if current is not None and (watermark is None or _at(latest_event[0]) >= watermark):
             adapter.apply_state(current, final)
-        _project_customer(self.accounts.get(account_id), events)
+        projections.project_customer(self.accounts.get(account_id), events)
         invoice_plans = {e["id"]: adapter.invoice_plan(e["data"]["object"], self.plan)
                          for e in events if e["data"]["object"].get("object") == "invoice"}
         links = _subscription_links(events, self.subscription_of, named_before)
         self.accounted.append(_Accounted(account_id, rows, events, result, subscriptions, current, invoice_plans,
                                          links, report, rebuild, stored))
 
-    def _project_subscriptions(self, account_id: str, events: Sequence[dict],
-                               watermark: datetime | None) -> dict[str, Subscription]:
-        """Subscription rows from subscription payloads; answers Stripe subscription id → row
-        for every subscription the events mention."""
-        subscription_of = self.subscription_of
-        sub_ids = {sid for e in events if (sid := subscription_of[e["id"]])}
-        rows = {sid: self.subs_by_stripe[sid] for sid in sub_ids if sid in self.subs_by_stripe}
-        current = self.current(account_id)
-        for event in events:
-            obj = event["data"]["object"]
-            if obj.get("object") != "subscription" or not event["type"].startswith("customer.subscription."):
-                continue
-            if watermark is not None and _at(event["created"]) < watermark:
-                continue  # a late, older event: its row is written, the projection stays newer
-            sub = rows.get(obj["id"])
-            if sub is None:
-                if current is not None and current.stripe_subscription_id is None:
-                    sub = current  # adopt the placeholder the platform created
-                    sub.stripe_subscription_id = obj["id"]
-                else:
-                    if current is not None:
-                        current.is_current = False
-                        db.session.flush()
-                    sub = Subscription(account_id=account_id, stripe_subscription_id=obj["id"], is_current=True)
-                    db.session.add(sub)
-                    self.subs_of.setdefault(account_id, []).append(sub)
-                rows[obj["id"]] = self.subs_by_stripe[obj["id"]] = sub
-                current = sub
-            elif not sub.is_current and event["type"] != "customer.subscription.deleted":
-                if current is not None and current is not sub:
-                    current.is_current = False
-                    db.session.flush()
-                sub.is_current = True
-                current = sub
-            adapter.apply_subscription_payload(sub, event, self.plan)
-        return rows
-
     # -- writing ------------------------------------------------------------------------------------
     def write(self) -> None:
         selections = [self._select(entry) for entry in self.accounted]
         for entry, (_, appended, corrected) in zip(self.accounted, selections, strict=True):
-            _start_subscriptions(entry.subscriptions, appended + [(e, r) for e, r, _ in corrected if r is not None],
+            projections.start_subscriptions(entry.subscriptions, appended + [(e, r) for e, r, _ in corrected if r is not None],
                                  self.subscription_of)
             if appended:
                 self._flag_ledger_rows(entry.account_id)
@@ -711,7 +585,7 @@ class _Batch:
         for (account_id, rows, events, result, subscriptions, current, invoice_plans, links, report, rebuild,
              stored), (row_by_event, appended, corrected) in zip(self.accounted, selections, strict=True):
             sub_ids = {sid: sub.id for sid, sub in subscriptions.items()}
-            unprojected = _project_payments(account_id, events, sub_ids, self.payments, invoice_plans,
+            unprojected = projections.project_payments(account_id, events, sub_ids, self.payments, invoice_plans,
                                             self.amounts, self.subscription_of,
                                             skip=frozenset(result.unreadable_event_ids))
             current_id = current.id if current is not None else None
@@ -722,7 +596,7 @@ class _Batch:
                 if sub_id is None:
                     subscription_id = None
                 else:
-                    linked = sub_ids.get(sub_id) or getattr(self.subs_by_stripe.get(sub_id), "id", None)
+                    linked = sub_ids.get(sub_id) or getattr(self.subscriptions.by_stripe.get(sub_id), "id", None)
                     subscription_id = linked or current_id
                 return {"account_id": account_id, "subscription_id": subscription_id, **adapter.row_values(row)}
 
@@ -776,9 +650,7 @@ class _Batch:
         the drift filter and the Drift tab show it; the next drift check keeps it while the
         event stays failed."""
         if current is None:
-            current = Subscription(account_id=account_id, is_current=True, plan="free", price_amount=ZERO)
-            db.session.add(current)
-            self.subs_of.setdefault(account_id, []).append(current)
+            current = self.subscriptions.placeholder(account_id)
         current.drift_detected = True
 
     def _flag_ledger_rows(self, account_id: str) -> None:
@@ -822,25 +694,13 @@ class _Batch:
         return row_by_event, appended, corrected
 
 
-def _start_subscriptions(subscriptions: dict[str, Subscription], appended: Sequence[tuple[dict, object]],
-                         subscription_of: dict[str, str | None]) -> None:
-    """A subscription starts at its first appended subscription_created row; set before the
-    flush, so a new subscription is inserted with its start (no second UPDATE)."""
-    for event, row in appended:
-        if getattr(row.type, "value", row.type) != "subscription_created":
-            continue
-        sub = subscriptions.get(subscription_of[event["id"]])
-        if sub is not None and sub.subscribed_since is None:
-            sub.subscribed_since = row.occurred_at
-
-
 def _mark(marks: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
     """The archive rows' processing columns (the only ones a trigger lets change): one UPDATE
     ... WHERE id IN (...) for the processed rows, one executemany for the others."""
     table = StripeEvent.__table__
     processed = [event_id for event_id, state, _ in marks if state == "processed"]
-    for chunk in _chunks(processed):
-        db.session.execute(db.update(table).where(_in(table.c.id, chunk))
+    for chunk in sql.chunks(processed):
+        db.session.execute(db.update(table).where(sql.in_(table.c.id, chunk))
                            .values(state="processed", error=None, processed_at=now))
     others = [{"b_id": i, "b_state": s, "b_error": e} for i, s, e in marks if s != "processed"]
     if others:
@@ -857,7 +717,7 @@ def _supersede(corrections: Sequence[tuple[dict | None, object, str | None]], no
     if not corrections:
         return
     replacements = [values for values, _, _ in corrections if values is not None]
-    ids = iter(_new_ledger_ids(len(replacements)))
+    ids = iter(sql.new_ids(BillingEvent.__table__, len(replacements)))
     marks = []
     for values, old, cause in corrections:
         new_id = None
@@ -871,29 +731,15 @@ def _supersede(corrections: Sequence[tuple[dict | None, object, str | None]], no
     insert_rows(t, replacements)
 
 
-def _new_ledger_ids(n: int) -> list[int]:
-    """`n` ids for new ledger rows: from the sequence on PostgreSQL; on SQLite after the largest
-    (the replay has written already - the archive's marks - so it holds SQLite's one write lock
-    and no other connection can take these ids)."""
-    if n == 0:
-        return []
-    if _postgres():
-        return list(db.session.execute(
-            db.text("SELECT nextval(pg_get_serial_sequence('billing_events', 'id')) FROM generate_series(1, :n)"),
-            {"n": n}).scalars())
-    top = db.session.execute(db.select(db.func.max(BillingEvent.id))).scalar() or 0
-    return list(range(top + 1, top + 1 + n))
-
-
 def _current_rows(account_ids: Sequence[str]) -> dict[str, dict]:
     """Account id → its current ledger rows (not the recovery's baseline) by Stripe event id:
     what a replay of the whole archive compares its fresh rows with."""
     t = BillingEvent.__table__
     found: dict[str, dict] = {}
-    for chunk in _chunks(account_ids):
+    for chunk in sql.chunks(account_ids):
         for row in db.session.execute(
             db.select(t.c.id, t.c.account_id, t.c.stripe_event_id, *(t.c[name] for name in ROW_FIELDS))
-            .where(_in(t.c.account_id, chunk), t.c.superseded_at.is_(None), t.c.baseline.is_(False))
+            .where(sql.in_(t.c.account_id, chunk), t.c.superseded_at.is_(None), t.c.baseline.is_(False))
         ):
             found.setdefault(row.account_id, {})[row.stripe_event_id] = row
     return found
@@ -918,11 +764,11 @@ def _latest_committed(account_ids: Sequence[str]):
     latest = (t.c.occurred_at.desc(), t.c.stripe_event_id.desc(), t.c.id.desc())
     if db.session.get_bind().dialect.name == "postgresql":
         return (db.select(t.c.account_id, t.c.committed_mrr)
-                .where(_in(t.c.account_id, account_ids), t.c.superseded_at.is_(None))
+                .where(sql.in_(t.c.account_id, account_ids), t.c.superseded_at.is_(None))
                 .ext(distinct_on(t.c.account_id)).order_by(t.c.account_id, *latest))
     ranked = (db.select(t.c.account_id, t.c.committed_mrr,
                         db.func.row_number().over(partition_by=t.c.account_id, order_by=latest).label("n"))
-              .where(_in(t.c.account_id, account_ids), t.c.superseded_at.is_(None)).subquery())
+              .where(sql.in_(t.c.account_id, account_ids), t.c.superseded_at.is_(None)).subquery())
     return db.select(ranked.c.account_id, ranked.c.committed_mrr).where(ranked.c.n == 1)
 
 
@@ -941,7 +787,7 @@ def _classified_invoices(account_ids: Sequence[str]):
         is_string = db.func.json_type(se.c.payload, "$.data.object.id") == "text"
     return (db.select(se.c.account_id, invoice_id, is_string)
             .join(BillingEvent.__table__, BillingEvent.__table__.c.stripe_event_id == se.c.id)
-            .where(_in(se.c.account_id, account_ids), se.c.type.in_(sorted(PAID_TYPES)),
+            .where(sql.in_(se.c.account_id, account_ids), se.c.type.in_(sorted(PAID_TYPES)),
                    BillingEvent.__table__.c.superseded_at.is_(None)))
 
 
@@ -997,7 +843,7 @@ def _record_discrepancies(account_id: str, problems: Iterable[dict]) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Projections from payloads
+# The catalog's events (no account)
 # --------------------------------------------------------------------------------------------
 def _replay_catalog_events() -> None:
     """Price and plan events carry no customer: they only feed the catalog."""
@@ -1010,280 +856,35 @@ def _replay_catalog_events() -> None:
     if not rows:
         return
     plans = {p.price_id: p for p in db.session.execute(db.select(Plan)).scalars()}
-    _project_prices(plans, [readers.parse_payload(row.payload, exact=False) for row in rows])
+    projections.project_prices(plans, [readers.parse_payload(row.payload, exact=False) for row in rows])
     now = utcnow()
     for row in rows:
         row.state, row.processed_at = "processed", now
 
 
-def _project_prices(plans: dict[str, Plan], events: Sequence[dict]) -> bool:
-    """The plan catalog from the prices the payloads carry (price id → plan, monthly amount).
-    `plans` holds every plan by price id; answers whether any changed."""
-    seen: dict[str, dict] = {}
+# --------------------------------------------------------------------------------------------
+# Baseline history
+# --------------------------------------------------------------------------------------------
+def replay_baseline(account_id: str, events: Sequence[dict], now: datetime) -> int:
+    """The ledger rows of a baseline's synthetic events (stripe_sync/recovery.py; archived
+    already, in Stripe's order): classified on their own from the empty state, written marked
+    `baseline` on the account's current subscription, and their archive rows marked processed.
+    In the caller's unit of work; answers how many rows were written."""
+    result = adapter.classify(events, adapter.empty_state(), adapter.load_catalog())
+    rows = {r["stripe_event_id"]: r for r in (adapter.row_values(x) for x in adapter.rows_of(result))}
+    current = db.session.execute(
+        db.select(Subscription).where(Subscription.account_id == account_id, Subscription.is_current.is_(True))
+    ).scalar_one_or_none()
+    written = 0
     for event in events:
-        for price in _price_objects(event):
-            values = adapter.plan_values(price)
-            if values is not None:
-                seen[values["price_id"]] = values
-    changed = False
-    new = [values for price_id, values in sorted(seen.items()) if price_id not in plans]
-    if new:
-        # Another replay may insert the same price meanwhile: insert what is missing, then
-        # update it like any stored plan.
-        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert(Plan.__table__).values(new).on_conflict_do_nothing(index_elements=["price_id"]))
-        for chunk in _chunks([v["price_id"] for v in new]):
-            plans.update((p.price_id, p) for p in db.session.execute(
-                db.select(Plan).where(_in(Plan.price_id, chunk))).scalars())
-        changed = True
-    for price_id, values in seen.items():
-        plan = plans[price_id]
-        for key, value in values.items():
-            changed = changed or getattr(plan, key) != value
-            setattr(plan, key, value)
-    return changed
-
-
-def _price_objects(event: dict) -> Iterable[dict]:
-    obj = event["data"]["object"]
-    kind = obj.get("object")
-    if kind in ("price", "plan"):
-        yield obj
-    elif kind == "subscription":
-        for item in (obj.get("items") or {}).get("data") or []:
-            candidate = item.get("price") or item.get("plan")
-            if isinstance(candidate, dict):
-                yield candidate
-
-
-def _project_customer(account: Account | None, events: Sequence[dict]) -> None:
-    """Billing info and card from customer and payment-method payloads (the platform's own
-    account name is kept)."""
-    if account is None:
-        return
-    for event in events:
-        obj = event["data"]["object"]
-        if event["type"] in ("customer.created", "customer.updated") and obj.get("object") == "customer":
-            address = obj.get("address") if isinstance(obj.get("address"), dict) else {}
-            account.billing_name = archive.account_text("billing_name", obj.get("name") or None) or account.billing_name
-            account.billing_email = (archive.account_text("billing_email", obj.get("email") or None)
-                                     or account.billing_email)
-            if address:
-                for column, value in archive.billing_address(address).items():
-                    setattr(account, column, value)
-        elif event["type"] == "payment_method.attached":
-            card = obj.get("card") if isinstance(obj.get("card"), dict) else {}
-            if card.get("last4"):
-                account.card_brand = str(card.get("brand") or "")[:20] or None
-                account.card_last4 = str(card["last4"])[:4]
-
-
-_INVOICE_STATUS = {"paid": "succeeded", "open": "open", "draft": "draft", "void": "void",
-                   "uncollectible": "uncollectible"}
-
-
-class _Txn(dict):
-    """A payment transaction row: a dict of its columns, read and set as attributes."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value) -> None:
-        self[name] = value
-
-
-_PT = PaymentTransaction.__table__
-_PT_FIELDS = tuple(c.name for c in _PT.columns if c.name != "id")
-
-
-class _Payments:
-    """The payment transactions a batch projects, as plain rows by invoice id: loaded with one
-    query, written with one executemany INSERT (new invoices) and one executemany UPDATE (rows
-    whose values changed). The ORM's unit of work is not needed for rows nothing else holds,
-    and costs more than the rest of the replay together."""
-
-    def __init__(self, invoice_ids: Sequence[str]):
-        self.by_invoice: dict[str, _Txn] = {}
-        self.of_account: dict[str, list[_Txn]] = {}
-        self._loaded: dict[int, dict] = {}  # id → the values as read, to find what changed
-        self._new: list[_Txn] = []
-        for chunk in _chunks(invoice_ids):
-            self._adopt(db.session.execute(db.select(_PT).where(_in(_PT.c.stripe_invoice_id, chunk))).mappings())
-
-    def _adopt(self, rows) -> list[_Txn]:
-        """Stored rows as the batch's rows (a row the batch holds already is the batch's)."""
-        found = []
-        for row in rows:
-            txn = self.by_invoice.get(row["stripe_invoice_id"])
-            if txn is None:
-                txn = _Txn(row)
-                self._loaded[txn.id] = dict(row)
-                self._hold(txn)
-            found.append(txn)
-        return found
-
-    def _hold(self, txn: _Txn) -> None:
-        self.by_invoice[txn.stripe_invoice_id] = txn
-        self.of_account.setdefault(txn.account_id, []).append(txn)
-
-    def get(self, invoice_id: str | None) -> _Txn | None:
-        return self.by_invoice.get(invoice_id) if isinstance(invoice_id, str) else None
-
-    def create(self, account_id: str, invoice_id: str) -> _Txn:
-        txn = _Txn(dict.fromkeys(_PT_FIELDS), id=None)
-        txn.update(account_id=account_id, stripe_invoice_id=invoice_id, amount_from_credit=ZERO)
-        self._new.append(txn)
-        self._hold(txn)
-        return txn
-
-    def by_charge(self, account_id: str, charge_id: str | None) -> _Txn | None:
-        if not charge_id:
-            return None
-        for txn in self.of_account.get(account_id, ()):
-            if txn.stripe_charge_id == charge_id:
-                return txn
-        stored = self._adopt(db.session.execute(
-            db.select(_PT).where(_PT.c.stripe_charge_id == charge_id).limit(1)).mappings())
-        return next((t for t in stored if t.stripe_charge_id == charge_id), None)
-
-    def refundable(self, account_id: str, currency: str, amount: Decimal, at: datetime) -> _Txn | None:
-        """The latest succeeded payment of the account with this amount and currency, on or
-        before `at`, not refunded yet: the batch's rows and the stored ones (the batch's values
-        win), newest by (date, id), rows not stored yet being the newest."""
-        def matches(t: _Txn) -> bool:
-            return (t.account_id == account_id and t.status == "succeeded" and t.refunded_at is None
-                    and t.currency == currency and t.amount == amount and t.date is not None and t.date <= at)
-
-        self._adopt(db.session.execute(
-            db.select(_PT).where(_PT.c.account_id == account_id, _PT.c.status == "succeeded",
-                                 _PT.c.refunded_at.is_(None), _PT.c.currency == currency, _PT.c.amount == amount,
-                                 _PT.c.date <= at)
-            .order_by(_PT.c.date.desc(), _PT.c.id.desc()).limit(100)).mappings())
-        candidates = [t for t in self.of_account.get(account_id, ()) if matches(t)]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda t: (t.date, t.id if t.id is not None else float("inf")))
-
-    def write(self) -> None:
-        """Writes the new and the changed rows (once, when the batch is written)."""
-        if self._new:
-            insert_rows(_PT, self._new, columns=_PT_FIELDS)
-        changed = [txn for txn_id, before in self._loaded.items()
-                   if (txn := self.by_invoice[before["stripe_invoice_id"]]) != before]
-        if changed:
-            db.session.execute(
-                db.update(_PT).where(_PT.c.id == db.bindparam("b_id"))
-                .values({name: db.bindparam(f"b_{name}", type_=_PT.c[name].type) for name in _PT_FIELDS}),
-                [{"b_id": t.id, **{f"b_{name}": t[name] for name in _PT_FIELDS}} for t in changed])
-        self._loaded, self._new = {}, []  # written: once per batch
-
-
-def _project_payments(account_id: str, events: Sequence[dict], subscriptions: dict[str, int],
-                      payments: _Payments, invoice_plans: dict[str, str | None],
-                      amounts: adapter.InvoiceAmountsMemo, subscription_of: dict[str, str | None],
-                      skip: frozenset[str] = frozenset()) -> dict[str, readers.UnreadablePayload]:
-    """Payment transactions from invoice, charge and credit-note payloads (`payments`: the
-    batch's, loaded at once; `subscription_of`: event id → the Stripe subscription it names).
-    Answers the events that could not be read (failed, never processed with nothing projected);
-    `skip`: those the classifier failed already. A clamped ex-VAT amount is the classifier's
-    finding (AmountExcludingTaxClamped)."""
-    unreadable: dict[str, readers.UnreadablePayload] = {}
-    for event in events:
-        if event["id"] in skip:
-            continue
-        obj = event["data"]["object"]
-        kind = obj.get("object")
-        try:
-            if event["type"].startswith("invoice."):
-                _project_invoice(account_id, event, payments, subscriptions, invoice_plans, amounts,
-                                 subscription_of[event["id"]])
-            elif event["type"] == "charge.refunded" and kind == "charge":
-                _project_refund(account_id, event, payments)
-            elif event["type"].startswith("credit_note."):
-                _project_credit_note(event, payments)
-        except readers.UnreadablePayload as exc:
-            unreadable[event["id"]] = exc
-    return unreadable
-
-
-def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, memo, sub_id) -> None:
-    obj = event["data"]["object"]
-    if obj.get("object") != "invoice" or not isinstance(obj.get("id"), str) or not obj["id"]:
-        raise readers.UnreadablePayload(event["type"], "data.object", event.get("api_version"))
-    currency = (obj.get("currency") or "").upper()
-    if len(currency) != 3:
-        raise readers.UnreadablePayload(event["type"], "data.object.currency", event.get("api_version"))
-    read = memo(event)
-    # A negative total is a credit (DOMAIN §3): the transaction shows nothing paid, nothing due.
-    amounts = {"amount_paid": max(read.amount_paid, ZERO), "total": max(read.total, ZERO), "tax": max(read.tax, ZERO),
-               "amount_excluding_tax": read.amount_excluding_tax, "amount_from_credit": read.amount_from_credit}
-    pt = payments.get(obj["id"]) or payments.create(account_id, obj["id"])
-    status = _INVOICE_STATUS.get(readers.invoice_status(obj) or "", "open")
-    if event["type"] == "invoice.payment_failed" and status == "open":
-        status = "failed"
-    elif event["type"] in ("invoice.paid", "invoice.payment_succeeded"):
-        status = "succeeded"
-    stale = pt.status == "succeeded" and status in ("open", "draft", "failed")
-    if stale:
-        status = "succeeded"  # a stale update never un-pays an invoice, nor its amounts
-    transitions = obj.get("status_transitions") or {}
-    moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") \
-        or obj.get("date") or event["created"]
-    pt.status = status
-    pt.currency = currency
-    pt.number = obj.get("number") or (pt.number if stale else None)
-    pt.invoice_url = obj.get("hosted_invoice_url") or obj.get("invoice_pdf") or (pt.invoice_url if stale else None)
-    if not stale:
-        pt.date = _at(moment)
-        pt.amount = amounts["amount_paid"]
-        pt.invoice_total = amounts["total"]
-        pt.tax_amount = amounts["tax"]
-        pt.amount_excluding_tax = amounts["amount_excluding_tax"]
-        pt.amount_from_credit = amounts["amount_from_credit"]
-    pt.subscription_id = subscriptions.get(sub_id) if sub_id else pt.subscription_id
-    pt.plan = invoice_plans.get(event["id"]) or pt.plan
-    charge = readers.invoice_charge(obj)
-    if charge is not None:
-        pt.stripe_charge_id = charge
-    # A clamped ex-VAT amount is reported by the classifier (AmountExcludingTaxClamped), once
-    # per invoice, on the event that classifies it.
-
-
-def _project_refund(account_id, event, payments: _Payments) -> None:
-    obj = event["data"]["object"]
-    pt = payments.get(obj.get("invoice")) or payments.by_charge(account_id, obj.get("id"))
-    if pt is None:
-        # The current API no longer names the invoice on a charge: the latest succeeded payment
-        # of the account with the same amount and currency, not refunded yet.
-        pt = payments.refundable(account_id, (obj.get("currency") or "").upper(),
-                                 readers.amount_of(obj, "amount", event["type"]) or ZERO, _at(event["created"]))
-    if pt is None:
-        log.warning("charge.refunded %s: no payment transaction found", event["id"])
-        return
-    pt.stripe_charge_id = pt.stripe_charge_id or obj.get("id")
-    pt.refunded_at = pt.refunded_at or _at(event["created"])
-    pt.refund_amount = readers.amount_of(obj, "amount_refunded", event["type"]) or ZERO
-
-
-def _project_credit_note(event, payments: _Payments) -> None:
-    obj = event["data"]["object"]
-    invoice_id = obj.get("invoice")
-    pt = payments.get(invoice_id)
-    if pt is None:  # failed, never processed with nothing projected; a sync brings the invoice
-        raise readers.UnreadablePayload(event["type"], "data.object.invoice (no payment transaction for it)",
-                                        event.get("api_version"))
-    if obj.get("status") == "void" or event["type"] == "credit_note.voided":
-        pt.credit_noted_at = pt.credit_note_url = pt.credit_note_amount = None
-        return
-    pt.credit_noted_at = _at(obj.get("effective_at") or obj.get("created") or event["created"])
-    pt.credit_note_url = obj.get("pdf")
-    pt.credit_note_amount = (readers.amount_of(obj, "total", event["type"]) or readers.amount_of(obj, "amount", event["type"])
-                             or ZERO)
+        values = rows.get(event["id"])
+        if values is not None:
+            db.session.add(BillingEvent(account_id=account_id, subscription_id=current.id if current else None,
+                                        baseline=True, **values))
+            written += 1
+    db.session.flush()
+    _mark([(event["id"], "processed", None) for event in events], now)
+    return written
 
 
 # --------------------------------------------------------------------------------------------
@@ -1325,7 +926,7 @@ def _rebuild_account(account_id: str, report: RebuildReport) -> None:
     events = [readers.parse_payload(row.payload, exact=False) for row in rows]
     stored = _current_rows([account_id]).get(account_id, {})
     # Projections are recomputed from scratch: subscriptions are reset to what the payloads say.
-    _reset_schedules([account_id])
+    projections.reset_schedules([account_id])
     batch = _Batch({account_id: (rows, events)}, existing=set(stored))
     batch.project_catalog(events)
     batch.classify(account_id, rows, events, adapter.empty_state(), ReplayReport(account_id), watermark=None,

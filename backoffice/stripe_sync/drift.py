@@ -21,10 +21,10 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import readers
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.ledger import archive, projections, readers
+from backoffice.ledger import replay_adapter as adapter
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,6 @@ class Archive:
     @classmethod
     def load(cls, account_id: str, customer_id: str | None = None,
              types: frozenset[str] | set[str] | None = None) -> Archive:
-        from backoffice.ledger import archive
-
         types = (archive.HANDLED_TYPES | RESOURCE_EVENT_TYPES) if types is None else types
         owner = (db.or_(StripeEvent.account_id == account_id, StripeEvent.customer_id == customer_id)
                  if customer_id else StripeEvent.account_id == account_id)
@@ -128,8 +126,6 @@ class Archive:
 
     def handled(self) -> list:
         """The handled events linked to the account, oldest first (what a replay reads)."""
-        from backoffice.ledger import archive
-
         return [r for r in self.rows if r.account_id == self.account_id and r.type in archive.HANDLED_TYPES]
 
     def event(self, row) -> dict:
@@ -345,8 +341,6 @@ def _normal(value):
 def fresh_replay(account_id: str, archived: Archive | None = None, catalog=None) -> dict[str, dict] | None:
     """{stripe_event_id: row fields} a replay of the account's whole archive from an empty state
     would write: the replayer's own classifier, run as a dry run (nothing is written)."""
-    from backoffice.ledger import replay_adapter as adapter
-
     archived = archived or Archive.load(account_id)
     handled = archived.handled()
     if not handled:
@@ -507,8 +501,6 @@ def unseen_prices(gateway: gw.StripeGateway, schedules: list[dict]) -> list[dict
 def check_subscription(subscription_id: int, gateway: gw.StripeGateway | None = None) -> str:
     """One account of the drift pass: 'processed', 'skipped' (nothing to check) or
     'unavailable' (Stripe down: nothing written, the row stays due). One commit."""
-    from backoffice.ledger import replay_adapter as adapter
-
     found = db.session.execute(
         db.select(Subscription, Account).join(Account, Account.id == Subscription.account_id)
         .where(Subscription.id == subscription_id)
@@ -560,9 +552,7 @@ def hold_accounts_without_subscription() -> int:
                                               Subscription.is_current.is_(True)).exists())
         .order_by(Account.id)
     ).scalars().all()
-    for account_id in account_ids:
-        db.session.add(Subscription(account_id=account_id, is_current=True, plan=readers.FREE_PLAN,
-                                    price_amount=Decimal(0)))
+    projections.hold_placeholders(account_ids)
     try:
         db.session.commit()
     except IntegrityError:  # a sync or another pass gave one of them its row meanwhile

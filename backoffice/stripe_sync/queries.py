@@ -7,9 +7,9 @@ from datetime import datetime
 
 from backoffice.errors import NotFound
 from backoffice.extensions import db
-from backoffice.ledger.models import StripeEvent, Subscription
+from backoffice.ledger.models import Discrepancy, StripeEvent, Subscription
 from backoffice.pagination import Page, paginate
-from backoffice.stripe_sync.models import Discrepancy, JobRun
+from backoffice.stripe_sync.models import JobRun
 
 
 @dataclass(frozen=True)

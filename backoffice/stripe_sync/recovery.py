@@ -3,13 +3,12 @@
 Disaster recovery replays archived events Stripe's events.list no longer returns (older than its
 30-day window) that have no ledger row, oldest first, through the replayer. Baseline history
 covers Stripe resources that predate Backoffice (an installation on an existing Stripe account):
-synthetic archive rows marked `recovery_source = 'baseline'` and ledger rows marked `baseline`,
-so a fresh installation does not flag every old customer and nobody mistakes them for events
-Stripe sent.
+synthetic archive rows marked `recovery_source = 'baseline'` and ledger rows marked `baseline`
+(written by the replay, `ledger.services.replay_baseline`), so a fresh installation does not
+flag every old customer and nobody mistakes them for events Stripe sent.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,10 +19,11 @@ from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
-from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.ledger import archive
+from backoffice.ledger import services as ledger_services
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
 from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,6 @@ def recovery_plan(account_id: str) -> RecoveryPlan:
 
 
 def _candidates(account_id: str, now: datetime) -> list[StripeEvent]:
-    from backoffice.ledger import archive
-
     cutoff = now - sync.STRIPE_EVENTS_WINDOW
     return list(db.session.execute(
         db.select(StripeEvent)
@@ -142,9 +140,6 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     """Baseline history for one account: a synthetic event for every Stripe resource older than
     Stripe's window that the archive cannot cover; ledger rows (marked baseline) for the ones the
     classifier recognises. Answers (archive rows, ledger rows). One commit."""
-    from backoffice.ledger import archive
-    from backoffice.ledger import replay_adapter as adapter
-
     now = now or utcnow()
     window_start = now - sync.STRIPE_EVENTS_WINDOW
     customer = account.stripe_customer_id
@@ -171,27 +166,10 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     synthetic = [e for e in synthetic if e["id"] not in existing]
     if not synthetic:
         return 0, 0
-    result = adapter.classify(synthetic, adapter.empty_state(), adapter.load_catalog())
-    rows = {r["stripe_event_id"]: r for r in (adapter.row_values(x) for x in adapter.rows_of(result))}
-    current = db.session.execute(
-        db.select(Subscription).where(Subscription.account_id == account.id, Subscription.is_current.is_(True))
-    ).scalar_one_or_none()
-    ledger_rows = 0
     for event in synthetic:
-        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
-        db.session.add(StripeEvent(
-            id=event["id"], type=event["type"], api_version=event["api_version"],
-            stripe_created_at=datetime.fromtimestamp(event["created"], UTC), received_at=now,
-            payload=body, payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
-            customer_id=customer, recovery_source="baseline", recovered_at=now,
-            state="processed", processed_at=now, account_id=account.id,
-            stripe_subscription_id=archive.event_subscription_id(event),
-        ))
-        values = rows.get(event["id"])
-        if values is not None:
-            db.session.add(BillingEvent(account_id=account.id, subscription_id=current.id if current else None,
-                                        baseline=True, **values))
-            ledger_rows += 1
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+        archive.store_recovered(body, event, source="baseline", account_id=account.id, customer_id=customer, now=now)
+    ledger_rows = ledger_services.replay_baseline(account.id, synthetic, now)
     db.session.commit()
     return len(synthetic), ledger_rows
 

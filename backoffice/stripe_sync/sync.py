@@ -3,14 +3,14 @@
 One use case per account: lock the subscription row (PostgreSQL: SELECT ... FOR UPDATE), pull
 `events.list` for the customer from the anchor (inclusive), archive what the archive lacks as
 recovered (`recovery_source = events_list`), refresh the live subscription and the payment
-transactions, replay, move the anchor only if the pull completed, then detect drift; one commit
-at the end. A Stripe outage during the pull, or a failed replay, rolls everything back: pending
-events stay pending, nothing moves. An outage during the drift check keeps the completed pull and
-replay (committed) and leaves the check time unmoved.
+transactions (the live objects, handed to ledger/projections.py), replay, move the anchor only
+if the pull completed, then detect drift; one commit at the end. A Stripe outage during the
+pull, or a failed replay, rolls everything back: pending events stay pending, nothing moves. An
+outage during the drift check keeps the completed pull and replay (committed) and leaves the
+check time unmoved.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -21,15 +21,14 @@ from decimal import Decimal
 from flask import current_app
 
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import UTCDateTime, utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
-from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive, readers
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.ledger import archive, projections, readers
+from backoffice.ledger import services as ledger_services
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import drift
 from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import Discrepancy
 from backoffice.stripe_sync.text import _
 
 log = logging.getLogger(__name__)
@@ -159,7 +158,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
                          status=503, code="stripe_unavailable") from e
 
     for price in prices:
-        _remember_price(price)  # before anything counts a price: the replay reads the catalog too
+        projections.remember_price(price)  # before anything counts a price: the replay reads the catalog too
     catalog, amounts = plan_catalog()
     live = readers.read_subscription(live_raw, catalog, amounts)
     _check_currency(live.currency if live_raw and live_raw.get("status") != "canceled" else None)
@@ -169,8 +168,8 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     recovered, divergent = archive_recovered(account.id, customer_id, events, now)
     before_rows = _ledger_count(account.id)
     # The replayer seeds its state from the live subscription, so refresh it first.
-    sub = refresh_subscription(account.id, live, live_raw, schedule, catalog, amounts, existing=sub)
-    refresh_payments(account.id, sub, invoices, credit_notes, catalog)
+    sub = projections.mirror_subscription(account.id, live, live_raw, schedule, catalog, amounts, existing=sub)
+    projections.mirror_payments(account.id, sub, invoices, credit_notes, catalog)
     if events:
         newest = max(datetime.fromtimestamp(e["created"], UTC) for e in events)
         if anchor is None or newest > anchor:
@@ -190,9 +189,9 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     # Stripe's live state wins over what the payloads said: refresh again after the replay.
     catalog, amounts = plan_catalog()
     live = readers.read_subscription(live_raw, catalog, amounts)
-    sub = refresh_subscription(account.id, live, live_raw, schedule, catalog, amounts,
-                               existing=current_subscription(account.id, lock=True))
-    clamped = refresh_payments(account.id, sub, invoices, credit_notes, catalog)
+    sub = projections.mirror_subscription(account.id, live, live_raw, schedule, catalog, amounts,
+                                          existing=current_subscription(account.id, lock=True))
+    clamped = projections.mirror_payments(account.id, sub, invoices, credit_notes, catalog)
     context = drift.Context(
         live=live, live_raw=live_raw, schedule=schedule, invoices=invoices, clamped=clamped,
         events_list=events, events_list_from=anchor, divergent=divergent, now=now,
@@ -271,27 +270,10 @@ def archive_recovered(account_id: str, customer_id: str, events: list[dict], now
                     f"Stripe's events list returns {event['id']} with a body that differs from the archived one.",
                     stripe_event_id=event["id"]))
             continue
-        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
-        handled = event["type"] in archive.HANDLED_TYPES
-        db.session.add(StripeEvent(
-            id=event["id"],
-            type=event["type"],
-            api_version=event.get("api_version") if isinstance(event.get("api_version"), str) else None,
-            stripe_created_at=datetime.fromtimestamp(event["created"], UTC),
-            received_at=now,
-            payload=body,
-            payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
-            customer_id=customer_id,
-            recovery_source="events_list",
-            recovered_at=now,
-            state="pending" if handled else "ignored",
-            processed_at=None if handled else now,
-            error=None if handled else "unrecognised event type",
-            account_id=account_id,
-            stripe_subscription_id=archive.event_subscription_id(event),
-        ))
-        recovered += 1
-    db.session.flush()
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+        if archive.store_recovered(body, event, source="events_list", account_id=account_id,
+                                   customer_id=customer_id, now=now):
+            recovered += 1
     return recovered, divergent
 
 
@@ -308,117 +290,11 @@ def plan_catalog() -> tuple[dict[str, str], dict[str, Decimal]]:
     return {r.price_id: r.plan_key for r in rows}, {r.price_id: r.monthly_amount for r in rows}
 
 
-def _remember_price(price: dict | None) -> None:
-    """The catalog learns the prices it sees on live subscriptions and schedules (the replayer's rule)."""
-    from backoffice.ledger import replay_adapter
-
-    values = replay_adapter.plan_values(price) if isinstance(price, dict) else None
-    if values is None or db.session.get(Plan, values["price_id"]) is not None:
-        return
-    db.session.add(Plan(**values))
-    db.session.flush()
-
-
-def refresh_subscription(account_id: str, live: readers.LiveSubscription, live_raw: dict | None,
-                         schedule: dict | None, catalog: dict[str, str], amounts: dict[str, Decimal],
-                         existing: Subscription | None) -> Subscription:
-    """The current subscription row mirrors Stripe's live subscription (free when none)."""
-    sub = existing
-    if live.id and (sub is None or sub.stripe_subscription_id != live.id):
-        mirrored = db.session.execute(
-            db.select(Subscription).where(Subscription.stripe_subscription_id == live.id)
-        ).scalar_one_or_none()
-        if sub is not None and sub is not mirrored:
-            sub.is_current = False
-            db.session.flush()
-        sub = mirrored
-    if sub is None:
-        sub = Subscription(account_id=account_id, stripe_subscription_id=live.id, is_current=True,
-                           events_anchor=existing.events_anchor if existing else None)
-        db.session.add(sub)
-    sub.is_current = True
-    if live_raw:
-        item = ((live_raw.get("items") or {}).get("data") or [None])[0] or {"plan": live_raw.get("plan")}
-        _remember_price(item.get("price") or item.get("plan"))
-    sub.status = live.status
-    sub.plan = live.plan
-    sub.price_amount = live.price
-    sub.currency = live.currency or sub.currency
-    sub.cancel_at_period_end = live.cancel_at_period_end
-    sub.current_period_end = live.current_period_end
-    if live.started_at and live.is_paid:
-        sub.subscribed_since = sub.subscribed_since or live.started_at
-    change = readers.read_schedule(schedule, live.plan, catalog, amounts)
-    sub.scheduled_plan = change.plan if change else None
-    sub.scheduled_price_amount = change.price if change else None
-    db.session.flush()
-    return sub
-
-
-def refresh_payments(account_id: str, sub: Subscription, invoices: list[dict], credit_notes: list[dict],
-                     catalog: dict[str, str]) -> list[readers.LiveInvoice]:
-    """One payment transaction per Stripe invoice, upserted; answers the clamped invoices."""
-    if not invoices:
-        return []
-    live = [readers.read_invoice(inv, catalog) for inv in invoices]
-    existing = {
-        tx.stripe_invoice_id: tx
-        for tx in db.session.execute(
-            db.select(PaymentTransaction).where(
-                PaymentTransaction.stripe_invoice_id.in_([inv.id for inv in live]))
-        ).scalars()
-    }
-    notes_by_invoice: dict[str, dict] = {}
-    for note in credit_notes:
-        if note.get("status") != "void" and note.get("invoice"):
-            notes_by_invoice.setdefault(note["invoice"], note)
-    charges = {inv["id"]: inv.get("charge") for inv in invoices if isinstance(inv.get("charge"), dict)}
-    clamped = []
-    for inv in live:
-        if not inv.currency:
-            continue
-        tx = existing.get(inv.id)
-        if tx is None:
-            tx = PaymentTransaction(account_id=account_id, stripe_invoice_id=inv.id)
-            db.session.add(tx)
-        tx.subscription_id = sub.id if inv.subscription_id and inv.subscription_id == sub.stripe_subscription_id \
-            else tx.subscription_id
-        tx.stripe_charge_id = inv.charge_id or tx.stripe_charge_id  # basil invoices name no charge
-        tx.number = inv.number
-        tx.plan = inv.price.plan_key if inv.price else tx.plan
-        tx.status = inv.status
-        tx.date = inv.date
-        tx.currency = inv.currency
-        tx.amount = inv.amount
-        tx.amount_excluding_tax = inv.amount_excluding_tax
-        tx.tax_amount = inv.tax_amount
-        tx.invoice_total = inv.invoice_total
-        tx.amount_from_credit = inv.amount_from_credit
-        tx.invoice_url = inv.invoice_url or tx.invoice_url
-        charge = charges.get(inv.id)
-        if charge and (charge.get("amount_refunded") or 0) > 0:
-            refunds = ((charge.get("refunds") or {}).get("data")) or []
-            when = max((r.get("created") or 0 for r in refunds), default=charge.get("created"))
-            tx.refunded_at = readers.timestamp(when)
-            tx.refund_amount = readers.minor_money(charge["amount_refunded"], charge.get("currency"))
-        note = notes_by_invoice.get(inv.id)
-        if note:
-            tx.credit_noted_at = readers.timestamp(note.get("effective_at") or note.get("created"))
-            tx.credit_note_amount = readers.minor_money(note.get("amount"), note.get("currency"))
-            tx.credit_note_url = note.get("pdf") or tx.credit_note_url
-        if inv.clamped:
-            clamped.append(inv)
-    db.session.flush()
-    return clamped
-
-
 def replay_account(account_id: str) -> dict:
     """The ledger's replayer (the only writer of billing events), run in this process inside the
     caller's transaction: what the caller wrote before (recovered archive rows, the refreshed
     subscription, the anchor) is committed with the ledger rows by the caller, or not at all.
     On failure everything is rolled back and the error answered."""
-    from backoffice.ledger import services as ledger_services
-
     try:
         return ledger_services.replay_account_in_transaction(account_id).as_dict()
     except Exception as e:
@@ -449,8 +325,6 @@ def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Await
         )
     ).one()
     count, oldest, newest = row
-    from backoffice.dbtypes import UTCDateTime
-
     convert = UTCDateTime().process_result_value
     dialect = db.engine.dialect
     return Awaiting(int(count or 0), convert(oldest, dialect), convert(newest, dialect))

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from backoffice.errors import BadRequest
 from backoffice.extensions import limiter
 from backoffice.ledger import archive, drain
+from backoffice.stripe_sync import signature
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def webhook():
         raise BadRequest(_("The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET)."),
                          status=503, code="not_configured")
     body = request.get_data(cache=False)  # 413 above MAX_CONTENT_LENGTH
-    event = archive.verify_and_parse(body, request.headers.get("Stripe-Signature"), secrets, request.mimetype)
+    event = signature.verify_and_parse(body, request.headers.get("Stripe-Signature"), secrets, request.mimetype)
     return acknowledge(archive.archive_event(body, event))
 
 

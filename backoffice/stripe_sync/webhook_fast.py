@@ -1,7 +1,7 @@
 """The Stripe webhook's fast path: a WSGI middleware that archives and acknowledges a verified
 event without Flask's request machinery.
 
-Why: verifying, parsing and archiving an event (`archive.verify_and_parse`, `archive_event`:
+Why: verifying, parsing and archiving an event (`signature.verify_and_parse`, `archive_event`:
 one INSERT on PostgreSQL) costs about 420 µs of CPU; through Flask the webhook cost 825 µs, the
 other half being the request around the view (RequestContext, the before_request hooks of auth,
 errors and i18n, the rate limiter's check despite the exemption, CSRFProtect, Babel's refresh,
@@ -12,7 +12,7 @@ events a second.
 
 What it answers itself: `POST /stripe/webhook` without a query string or a cookie (Stripe sends
 neither; Flask's hooks read both), with a Content-Length within MAX_CONTENT_LENGTH, a secret
-configured, a signature header, and a body that `archive.verify_and_parse` accepts (the rules
+configured, a signature header, and a body that `signature.verify_and_parse` accepts (the rules
 stay there) and `archive.archive_event` stores. The answer is the view's, byte for byte:
 jsonify's body and the `Vary: HX-Request, Cookie` that hx.py's and Flask-Login's after_request
 hooks give every response (tests/stripe_sync/test_webhook_fast.py compares them). The answer and
@@ -36,7 +36,7 @@ from werkzeug.http import parse_options_header
 
 from backoffice import security
 from backoffice.ledger import archive
-from backoffice.stripe_sync import views
+from backoffice.stripe_sync import signature, views
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class WebhookFastPath:
         error = None
         try:
             try:
-                event = archive.verify_and_parse(body, header, secrets, mimetype)
+                event = signature.verify_and_parse(body, header, secrets, mimetype)
             except Exception:  # noqa: BLE001 - a refusal: Flask answers it, translated
                 # (here, outside a request, translating the message fails with a RuntimeError)
                 return None

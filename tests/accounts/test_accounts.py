@@ -11,7 +11,7 @@ import pytest
 from backoffice.accounts import queries
 from backoffice.accounts.filters import AccountFilters
 from backoffice.extensions import db
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import Discrepancy
 from tests.factories import (
     AccountFactory,
     BillingEventFactory,

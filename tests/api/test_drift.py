@@ -10,9 +10,8 @@ import pytest
 
 from backoffice.api import services
 from backoffice.extensions import db
-from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
-from backoffice.stripe_sync.models import Discrepancy
 from tests.factories import AccountFactory, SubscriptionFactory
 from tests.stripe_sync import helpers as h
 

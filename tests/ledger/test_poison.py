@@ -10,8 +10,7 @@ import pytest
 
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, StripeEvent
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
 from tests.stripe_sync import helpers as h
 
 ACC, CUS, SUB = "acc-poison", "cus_poison", "sub_poison"

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
-from backoffice.ledger import services
+from backoffice.ledger import services, sql
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.conftest import IS_POSTGRES
 from tests.stripe_sync import helpers as h
@@ -106,12 +107,12 @@ def test_id_lists_match_every_id_exactly_however_it_is_spelled(app):
         {"id": i, "type": "customer.created", "api_version": "x", "stripe_created_at": now, "received_at": now,
          "payload": "{}", "payload_sha256": "0" * 64, "state": "pending"} for i in ids])
     for wanted in (AWKWARD_IDS, ["evt_plain"], ["NULL", "evt_missing"], ['evt_"quoted"']):
-        found = db.session.execute(db.select(table.c.id).where(services._in(table.c.id, wanted))).scalars()
+        found = db.session.execute(db.select(table.c.id).where(sql.in_(table.c.id, wanted))).scalars()
         assert sorted(found) == sorted(set(wanted) & set(ids))
     if not IS_POSTGRES:
         return
     numbers = [2**40, -7, 0]
-    selected = db.select(db.func.unnest(services._pg_array(numbers, services.ARRAY(db.BigInteger))))
+    selected = db.select(db.func.unnest(sql.pg_array(numbers, ARRAY(db.BigInteger))))
     assert sorted(db.session.execute(selected).scalars()) == sorted(numbers)
 
 
@@ -123,18 +124,18 @@ def test_an_id_longer_than_the_column_does_not_match_a_stored_id_it_begins_with(
     created = datetime(2026, 1, 2, 9, tzinfo=UTC)
     db.session.add(Account(id=stored, name="long", created_at=created, modified_at=created))
     db.session.flush()
-    found = db.session.execute(db.select(Account.id).where(services._in(Account.id, [stored + "y"]))).scalars()
+    found = db.session.execute(db.select(Account.id).where(sql.in_(Account.id, [stored + "y"]))).scalars()
     assert list(found) == []
-    found = db.session.execute(db.select(Account.id).where(services._in(Account.id, [stored]))).scalars()
+    found = db.session.execute(db.select(Account.id).where(sql.in_(Account.id, [stored]))).scalars()
     assert list(found) == [stored]
 
 
 def test_array_literal_syntax():
-    assert services._array_literal(["a", 'b"c', "d\\e"]) == '{"a","b\\"c","d\\\\e"}'
-    assert services._array_literal([3, -1]) == "{3,-1}"
-    assert services._array_literal([]) == "{}"
-    assert services._array_literal([True]) is None  # a bool is not sent as an integer
-    assert services._array_literal(["a", 1]) is None
+    assert sql.array_literal(["a", 'b"c', "d\\e"]) == '{"a","b\\"c","d\\\\e"}'
+    assert sql.array_literal([3, -1]) == "{3,-1}"
+    assert sql.array_literal([]) == "{}"
+    assert sql.array_literal([True]) is None  # a bool is not sent as an integer
+    assert sql.array_literal(["a", 1]) is None
 
 
 def test_an_id_list_is_typed_as_the_array_by_the_server():
@@ -145,9 +146,9 @@ def test_an_id_list_is_typed_as_the_array_by_the_server():
     from sqlalchemy.dialects import postgresql
 
     table = StripeEvent.__table__
-    clause = table.c.id == db.any_(services._pg_array(["evt_1", "evt_2"], services._array_of(table.c.id.type)))
-    sql = str(db.update(table).where(clause).values(error=None).compile(dialect=postgresql.psycopg.dialect()))
-    assert "= ANY (CAST(%(param_1)s AS VARCHAR[]))" in sql
+    clause = table.c.id == db.any_(sql.pg_array(["evt_1", "evt_2"], sql.array_of(table.c.id.type)))
+    compiled = str(db.update(table).where(clause).values(error=None).compile(dialect=postgresql.psycopg.dialect()))
+    assert "= ANY (CAST(%(param_1)s AS VARCHAR[]))" in compiled
 
 
 def _account_updates_in_transaction() -> int:

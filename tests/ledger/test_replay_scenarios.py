@@ -10,8 +10,7 @@ import pytest
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from tests.stripe_sync import helpers as h
 
 CUS = "cus_story"

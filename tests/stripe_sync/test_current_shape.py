@@ -11,10 +11,10 @@ from backoffice.accounts.models import Account
 from backoffice.api import services as api_services
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync.gateway import StripeGateway
-from backoffice.stripe_sync.models import Discrepancy, JobRun
+from backoffice.stripe_sync.models import JobRun
 from tests.stripe_sync import fake_stripe as fake
 from tests.stripe_sync import helpers as h
 from tests.stripe_sync.conftest import make_account

@@ -11,10 +11,9 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import readers
-from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
 from backoffice.stripe_sync import drift, sync
-from backoffice.stripe_sync.models import Discrepancy
 from tests.stripe_sync import helpers as h
 from tests.stripe_sync.conftest import make_account
 from tests.stripe_sync.stubs import NOW, RecordedGateway, days_ago, deliver, replay

@@ -13,8 +13,7 @@ from decimal import Decimal
 from backoffice.accounts.models import Account
 from backoffice.api import services as api_services
 from backoffice.extensions import db
-from backoffice.ledger.models import BillingEvent, StripeEvent
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
 from tests.stripe_sync import helpers as h
 
 
