@@ -104,7 +104,8 @@ def run_disaster_recovery(account_id: str, actor) -> RecoveryResult:
         raise BadRequest(_("The replay failed; nothing was changed. The error has been logged."),
                          status=500, code="replay_failed")
     appended = db.session.execute(
-        db.select(db.func.count()).select_from(BillingEvent).where(BillingEvent.stripe_event_id.in_(ids))
+        db.select(db.func.count()).select_from(BillingEvent)
+        .where(BillingEvent.stripe_event_id.in_(ids), BillingEvent.current())
     ).scalar_one() if ids else 0
     result = RecoveryResult(account_id, len(ids), int(appended), oldest, newest)
     audit(actor, "stripe.disaster_recovery", "account", account_id, after=result.as_dict())

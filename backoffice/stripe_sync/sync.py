@@ -305,7 +305,8 @@ def replay_account(account_id: str) -> dict:
 
 def _ledger_count(account_id: str) -> int:
     return db.session.execute(
-        db.select(db.func.count()).select_from(BillingEvent).where(BillingEvent.account_id == account_id)
+        db.select(db.func.count()).select_from(BillingEvent)
+        .where(BillingEvent.account_id == account_id, BillingEvent.current())
     ).scalar_one()
 
 
