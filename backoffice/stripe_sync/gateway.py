@@ -37,6 +37,20 @@ class StripeUnavailable(Exception):
     """Stripe could not be reached or kept failing (timeouts, 429, 5xx, a page that failed)."""
 
 
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is not waited out in a request or a job
+
+
+def _retry_after(e: stripe.StripeError) -> float:
+    """The wait Stripe asked for (a 429's or 503's Retry-After header, in seconds), at most
+    MAX_RETRY_AFTER; 0 when it named none."""
+    headers = getattr(e, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def describe_error(e: BaseException) -> str:
     """What went wrong with a Stripe call, in words an operator can act on (the job's error,
     the audit entry), never a bare exception class name."""
@@ -160,7 +174,7 @@ class StripeGateway:
                     raise
                 if attempt >= self.max_retries:
                     raise StripeUnavailable(f"Stripe is unavailable: {e.user_message or e}") from e
-                delay = self._delay(attempt)
+                delay = max(self._delay(attempt), _retry_after(e))
                 log.warning("stripe: %s, retry %d in %.2fs", type(e).__name__, attempt + 1, delay)
                 self.sleep(delay)
                 attempt += 1

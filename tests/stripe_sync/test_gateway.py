@@ -150,3 +150,53 @@ def test_gateway_comes_from_the_config(app):
     gateway = gw.get_gateway()
     assert gateway.max_retries == 5
     assert gw.get_gateway() is gateway
+
+
+def test_retry_after_is_honoured_through_the_real_client():
+    """A server that answers 429 with Retry-After: 3 once: the gateway waits at least 3 s (its
+    own backoff would wait well under one), then reads the page."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if not answers:
+                answers.append(429)
+                body, status, extra = b'{"error": {"type": "rate_limit_error", "message": "slow down"}}', 429, {
+                    "Retry-After": "3"}
+            else:
+                answers.append(200)
+                body, status, extra = json.dumps({"object": "list", "data": [], "has_more": False}).encode(), 200, {}
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gateway = fast_gateway(f"http://127.0.0.1:{server.server_port}", max_retries=2)
+        gateway.backoff = 0.1
+        assert gateway.subscriptions("cus_x") == []
+        assert answers == [429, 200]
+        assert gateway.sleeps and gateway.sleeps[0] >= 3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_retry_after_beyond_a_minute_is_capped():
+    error = stripe.RateLimitError("slow down", http_status=429, headers={"Retry-After": "3600"})
+    assert gw._retry_after(error) == gw.MAX_RETRY_AFTER
+    assert gw._retry_after(stripe.RateLimitError("x", http_status=429)) == 0.0
+    assert gw._retry_after(stripe.RateLimitError("x", http_status=429, headers={"retry-after": "soon"})) == 0.0
