@@ -55,6 +55,8 @@ def _run(sql: str) -> None:
     "UPDATE stripe_events SET received_at = now(), processed_at = now() WHERE id = 'evt_1'",
     "UPDATE stripe_events SET recovery_source = 'baseline', recovered_at = now() WHERE id = 'evt_1'",
     "UPDATE stripe_events SET id = 'evt_2' WHERE id = 'evt_1'",
+    "UPDATE stripe_events SET customer_id = 'cus_2' WHERE id = 'evt_1'",  # once set, never moved
+    "UPDATE stripe_events SET customer_id = NULL WHERE id = 'evt_1'",
     "DELETE FROM stripe_events WHERE id = 'evt_1'",
     "UPDATE billing_events SET committed_mrr = 99 WHERE stripe_event_id = 'evt_1'",
     "UPDATE billing_events SET type = 'no_op' WHERE stripe_event_id = 'evt_1'",
@@ -64,9 +66,20 @@ def _run(sql: str) -> None:
 def test_direct_sql_change_of_history_fails(stored, sql):
     with pytest.raises(sa.exc.DBAPIError, match="append-only|immutable"):
         _run(sql)
-    assert db.session.execute(sa.text("SELECT payload FROM stripe_events WHERE id = 'evt_1'")).scalar_one() == '{"a": 1}'
+    assert db.session.execute(sa.text("SELECT payload, customer_id FROM stripe_events WHERE id = 'evt_1'")).one() == (
+        '{"a": 1}', "cus_1")
     assert db.session.execute(sa.text("SELECT type, committed_mrr FROM billing_events")).one() == (
         "billing_info_added", Decimal("0.0000"))
+
+
+@postgres_only
+def test_a_customer_less_event_may_learn_its_customer_once(stored):
+    db.session.add(StripeEvent(id="evt_2", type="payout.paid", stripe_created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                               payload="{}", payload_sha256="0" * 64))
+    db.session.commit()
+    db.session.execute(sa.text("UPDATE stripe_events SET customer_id = 'cus_9' WHERE id = 'evt_2'"))
+    db.session.commit()
+    assert db.session.get(StripeEvent, "evt_2").customer_id == "cus_9"
 
 
 @postgres_only
