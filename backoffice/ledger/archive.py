@@ -3,7 +3,7 @@ to an account) and the release of events that waited for their customer. The sig
 checked before, beside the webhook (stripe_sync/signature.py); `check_envelope` is what the
 archive accepts.
 
-Nothing here classifies: the replayer (ledger/services.py) reads the archive later. A stored
+Nothing here classifies: the replay (ledger/replay.py) reads the archive later. A stored
 row never changes except its processing columns (state, error, processed_at, account_id,
 stripe_subscription_id); on PostgreSQL a trigger enforces that.
 

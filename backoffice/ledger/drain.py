@@ -13,7 +13,7 @@ updated) arrive before their account is classified, so a late event rarely has t
 - TESTING: the account is replayed inline, before the webhook answers (deterministic tests).
 
 Several drains at once (threads, processes, workers) are safe: replays of one account take
-turns (services._lock_accounts / _serialized), and a drain finds only what is still pending.
+turns (replay.serialized / replay.lock_accounts), and a drain finds only what is still pending.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The projections of Stripe's objects: subscriptions, payment transactions, the plan catalog
 (and an account's billing info and card). The only writer of those tables, fed two ways:
 
-- the replay (ledger/services.py) hands over the payloads of the events it replays, in Stripe's
+- the replay (ledger/replay.py) hands over the payloads of the events it replays, in Stripe's
   order, for a batch of accounts at once (`Subscriptions`, `Payments`, `project_prices`,
   `project_customer`); the classifier's state is applied to the subscription rows by the
   replay adapter;

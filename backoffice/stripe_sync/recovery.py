@@ -4,7 +4,7 @@ Disaster recovery replays archived events Stripe's events.list no longer returns
 30-day window) that have no ledger row, oldest first, through the replayer. Baseline history
 covers Stripe resources that predate Backoffice (an installation on an existing Stripe account):
 synthetic archive rows marked `recovery_source = 'baseline'` and ledger rows marked `baseline`
-(written by the replay, `ledger.services.replay_baseline`), so a fresh installation does not
+(written by the replay, `ledger.replay.replay_baseline`), so a fresh installation does not
 flag every old customer and nobody mistakes them for events Stripe sent.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.ledger import archive
-from backoffice.ledger import services as ledger_services
+from backoffice.ledger import replay as ledger_replay
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
 from backoffice.stripe_sync import drift, sync
 from backoffice.stripe_sync import gateway as gw
@@ -170,7 +170,7 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     for event in synthetic:
         body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
         archive.store_recovered(body, event, source="baseline", account_id=account.id, customer_id=customer, now=now)
-    ledger_rows = ledger_services.replay_baseline(account.id, synthetic, now)
+    ledger_rows = ledger_replay.replay_baseline(account.id, synthetic, now)
     db.session.commit()
     return len(synthetic), ledger_rows
 

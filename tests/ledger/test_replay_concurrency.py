@@ -12,7 +12,7 @@ import pytest
 
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import archive, services
+from backoffice.ledger import archive, replay, services
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from tests.stripe_sync import helpers as h
@@ -104,7 +104,7 @@ def test_concurrent_replays_of_new_plans_insert_each_plan_once(app, monkeypatch)
         archive_only(*story())
         # Another account's replay inserted the plan meanwhile (committed after this one read
         # the catalog): this replay's insert must not fail.
-        original = services._Batch.project_catalog
+        original = replay.Batch.project_catalog
 
         def meanwhile(self, events):
             if "price_basic" not in self.plans:
@@ -113,7 +113,7 @@ def test_concurrent_replays_of_new_plans_insert_each_plan_once(app, monkeypatch)
                                                           currency="EUR"))
             original(self, events)
 
-        monkeypatch.setattr(services._Batch, "project_catalog", meanwhile)
+        monkeypatch.setattr(replay.Batch, "project_catalog", meanwhile)
         report = services.replay_account(ACC)
         assert (report.error, report.processed) == (None, 3)
         assert db.session.execute(db.select(Plan.price_id, Plan.monthly_amount)).all() == [

@@ -133,7 +133,7 @@ def test_the_projections_are_the_only_writer_of_subscriptions_payment_transactio
 
 
 def test_the_replay_is_the_only_writer_of_ledger_rows():
-    assert _writers("BillingEvent", "billing_events") == {"backoffice.ledger.services"}
+    assert _writers("BillingEvent", "billing_events") == {"backoffice.ledger.replay"}
 
 
 def test_the_writer_walk_sees_each_kind_of_write(tmp_path, monkeypatch):
