@@ -572,6 +572,22 @@ def attach_customer(customer: dict) -> str:
     return account_id
 
 
+def release_resolvable_events() -> int:
+    """Pending events archived without an account whose customer has one now: two webhooks of
+    one customer archived at once (neither saw the other's uncommitted rows) would otherwise
+    wait for ever. One bulk UPDATE (ix_stripe_events_unmapped); the caller commits. Answers how
+    many events it released to their accounts."""
+    account = (db.select(Account.id).where(Account.stripe_customer_id == StripeEvent.customer_id)
+               .scalar_subquery())
+    result = db.session.execute(
+        db.update(StripeEvent)
+        .where(StripeEvent.account_id.is_(None), StripeEvent.customer_id.is_not(None),
+               StripeEvent.state == "pending",
+               db.exists().where(Account.stripe_customer_id == StripeEvent.customer_id))
+        .values(account_id=account).execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
 def waiting_customer_ids(limit: int = 1000) -> list[str]:
     """Customers with events waiting for their account (for a sync to fetch)."""
     rows = db.session.execute(

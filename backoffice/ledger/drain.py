@@ -27,7 +27,7 @@ from flask import Flask, current_app
 
 from backoffice.dbtypes import utcnow
 from backoffice.extensions import db
-from backoffice.ledger import services
+from backoffice.ledger import archive, services
 from backoffice.ledger.models import StripeEvent
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ def drain_settled(settle: float) -> tuple[int, datetime | None]:
     """Replays every pending event received at least `settle` seconds ago; answers how many
     events were replayed and when the oldest still waiting will have settled (or None)."""
     cutoff = utcnow() - timedelta(seconds=settle)
+    if archive.release_resolvable_events():
+        db.session.commit()
     reports = services.replay_pending(received_before=cutoff)
     left = backlog()
     due = None if left.oldest_received_at is None else left.oldest_received_at + timedelta(seconds=settle)

@@ -820,7 +820,8 @@ def _invoice_amounts(obj: Mapping[str, Any]) -> InvoiceAmounts:
     # with a negative total (a proration credit) earns nothing: Stripe adds it to the customer's
     # credit balance, which later invoices draw on (amount_from_credit).
     base = amount_paid if status == "paid" or amount_paid > 0 else total
-    excluding = ZERO if total < 0 else base - tax
+    # Negative in minor units, not after rounding: -1 fils is a credit although it shows as -0.00.
+    excluding = ZERO if (_amount(obj, "total") or 0) < 0 else base - tax
     clamped = excluding < 0
     starting, ending = _amount(obj, "starting_balance"), _amount(obj, "ending_balance")
     if starting is not None and ending is not None:

@@ -224,3 +224,24 @@ def test_the_replay_metric_is_in_the_openapi_document(client):
         "$ref": "#/components/schemas/MetricsReplay"}
     assert set(doc["components"]["schemas"]["MetricsReplay"]["required"]) == {
         "pending_events", "oldest_pending_received_at", "oldest_pending_age_seconds", "settle_seconds"}
+
+
+def test_a_drain_releases_events_whose_customer_found_its_account_meanwhile(app):
+    """Two webhooks of one customer archived at once: the invoice's row was written before the
+    customer's account existed, and nothing else would give it one. The drain does, then replays it."""
+    from backoffice.accounts.models import Account
+    from backoffice.ledger import archive
+
+    event = h.envelope("invoice.paid", h.invoice("in_race", "cus_race", "sub_race", amount_paid=4900, total=4900,
+                                                 created=h.ts("2026-01-10")), h.ts("2026-01-10"),
+                       event_id="evt_race_orphan")
+    archive.archive_event(h.encode(event), event)  # no account knows cus_race yet
+    db.session.commit()
+    assert db.session.get(StripeEvent, "evt_race_orphan").account_id is None
+    db.session.add(Account(id="acc-race", name="Race Ltd", stripe_customer_id="cus_race"))
+    db.session.commit()  # as the concurrent customer.created's transaction did
+
+    replayed, due = drain.drain_settled(0)
+    db.session.expire_all()
+    row = db.session.get(StripeEvent, "evt_race_orphan")
+    assert (row.account_id, row.state, replayed, due) == ("acc-race", "processed", 1, None)

@@ -184,3 +184,12 @@ def test_classes_with_their_own_construction_are_refused():
     for cls in (Checked, Listed):
         with pytest.raises(TypeError):
             build_frozen(cls, {})
+
+
+def test_a_negative_total_below_a_cent_is_a_credit():
+    """Found by the property above: -1 fils (KWD, three decimals) rounds to -0.00, and is still a
+    credit — nothing earned, nothing clamped, no negative zero."""
+    for status in ("paid", "open"):
+        amounts = invoice_amounts(invoice("kwd", 0, -1, 0, 0, 5 if status == "paid" else 0, None, status),
+                                  CURRENT_API_VERSION)
+        assert (str(amounts.amount_excluding_tax), amounts.clamped) == ("0.00", False)
