@@ -125,14 +125,19 @@ def parse_search(args, name: str = "search") -> str:
     return value
 
 
-def parse_sort(args, allowed: tuple[str, ...], default: str) -> str:
+def parse_sort(args, allowed: tuple[str, ...], default: str, aliases: dict[str, str] | None = None) -> str:
+    """The sort key (`-` for descending). `aliases` maps the field names the API answers with
+    (e.g. `occurred_at`) to the keys (`occurred`): both are accepted; the key is returned."""
     value = (args.get("sort") or default).strip()
-    if value.removeprefix("-") not in allowed:
+    descending, name = value.startswith("-"), value.removeprefix("-")
+    name = (aliases or {}).get(name, name)
+    if name not in allowed:
+        names = [*allowed, *(aliases or {})]
         raise BadRequest(
-            _("Unknown sort column %(col)s; use one of %(cols)s.", col=value, cols=", ".join(allowed)),
+            _("Unknown sort column %(col)s; use one of %(cols)s.", col=value, cols=", ".join(names)),
             field="sort",
         )
-    return value
+    return ("-" if descending else "") + name
 
 
 def parse_date(args, name: str) -> datetime | None:

@@ -12,6 +12,7 @@ from backoffice.pagination import parse_page, parse_search, parse_sort, with_ove
 
 SORTS = ("name", "plan", "mrr", "renewal", "status", "country", "created", "modified")
 DEFAULT_SORT = "-modified"
+SORT_ALIASES = {"renewal_at": "renewal", "created_at": "created", "modified_at": "modified"}  # the API's field names
 DEFAULT_PAGE_SIZE = 25
 
 # DOMAIN §3 "Account status", in the order the rules are checked.
@@ -93,7 +94,7 @@ class AccountFilters:
             statuses=parse_choices(args, "status", STATUSES),
             unsynced=parse_flag(args, "unsynced"),
             drift=parse_flag(args, "drift"),
-            sort=parse_sort(args, SORTS, DEFAULT_SORT),
+            sort=parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES),
             page=page,
             page_size=page_size,
         )

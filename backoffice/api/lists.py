@@ -168,19 +168,22 @@ def _list_op(summary: str, item_ref: str, params: list) -> dict:
     }}
 
 
-def _sort(fields: tuple[str, ...], default: str) -> dict:
-    return _param("sort", f"One of {', '.join(fields)}; prefix - for descending. Default {default}.",
-                  {"type": "string", "enum": [p + s for s in fields for p in ("", "-")]})
+def _sort(fields: tuple[str, ...], default: str, aliases: dict[str, str]) -> dict:
+    names = [*fields, *aliases]
+    said = ", ".join(f"{a} (= {k})" for a, k in aliases.items())
+    return _param("sort", f"One of {', '.join(fields)}, or the field names {said}; prefix - for descending. "
+                          f"Default {default}.",
+                  {"type": "string", "enum": [p + s for s in names for p in ("", "-")]})
 
 
 @contribute
 def _openapi():
-    from backoffice.accounts.filters import SORTS as ACCOUNT_SORTS
-    from backoffice.invoices.filters import SORTS as INVOICE_SORTS
+    from backoffice.accounts import filters as account_filters
+    from backoffice.invoices import filters as invoice_filters
     from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
-    from backoffice.ledger.filters import SORTS as EVENT_SORTS
+    from backoffice.ledger import filters as event_filters
     from backoffice.ledger.filters import VIEWS as EVENT_VIEWS
-    from backoffice.users.filters import SORTS as USER_SORTS
+    from backoffice.users import filters as user_filters
 
     paths = {
         "/api/v1/accounts": _list_op("Accounts", "Account", [
@@ -190,7 +193,7 @@ def _openapi():
                    {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}}),
             _param("unsynced", "1: paid accounts without ledger rows.", {"type": "integer", "enum": [0, 1]}),
             _param("drift", "1: accounts with drift detected.", {"type": "integer", "enum": [0, 1]}),
-            _sort(ACCOUNT_SORTS, "-modified"),
+            _sort(account_filters.SORTS, "-modified", account_filters.SORT_ALIASES),
         ]),
         "/api/v1/accounts/{account_id}": {"get": {
             "summary": "One account with its revenue and users summary",
@@ -201,7 +204,7 @@ def _openapi():
         }},
         "/api/v1/users": _list_op("Users", "User", [
             _param("search", "E-mail, first or last name, or account name contains."),
-            _sort(USER_SORTS, "-created"),
+            _sort(user_filters.SORTS, "-created", user_filters.SORT_ALIASES),
         ]),
         "/api/v1/billing-events": _list_op("Billing events", "BillingEvent", [
             _param("account", "Account id."),
@@ -211,13 +214,13 @@ def _openapi():
             _param("type", "One event type.", {"type": "string", "enum": list(EVENT_TYPES)}),
             _param("from", "From this UTC day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
             _param("to", "Up to and including this UTC day.", {"type": "string", "format": "date"}),
-            _sort(EVENT_SORTS, "-occurred"),
+            _sort(event_filters.SORTS, "-occurred", event_filters.SORT_ALIASES),
         ]),
         "/api/v1/invoices": _list_op("Invoices, credit notes and refunds", "InvoiceRow", [
             _param("account", "Account id."),
             _param("search", "Account name contains."),
             _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
-            _sort(INVOICE_SORTS, "-date"),
+            _sort(invoice_filters.SORTS, "-date", invoice_filters.SORT_ALIASES),
         ]),
     }
     account = {"type": "object", "properties": {

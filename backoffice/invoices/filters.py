@@ -12,6 +12,7 @@ from backoffice.pagination import parse_page, parse_search, parse_sort, with_ove
 
 SORTS = ("date", "account", "total", "status")
 DEFAULT_SORT = "-date"
+SORT_ALIASES = {"account_name": "account"}  # the API's field names
 DEFAULT_PAGE_SIZE = 25
 VIEWS = ("all", "invoices", "reversals")
 VIEW_LABELS = {"all": _l("All"), "invoices": _l("Invoices"), "reversals": _l("Refunds and credit notes")}
@@ -34,7 +35,7 @@ class InvoiceFilters:
             raise BadRequest(_("view must be one of %(views)s.", views=", ".join(VIEWS)), field="view")
         if not account and args.get("account"):
             account = parse_id(args.get("account").strip(), "account")
-        return cls(parse_search(args), account, view, parse_sort(args, SORTS, DEFAULT_SORT), page, page_size)
+        return cls(parse_search(args), account, view, parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES), page, page_size)
 
     def args(self, **overrides) -> dict:
         out: dict = {}

@@ -25,6 +25,7 @@ OTHER_VIEW_TYPES = _plain(OTHER_VIEW_TYPES)
 EVENT_TYPES = tuple(EVENT_LABELS)
 SORTS = ("account", "event", "occurred")
 DEFAULT_SORT = "-occurred"
+SORT_ALIASES = {"account_name": "account", "type": "event", "occurred_at": "occurred"}  # the API's field names
 DEFAULT_PAGE_SIZE = 25
 VIEWS = ("all", "mrr", "state", "other")
 VIEW_LABELS = {"all": _l("All"), "mrr": _l("MRR impact"), "state": _l("Subscription state"),
@@ -70,7 +71,7 @@ class EventFilters:
             type=event_type,
             date_from=date_from,
             date_to=date_to + timedelta(days=1) if date_to else None,
-            sort=parse_sort(args, SORTS, DEFAULT_SORT),
+            sort=parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES),
             page=page,
             page_size=page_size,
         )

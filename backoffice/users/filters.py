@@ -7,6 +7,7 @@ from backoffice.pagination import parse_page, parse_search, parse_sort, with_ove
 
 SORTS = ("name", "email", "created", "last_seen")
 DEFAULT_SORT = "-created"
+SORT_ALIASES = {"display_name": "name", "created_at": "created", "last_seen_at": "last_seen"}  # the API's field names
 DEFAULT_PAGE_SIZE = 25
 
 
@@ -20,7 +21,7 @@ class UserFilters:
     @classmethod
     def from_args(cls, args) -> UserFilters:
         page, page_size = parse_page(args)
-        return cls(parse_search(args), parse_sort(args, SORTS, DEFAULT_SORT), page, page_size)
+        return cls(parse_search(args), parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES), page, page_size)
 
     def args(self, **overrides) -> dict:
         out: dict = {}

@@ -119,3 +119,21 @@ def test_openapi_describes_the_lists(client):
     params = {p["name"] for p in doc["paths"]["/api/v1/accounts"]["get"]["parameters"]}
     assert {"search", "plan", "status", "unsynced", "drift", "sort", "page", "page_size"} <= params
     assert {"Account", "User", "BillingEvent", "InvoiceRow"} <= set(doc["components"]["schemas"])
+
+
+@pytest.mark.parametrize(("path", "alias", "key"), [
+    ("/api/v1/billing-events", "occurred_at", "occurred"), ("/api/v1/billing-events", "-type", "-event"),
+    ("/api/v1/users", "-created_at", "-created"), ("/api/v1/users", "last_seen_at", "last_seen"),
+    ("/api/v1/accounts", "modified_at", "modified"), ("/api/v1/invoices", "-account_name", "-account"),
+])
+def test_sort_accepts_the_field_names_as_aliases(five, client, token, path, alias, key):  # noqa: F811
+    """Issue 21: `sort=occurred_at` sorts as `sort=occurred`; both are in the OpenAPI enum."""
+    by_alias = client.get(f"{path}?sort={alias}", headers=token)
+    by_key = client.get(f"{path}?sort={key}", headers=token)
+    assert by_alias.status_code == by_key.status_code == 200
+    assert by_alias.get_json() == by_key.get_json()
+    doc = client.get("/api/v1/openapi.json").get_json()
+    sort = next(p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == "sort")
+    assert {alias, key} <= set(sort["schema"]["enum"])
+    bad = client.get(f"{path}?sort=nope", headers=token)
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "sort"
