@@ -569,6 +569,6 @@ def banners() -> Banners:
     latest_pass = db.session.execute(
         sa.select(JobRun.status, JobRun.error).where(JobRun.kind == "drift_pass", JobRun.status.in_(("done", "failed")))
         .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).first()
-    failed_pass = latest_pass.error or "" if latest_pass is not None and latest_pass.status == "failed" else None
+    failed_pass = (latest_pass.error or "") if latest_pass is not None and latest_pass.status == "failed" else None
     return Banners(int(unsynced), int(drift), blended_mrr(), ledger_mrr_latest(),
                    waiting.pending, waiting.age_seconds(), failed_pass)

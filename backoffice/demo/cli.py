@@ -44,15 +44,15 @@ def _build_app(database_url: str):
         from backoffice.extensions import db
 
         with app.app_context():
-            event.listen(db.engine, "connect", _sqlite_wal)
+            event.listen(db.engine, "connect", _sqlite_no_fsync)
     return app
 
 
-def _sqlite_wal(dbapi_connection, _record) -> None:
-    """WAL without an fsync per commit: every webhook commits, and the demo server reads while
-    it writes. A crash can lose the last commits of a demo database, nothing more."""
+def _sqlite_no_fsync(dbapi_connection, _record) -> None:
+    """No fsync per commit (the app already runs SQLite files in WAL mode,
+    extensions.sqlite_write_ahead_log): every webhook commits. A crash can lose the last commits
+    of a demo database, nothing more."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 

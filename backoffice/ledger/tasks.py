@@ -1,6 +1,7 @@
 """Background jobs of the ledger. With no broker configured they run in-process (eager)."""
 from __future__ import annotations
 
+from backoffice.dbtypes import utcnow
 from backoffice.jobs import celery_app
 
 
@@ -22,6 +23,6 @@ def drain_pending() -> dict:
     settle = drain.settle_seconds()
     replayed, due = drain.drain_settled(settle)
     if due is not None:
-        countdown = max(drain.drain_interval(settle), (due - drain.utcnow()).total_seconds())
+        countdown = max(drain.drain_interval(settle), (due - utcnow()).total_seconds())
         drain_pending.apply_async(countdown=countdown)
     return {"events": replayed, "next_in_s": None if due is None else round(countdown, 3)}

@@ -61,27 +61,28 @@ def count_outcome(run_id: int, outcome: str) -> None:
     _finish_if_complete(run_id)
 
 
-def _incomplete_columns() -> dict:
-    """A pass in which checks failed or timed out is `failed`, saying how many and why; the
-    accounts stay due (the columns of one UPDATE, read from the run's own counts)."""
-    incomplete = JobRun.failed + JobRun.timed_out
-    reason = (db.cast(incomplete, db.String) + " of " + db.cast(JobRun.total, db.String)
-              + " checks did not complete (" + db.cast(JobRun.failed, db.String)
-              + " failed or could not reach Stripe, " + db.cast(JobRun.timed_out, db.String)
-              + " timed out after DRIFT_TIMEOUT); those accounts stay due. The log names each.")
-    return {"status": db.case((incomplete > 0, "failed"), else_="done"),
-            "error": db.case((incomplete > 0, reason), else_=None)}
-
-
 def _finish_if_complete(run_id: int) -> None:
     done = JobRun.processed + JobRun.skipped + JobRun.failed + JobRun.timed_out
     closed = db.session.execute(
         db.update(JobRun).where(JobRun.id == run_id, JobRun.status == "running", done >= JobRun.total)
-        .values(finished_at=utcnow(), **_incomplete_columns())
+        .values(status="done", finished_at=utcnow())
     ).rowcount
     db.session.commit()
     if closed:
-        _log_totals(db.session.get(JobRun, run_id))
+        _judge(db.session.get(JobRun, run_id))
+
+
+def _judge(run: JobRun) -> None:
+    """A closed pass in which checks failed or timed out is `failed`, saying how many and why
+    (those accounts stay due); logs its totals. Commits."""
+    incomplete = run.failed + run.timed_out
+    if incomplete:
+        run.status = "failed"
+        run.error = (f"{incomplete} of {run.total} checks did not complete ({run.failed} failed or could not "
+                     f"reach Stripe, {run.timed_out} timed out after DRIFT_TIMEOUT); those accounts stay due. "
+                     "The log names each.")
+    db.session.commit()
+    _log_totals(run)
 
 
 def _log_totals(run: JobRun) -> None:
@@ -211,10 +212,9 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
                 left -= 1
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
         processed=totals["processed"], skipped=totals["skipped"], failed=totals["failed"],
-        timed_out=totals["timed_out"], finished_at=utcnow()))
-    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(_incomplete_columns()))
+        timed_out=totals["timed_out"], status="done", finished_at=utcnow()))
     db.session.commit()
-    _log_totals(db.session.get(JobRun, run_id))
+    _judge(db.session.get(JobRun, run_id))
 
 
 # -- an account sync started from a page -------------------------------------------------------------

@@ -117,8 +117,7 @@ class WebhookFastPath:
                 error = e
                 return None
             response = views.acknowledge(result)  # the replay on close (or now, testing)
-            for name, value in security.HEADERS.items():  # security.py's after_request (it runs first)
-                response.headers.setdefault(name, value)
+            security.defend(response)  # security.py's after_request (it runs first)
             response.vary.add("HX-Request")  # hx.py's after_request
             response.vary.add("Cookie")  # Flask-Login's after_request reads the session, always
             return response

@@ -26,7 +26,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -35,6 +34,8 @@ import pytest
 import sqlalchemy as sa
 
 from backoffice.extensions import db
+from backoffice.ledger import drain
+from backoffice.ledger.models import StripeEvent
 from tests.bench.test_ledger_bench import (
     _archive_row,
     _bare_inserts,
@@ -42,9 +43,9 @@ from tests.bench.test_ledger_bench import (
     _pct,
     _process_cpu,
     _warm_up,
+    start_gunicorn,
 )
 from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import free_port, wait_for_port
 
 pytestmark = pytest.mark.bench
 
@@ -55,48 +56,30 @@ DRAIN_WAIT = 300  # seconds allowed for the replay to catch up after the load
 
 
 def _serve(db_url: str, tmp_path) -> tuple[subprocess.Popen, int, int]:
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": h.SECRET, "SECRET_KEY": "bench",
            "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "intake-instance"), "LOG_LEVEL": "WARNING"}
     env.pop("REPLAY_SETTLE_SECONDS", None)  # the default, as users run it
     env.pop("CELERY_BROKER_URL", None)
-    log = open(tmp_path / "intake-gunicorn.log", "wb")  # noqa: SIM115 - closed by the caller's process end
-    server = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "1", "-k", "gthread", "--threads",
-         str(THREADS), "--backlog", "128", "-b", f"127.0.0.1:{port}", "backoffice:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log)
-    wait_for_port(port, timeout=30)
-    deadline = time.monotonic() + 30
-    while True:
-        with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
-            children = f.read().split()
-        if children:
-            return server, port, int(children[0])
-        if time.monotonic() > deadline:
-            raise RuntimeError((tmp_path / "intake-gunicorn.log").read_text())
-        time.sleep(0.1)
+    return start_gunicorn("backoffice:create_app()", ["-k", "gthread", "--threads", str(THREADS), "--backlog", "128"],
+                          env, tmp_path / "intake-gunicorn.log")
 
 
-def _backlog(engine) -> tuple[int, float | None, int]:
-    """(events waiting for the replay, age in seconds of the oldest, events archived)."""
-    with engine.connect() as conn:
-        pending, oldest, archived = conn.execute(sa.text(
-            "SELECT count(*) FILTER (WHERE state = 'pending' AND account_id IS NOT NULL), "
-            "min(received_at) FILTER (WHERE state = 'pending' AND account_id IS NOT NULL), count(*) "
-            "FROM stripe_events")).one()
-    if oldest is not None and isinstance(oldest, str):  # SQLite answers text
-        oldest = datetime.fromisoformat(oldest)
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
-    age = None if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
-    return int(pending), age, int(archived)
+def _backlog(app) -> tuple[int, float | None, int]:
+    """(events waiting for the replay, age in seconds of the oldest, events archived): the
+    app's own reading (ledger/drain.py), from this process."""
+    with app.app_context():
+        try:
+            waiting = drain.backlog()
+            archived = db.session.execute(sa.select(sa.func.count()).select_from(StripeEvent)).scalar_one()
+            return waiting.pending, waiting.age_seconds(), int(archived)
+        finally:
+            db.session.remove()
 
 
 def test_webhook_intake_with_the_replay_running(app, app_config, tmp_path, capsys):
     db_url = app_config["SQLALCHEMY_DATABASE_URI"]
     dialect = db.engine.dialect.name
     db.session.remove()
-    monitor_engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     server, port, worker = _serve(db_url, tmp_path)
     stop = threading.Event()
     latencies: list[list[float]] = [[] for _ in range(SENDERS)]
@@ -129,7 +112,7 @@ def test_webhook_intake_with_the_replay_running(app, app_config, tmp_path, capsy
 
     def monitor() -> None:
         while not stop.wait(1.0):
-            pending, age, _ = _backlog(monitor_engine)
+            pending, age, _ = _backlog(app)
             waiting.append(pending)
             lags.append(age or 0.0)
 
@@ -149,7 +132,7 @@ def test_webhook_intake_with_the_replay_running(app, app_config, tmp_path, capsy
         watcher.join(timeout=10)
         stopped = time.perf_counter()
         while True:
-            pending, _age, archived = _backlog(monitor_engine)
+            pending, _age, archived = _backlog(app)
             if pending == 0 or time.perf_counter() - stopped > DRAIN_WAIT:
                 break
             time.sleep(0.25)

@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -206,29 +207,11 @@ def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories
     loopback (a new connection per request for the sync worker, which closes each; one
     keep-alive connection per client thread for gthread). Answers (latencies, wall seconds,
     CPU seconds of the worker process)."""
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": h.SECRET, "SECRET_KEY": "bench",
            "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "gunicorn-instance"), "LOG_LEVEL": "WARNING"}
-    with open(tmp_path / "gunicorn.log", "wb") as log:
-        server = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "1", *GUNICORN_KINDS[kind],
-             "--backlog", "64", "-b", f"127.0.0.1:{port}", "tests.bench.ingest_server:app"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log)
+    server, port, worker = start_gunicorn("tests.bench.ingest_server:app", [*GUNICORN_KINDS[kind], "--backlog", "64"],
+                                          env, tmp_path / "gunicorn.log")
     try:
-        try:
-            wait_for_port(port, timeout=30)
-        except RuntimeError:
-            raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
-        deadline = time.monotonic() + 30
-        while True:  # the master listens before it has forked its worker
-            with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
-                children = f.read().split()
-            if children:
-                worker = int(children[0])
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "gunicorn.log").read_text())
-            time.sleep(0.1)
         _warm_up(port)
 
         def post(_i: int, signed: list[tuple[bytes, str]], latencies: list[float]) -> None:
@@ -249,6 +232,29 @@ def _ingest_gunicorn(kind: str, db_url: str, tmp_path, first_story: int, stories
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def start_gunicorn(app: str, options: list[str], env: dict, log_path: Path) -> tuple[subprocess.Popen, int, int]:
+    """ONE gunicorn worker process serving `app` on a free loopback port: (the master, the port,
+    the worker's pid, once it has forked it); its errors in `log_path`."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "1", *options,
+             "-b", f"127.0.0.1:{port}", app], env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_for_port(port, timeout=30)
+    except RuntimeError:
+        raise RuntimeError(log_path.read_text()) from None
+    deadline = time.monotonic() + 30
+    while True:  # the master listens before it has forked its worker
+        with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
+            children = f.read().split()
+        if children:
+            return server, port, int(children[0])
+        if time.monotonic() > deadline:
+            raise RuntimeError(log_path.read_text())
+        time.sleep(0.1)
 
 
 def _warm_up(port: int) -> None:

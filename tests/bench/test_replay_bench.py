@@ -34,6 +34,7 @@ from backoffice.extensions import db
 from backoffice.ledger import services
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.bench.test_ledger_bench import (
+    CHUNK,
     EVENTS_PER_ACCOUNT,
     PRELOAD_FIRST_STORY,
     REPLAY_WORKERS,
@@ -48,7 +49,6 @@ pytestmark = pytest.mark.bench
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 CORRECTED_PERCENT = float(os.environ.get("BENCH_CORRECTED_PERCENT", "1"))
-CHUNK = 5000
 
 
 def _late(n: int) -> bool:

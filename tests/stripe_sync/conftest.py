@@ -38,6 +38,28 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminates a server the tests started, killing it if it does not end in `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@contextlib.contextmanager
+def running_worker(env: dict, log_path: Path, *args: str):
+    """`backoffice worker ARGS` (a real Celery worker) with `env`, its output in `log_path`;
+    yields the process; stopped on exit."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "backoffice"), "worker", *args], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            stop(proc, timeout=20)
+
+
 @contextlib.contextmanager
 def running_localstripe(tmp_path_factory, *flags: str):
     """`localstripe --port P --from-scratch` (no disk snapshot, see run_localstripe.py) on a free
@@ -50,11 +72,7 @@ def running_localstripe(tmp_path_factory, *flags: str):
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

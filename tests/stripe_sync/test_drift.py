@@ -103,17 +103,23 @@ def test_scheduled_plan_without_a_price_is_scheduled_price_missing(app):
     assert _current().drift_detected is True
 
 
-def test_a_stale_persisted_row_is_reported_and_never_changed(app):
+def _stale_row() -> tuple[dict, dict]:
+    """acc_1's subscription.created with a row written by an older Backoffice: 39.00 where a
+    replay now says 49.00. Answers (the live subscription, the event)."""
     created = days_ago(10, 5)
     sub = h.subscription("sub_1", "cus_1", STANDARD, created=created)
     event = h.envelope("customer.subscription.created", sub, created)
     make_account("acc_1", "cus_1")
-    # A row written by an older Backoffice: 39.00 where a replay now says 49.00.
     db.session.add(BillingEvent(account_id="acc_1", stripe_event_id=event["id"], type="subscription_created",
                                 to_plan="standard", previous_amount=Decimal(0), new_amount=Decimal("39.00"),
                                 amount_delta=Decimal("39.00"), committed_mrr=Decimal("39.00"), currency="EUR",
                                 occurred_at=datetime.fromtimestamp(created, UTC)))
     db.session.commit()
+    return sub, event
+
+
+def test_a_stale_persisted_row_is_reported_and_never_changed(app):
+    sub, event = _stale_row()
     gateway = _recorded_account(app, sub, event)
     gateway.subscriptions_[0]["items"]["data"][0]["price"]["unit_amount"] = 3900  # Stripe agrees with the row
 
@@ -130,15 +136,7 @@ def test_a_stale_row_superseded_by_its_correction_is_no_longer_reported(app):
     reads the current row (49.00, as a replay writes it) and finds nothing."""
     from backoffice.ledger import services
 
-    created = days_ago(10, 5)
-    sub = h.subscription("sub_1", "cus_1", STANDARD, created=created)
-    event = h.envelope("customer.subscription.created", sub, created)
-    make_account("acc_1", "cus_1")
-    db.session.add(BillingEvent(account_id="acc_1", stripe_event_id=event["id"], type="subscription_created",
-                                to_plan="standard", previous_amount=Decimal(0), new_amount=Decimal("39.00"),
-                                amount_delta=Decimal("39.00"), committed_mrr=Decimal("39.00"), currency="EUR",
-                                occurred_at=datetime.fromtimestamp(created, UTC)))
-    db.session.commit()
+    sub, event = _stale_row()
     _recorded_account(app, sub, event)
     report = services.rebuild(["acc_1"])
     assert event["id"] in {d.stripe_event_id for d in report.differences}

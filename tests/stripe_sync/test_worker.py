@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +17,7 @@ from backoffice.stripe_sync import drift, sync, tasks
 from backoffice.stripe_sync import gateway as gw
 from backoffice.stripe_sync.models import JobRun
 from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import API_KEY, free_port, make_account
+from tests.stripe_sync.conftest import API_KEY, free_port, make_account, running_worker
 from tests.stripe_sync.stubs import RecordedGateway, days_ago
 
 REDIS_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
@@ -210,31 +207,20 @@ def test_a_real_worker_completes_a_drift_pass(stripe_app, fake_stripe, app_confi
     env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "CELERY_BROKER_URL": REDIS_URL,
            "STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": fake_stripe.url, "SECRET_KEY": "worker-test",
            "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "worker"), "BACKOFFICE_CURRENCY": "EUR"}
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "backoffice"), "worker", "--concurrency", "2"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        with broker_app.app_context():
-            assert not jobs.celery_app.conf.task_always_eager
-            run = tasks.run_drift_pass(parallel=2)
-            run_id = run.id
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                db.session.expire_all()
-                run = db.session.get(JobRun, run_id)
-                if run.status == "done" or worker.poll() is not None:
-                    break
-                time.sleep(0.5)
-            assert (run.status, run.total, run.processed, run.skipped, run.failed, run.timed_out) == (
-                "done", 1, 1, 0, 0, 0), (tmp_path / "worker.log").read_text()[-3000:]
-            sub = db.session.get(Subscription, sub.id)
-            assert sub.drift_checked_at > checked and sub.drift_detected is False
-            db.session.remove()
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+    with running_worker(env, tmp_path / "worker.log", "--concurrency", "2") as worker, broker_app.app_context():
+        assert not jobs.celery_app.conf.task_always_eager
+        run = tasks.run_drift_pass(parallel=2)
+        run_id = run.id
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            run = db.session.get(JobRun, run_id)
+            if run.status == "done" or worker.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert (run.status, run.total, run.processed, run.skipped, run.failed, run.timed_out) == (
+            "done", 1, 1, 0, 0, 0), (tmp_path / "worker.log").read_text()[-3000:]
+        sub = db.session.get(Subscription, sub.id)
+        assert sub.drift_checked_at > checked and sub.drift_detected is False
+        db.session.remove()
     assert f"drift pass {run_id} finished: 1 accounts, 1 processed" in (tmp_path / "worker.log").read_text()
