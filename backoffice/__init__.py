@@ -78,7 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     from backoffice.invoicing.views import bp as invoicing_bp
     from backoffice.ledger.views import bp as ledger_bp
     from backoffice.operators.views import bp as operators_bp
-    from backoffice.stripe_sync.views import bp as stripe_bp
+    from backoffice.stripe.views import bp as stripe_bp
     from backoffice.usage.views import bp as usage_bp
     from backoffice.users.views import bp as users_bp
 
@@ -98,7 +98,7 @@ def create_app(config: dict | None = None) -> Flask:
     ext.csrf.exempt(stripe_bp)
     ext.csrf.exempt(api_bp)
 
-    from backoffice.stripe_sync.webhook_fast import WebhookFastPath
+    from backoffice.stripe.webhook_fast import WebhookFastPath
 
     app.wsgi_app = WebhookFastPath(app, app.wsgi_app)  # Stripe's events without Flask's request
 

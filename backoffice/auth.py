@@ -16,7 +16,7 @@ from backoffice.extensions import db, login_manager
 # Endpoints reachable without a signed-in operator. The API and the webhook authenticate
 # on their own (bearer token, Stripe signature).
 PUBLIC_ENDPOINTS = frozenset(
-    {"static", "operators.sign_in", "operators.accept_invite", "stripe_sync.webhook"}
+    {"static", "operators.sign_in", "operators.accept_invite", "stripe.webhook"}
 )
 # POSTs any signed-in operator may make about themselves (not changes to shared data).
 SELF_SERVICE_ENDPOINTS = frozenset(

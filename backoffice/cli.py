@@ -28,11 +28,11 @@ def register_app_commands(app: Flask) -> None:
     from backoffice.i18n import i18n
     from backoffice.ledger.cli import ledger
     from backoffice.operators.cli import users
-    from backoffice.stripe_sync.cli import COMMANDS as stripe_sync_commands
+    from backoffice.stripe.cli import COMMANDS as stripe_commands
 
     for command in (users, tokens, i18n, ledger):
         app.cli.add_command(command)
-    for command in stripe_sync_commands:
+    for command in stripe_commands:
         app.cli.add_command(command)
 
 

@@ -35,7 +35,7 @@ class NotFound(BadRequest):
 def _wants_json() -> bool:
     return (
         request.blueprint == "api"
-        or request.endpoint == "stripe_sync.webhook"
+        or request.endpoint == "stripe.webhook"
         or request.accept_mimetypes.best == "application/json"
     )
 

@@ -7,7 +7,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, VatSetting
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry, Operator
-from backoffice.stripe_sync.models import JobRun
+from backoffice.stripe.models import JobRun
 from backoffice.usage.models import (
     AddonEvent,
     BackfillRun,

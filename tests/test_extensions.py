@@ -9,7 +9,7 @@ from backoffice import extensions
 from backoffice.extensions import db
 from backoffice.ledger.models import StripeEvent
 from tests.conftest import IS_POSTGRES
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 
 def _invoice_paid(n: int) -> dict:

@@ -151,7 +151,7 @@ def test_sweep_sees_every_kind_of_endpoint():
     """Guards the sweep itself: if the filters above ever select nothing, it proves nothing."""
     endpoints = {r.endpoint for r in RULES}
     assert {"operators.sign_out", "operators.invite", "operators.change_role", "accounts.index"} <= endpoints
-    assert PUBLIC_ENDPOINTS - endpoints <= {"stripe_sync.webhook"}
+    assert PUBLIC_ENDPOINTS - endpoints <= {"stripe.webhook"}
     changes = [r for r in RULES if r.methods & set(CHANGE_METHODS) and r.endpoint not in SELF_SERVICE_ENDPOINTS
                and r.endpoint not in PUBLIC_ENDPOINTS and not is_api(r)]
     assert changes

@@ -19,7 +19,7 @@ from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.models import Plan, Subscription
 from backoffice.pagination import Page, check_page_in_range, paginate
-from backoffice.stripe_sync.models import Discrepancy
+from backoffice.stripe.models import Discrepancy
 from backoffice.users.models import Membership, User
 
 # The current subscription of an account (at most one: a partial unique index guarantees it).

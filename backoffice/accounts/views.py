@@ -27,7 +27,7 @@ from backoffice.usage.models import METRICS
 bp = Blueprint("accounts", __name__, url_prefix="/accounts", template_folder="templates")
 
 # The reconciliation actions (another feature's endpoints), shown only when they exist.
-ACTION_ENDPOINTS = ("stripe_sync.account_sync", "stripe_sync.acknowledge_drift", "stripe_sync.disaster_recovery")
+ACTION_ENDPOINTS = ("stripe.account_sync", "stripe.acknowledge_drift", "stripe.disaster_recovery")
 TABS = ("overview", "users", "invoices", "billing_events", "deployments", "drift")
 DEPLOYMENTS_PER_PAGE = 10
 TIMELINE_EVENTS = 10  # per deployment on the tab; the deployment's own page has the whole timeline
@@ -105,9 +105,9 @@ def _detail(account_id: str, tab: str, **tab_context):
     actions = {}
     if current_user.is_admin:  # the menu is rendered for admins only
         actions = {
-            "sync": _url_or_none("stripe_sync.account_sync", account_id=account_id),
-            "acknowledge": _url_or_none("stripe_sync.acknowledge_drift", account_id=account_id),
-            "recovery": _url_or_none("stripe_sync.disaster_recovery", account_id=account_id),
+            "sync": _url_or_none("stripe.account_sync", account_id=account_id),
+            "acknowledge": _url_or_none("stripe.acknowledge_drift", account_id=account_id),
+            "recovery": _url_or_none("stripe.disaster_recovery", account_id=account_id),
             "stripe": stripe_url(summary.account.stripe_customer_id),
         }
     return hx.render(

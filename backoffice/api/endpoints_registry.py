@@ -5,5 +5,5 @@ from backoffice.api import (
     ingest,  # noqa: F401  (usage tracking: platform ingest)
     lists,  # noqa: F401  (accounts, users, billing events, invoices)
     metrics,  # noqa: F401  (dashboard numbers: /metrics/*)
-    stripe_sync,  # noqa: F401  (reconciliation: POST /accounts/<id>/sync)
+    stripe,  # noqa: F401  (reconciliation: POST /accounts/<id>/sync)
 )

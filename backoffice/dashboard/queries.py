@@ -30,7 +30,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import drain
 from backoffice.ledger.classifier import NOT_STARTED_STATUSES
 from backoffice.ledger.models import BillingEvent, Plan, Subscription
-from backoffice.stripe_sync.models import JobRun
+from backoffice.stripe.models import JobRun
 from backoffice.users.models import Login, UserSession
 
 RECENT_LIMIT = 8

@@ -13,7 +13,7 @@ Stripe produced them in.
 
 Delivery goes through the real endpoint, `POST /stripe/webhook`, signed with Stripe's v1 scheme
 (HMAC-SHA256 over "t.body"); the signature time is the delivery time, while `created` may be
-long past. This module never imports `stripe`: the gateway in stripe_sync is the one that does.
+long past. This module never imports `stripe`: the gateway in stripe is the one that does.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Stripe event archive: the webhook's hot path (archive a verified event, map the customer
 to an account) and the release of events that waited for their customer. The signature is
-checked before, beside the webhook (stripe_sync/signature.py); `check_envelope` is what the
+checked before, beside the webhook (stripe/signature.py); `check_envelope` is what the
 archive accepts.
 
 Nothing here classifies: the replay (ledger/replay.py) reads the archive later. A stored

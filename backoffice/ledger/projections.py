@@ -5,7 +5,7 @@
   order, for a batch of accounts at once (`Subscriptions`, `Payments`, `project_prices`,
   `project_customer`); the classifier's state is applied to the subscription rows by the
   replay adapter;
-- a sync (stripe_sync/sync.py) hands over Stripe's live objects, which win over what the
+- a sync (stripe/sync.py) hands over Stripe's live objects, which win over what the
   payloads said (`mirror_subscription`, `mirror_payments`, `remember_price`); drift detection
   asks for placeholder subscriptions (`hold_placeholders`).
 

@@ -703,7 +703,7 @@ def replay_catalog_events() -> None:
 # Baseline history
 # --------------------------------------------------------------------------------------------
 def replay_baseline(account_id: str, events: Sequence[dict], now: datetime) -> int:
-    """The ledger rows of a baseline's synthetic events (stripe_sync/recovery.py; archived
+    """The ledger rows of a baseline's synthetic events (stripe/recovery.py; archived
     already, in Stripe's order): classified on their own from the empty state, written marked
     `baseline` on the account's current subscription, and their archive rows marked processed.
     In the caller's unit of work; answers how many rows were written."""

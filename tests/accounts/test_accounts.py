@@ -260,11 +260,11 @@ def test_admin_menu_links_the_reconciliation_dialogs(five, admin_client):
     db.session.commit()
     html = admin_client.get("/accounts/acc_active").get_data(as_text=True)
     menu = html.split('id="account-actions"')[1].split("</details>")[0]
-    if url_map_has("stripe_sync.account_sync"):
+    if url_map_has("stripe.account_sync"):
         assert 'hx-get="/stripe/accounts/acc_active/sync"' in menu
-    if url_map_has("stripe_sync.acknowledge_drift"):
+    if url_map_has("stripe.acknowledge_drift"):
         assert 'hx-get="/stripe/accounts/acc_active/drift/acknowledge"' in menu
-    if url_map_has("stripe_sync.disaster_recovery"):
+    if url_map_has("stripe.disaster_recovery"):
         assert 'hx-get="/stripe/accounts/acc_active/disaster-recovery"' in menu
 
 

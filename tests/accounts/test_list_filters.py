@@ -22,7 +22,7 @@ from backoffice.ledger import archive, services
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.conftest import IS_POSTGRES, scratch_database
 from tests.factories import AccountFactory, BillingEventFactory, SubscriptionFactory
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 ACC = "acc-paid"
 CUS = "cus_paid"

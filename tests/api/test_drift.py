@@ -13,7 +13,7 @@ from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
 from tests.factories import AccountFactory, SubscriptionFactory
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 CHECKED = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 STANDARD = h.price("price_standard", 4900, product="standard")

@@ -6,7 +6,7 @@ Setup (timed apart, not measured): BENCH_DRIFT_ACCOUNTS customers (default 1000)
 subscription are created on localstripe through the real `stripe` client, with no webhook endpoint
 registered; localstripe's events are pulled once and archived as the webhook would have archived
 them, and the worker's catch-up replay (`replay_pending`) writes the ledger. localstripe runs
-without its per-write disk snapshot (tests/stripe_sync/run_localstripe.py), which made this setup
+without its per-write disk snapshot (tests/stripe/run_localstripe.py), which made this setup
 quadratic (1,000 accounts: over 40 minutes; now about a minute).
 
 Measured: the drift pass in detect mode over every account (`tasks.run_drift_pass`, what
@@ -43,10 +43,10 @@ from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.ledger import archive, services
 from backoffice.ledger.models import StripeEvent, Subscription
-from backoffice.stripe_sync import drift, tasks
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import JobRun
-from tests.stripe_sync.conftest import LAUNCHER, fake_stripe, running_localstripe, stripe_app  # noqa: F401  (fixtures)
+from backoffice.stripe import drift, tasks
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.models import JobRun
+from tests.stripe.conftest import LAUNCHER, fake_stripe, running_localstripe, stripe_app  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.bench
 
@@ -60,7 +60,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 @pytest.fixture(scope="module")
 def localstripe_url(tmp_path_factory):
     """The bench's own localstripe; with BENCH_DRIFT_INDEXED_LISTS=1 its lists scan only the
-    objects of their type instead of its whole store (see tests/stripe_sync/run_localstripe.py)."""
+    objects of their type instead of its whole store (see tests/stripe/run_localstripe.py)."""
     with running_localstripe(tmp_path_factory, *(["--indexed-lists"] if INDEXED_LISTS else [])) as url:
         yield url
 

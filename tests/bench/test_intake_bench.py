@@ -45,7 +45,7 @@ from tests.bench.test_ledger_bench import (
     _warm_up,
     start_gunicorn,
 )
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 pytestmark = pytest.mark.bench
 

@@ -65,8 +65,8 @@ from backoffice.demo import stripe_shapes
 from backoffice.extensions import db
 from backoffice.ledger import archive, services
 from backoffice.ledger.models import BillingEvent, StripeEvent
-from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import free_port, wait_for_port
+from tests.stripe import helpers as h
+from tests.stripe.conftest import free_port, wait_for_port
 
 pytestmark = pytest.mark.bench
 
@@ -400,7 +400,7 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
 
 
 def test_webhook_ingest_and_replay_throughput(app, app_config, monkeypatch, capsys, tmp_path):
-    from backoffice.stripe_sync import views
+    from backoffice.stripe import views
 
     dialect = db.engine.dialect.name
     if SQLITE_WAL and dialect == "sqlite":

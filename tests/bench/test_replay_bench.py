@@ -43,7 +43,7 @@ from tests.bench.test_ledger_bench import (
     _story,
 )
 from tests.bench.test_ledger_bench import _archive_row as archive_row
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 pytestmark = pytest.mark.bench
 

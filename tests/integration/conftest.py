@@ -1,6 +1,6 @@
 """A live Backoffice app served over HTTP on loopback, fed by localstripe's signed webhooks.
 
-localstripe itself is the session fixture of tests/stripe_sync/conftest.py (one process per
+localstripe itself is the session fixture of tests/stripe/conftest.py (one process per
 session, `--from-scratch`, terminated at the end of the session); `fake_stripe` wipes its
 objects before each test. This module adds the app side: the app served by werkzeug in a thread
 on a port the OS picks, and localstripe's webhook pointed at it.
@@ -15,7 +15,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from tests.stripe_sync.conftest import API_KEY, FakeStripe, fake_stripe, localstripe_url  # noqa: F401
+from tests.stripe.conftest import API_KEY, FakeStripe, fake_stripe, localstripe_url  # noqa: F401
 
 WEBHOOK_SECRET = "whsec_backoffice_integration"
 WEBHOOK_ID = "backoffice-integration"

@@ -39,7 +39,7 @@ from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from tests.integration.conftest import WEBHOOK_SECRET
-from tests.stripe_sync.conftest import API_KEY, FakeStripe
+from tests.stripe.conftest import API_KEY, FakeStripe
 
 API_VERSION = "2017-08-15"
 WAIT_SECONDS = 20.0  # bounded wait for webhooks (localstripe sends ~1 s after each event)

@@ -25,7 +25,7 @@ from backoffice.ledger import classifier, services
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.conftest import IS_POSTGRES
 from tests.ledger.test_replay_properties import PRICES, _life_story, action
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 _story_numbers = itertools.count(5000)
 ROW = (BillingEvent.stripe_event_id, BillingEvent.type, BillingEvent.from_plan, BillingEvent.to_plan,

@@ -21,9 +21,9 @@ from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.integration.conftest import serve
 from tests.ledger import shapes
 from tests.ledger.test_delivery_order import _stories, assert_ledger_is_the_reference, deliveries
-from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import running_worker
-from tests.stripe_sync.test_worker import REDIS_URL, _redis_available, broker_app  # noqa: F401  (fixture)
+from tests.stripe import helpers as h
+from tests.stripe.conftest import running_worker
+from tests.stripe.test_worker import REDIS_URL, _redis_available, broker_app  # noqa: F401  (fixture)
 
 WAIT_SECONDS = 60
 

@@ -11,7 +11,7 @@ import pytest
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 ACC, CUS, SUB = "acc-poison", "cus_poison", "sub_poison"
 BASIC = h.price("price_basic", 4900, product="basic")

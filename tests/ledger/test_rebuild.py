@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, Subscription
 from tests.conftest import IS_POSTGRES
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 CUS, ACC, SUB = "cus_rb", "acc-rb", "sub_rb"
 

@@ -13,7 +13,7 @@ from backoffice.extensions import db
 from backoffice.ledger import services, sql
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from tests.conftest import IS_POSTGRES
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 BASIC = h.price("price_basic", 4900, product="basic")
 PRO = h.price("price_pro", 15900, product="pro")
@@ -22,7 +22,7 @@ PRO = h.price("price_pro", 15900, product="pro")
 def archive_stories(client, monkeypatch, accounts: int) -> None:
     """Each account: created, subscribed to basic, upgraded to pro, one paid invoice; archived
     through the webhook without replaying (as when no worker ran)."""
-    from backoffice.stripe_sync import views
+    from backoffice.stripe import views
 
     monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)
     for n in range(accounts):
@@ -162,7 +162,7 @@ def test_a_new_account_is_flagged_as_having_ledger_rows_in_the_update_of_its_bil
     replay fills has the flag set in that same UPDATE (on PostgreSQL the transaction updates
     its row once, not twice); the one the replay leaves unchanged gets it from the ledger's
     trigger, its modified time untouched."""
-    from backoffice.stripe_sync import views
+    from backoffice.stripe import views
 
     monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)
     created = datetime(2026, 1, 2, 9, tzinfo=UTC)

@@ -15,7 +15,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import archive, replay, services
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 CUS = "cus_race"
 ACC = "acc-race"

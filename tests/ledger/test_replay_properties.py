@@ -12,7 +12,7 @@ from backoffice.extensions import db
 from backoffice.ledger import archive, services
 from backoffice.ledger.classifier import DELTA_TYPES
 from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 PRICES = {"basic": 4900, "pro": 15900, "business": 29900}
 _story_ids = itertools.count(1)

@@ -11,7 +11,7 @@ from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 CUS = "cus_story"
 ACC = "acc-story"
@@ -414,7 +414,7 @@ def test_refunds_find_their_payment_in_the_same_replay(client, subscribed, monke
     refund whose charge names no invoice takes the latest unrefunded payment of the same amount
     (not one already refunded in the batch); a refund of a known charge id takes its payment."""
     from backoffice.ledger import services
-    from backoffice.stripe_sync import views
+    from backoffice.stripe import views
 
     monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)  # archive only
     first = h.invoice("in_a", CUS, SUB, amount_paid=4900, total=4900, created=h.ts("2026-02-10"))

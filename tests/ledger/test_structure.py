@@ -1,5 +1,5 @@
 """The ledger's shape, read from the syntax trees of the package's modules: data flows one way
-(stripe_sync depends on the ledger, never the reverse), and each table the ledger keeps has one
+(stripe depends on the ledger, never the reverse), and each table the ledger keeps has one
 writer (DESIGN.md: inputs → append-only stores → projections; nothing else writes them)."""
 from __future__ import annotations
 
@@ -38,20 +38,20 @@ def _imported(module: str, tree: ast.Module) -> set[str]:
     return names
 
 
-def test_the_ledger_imports_nothing_from_stripe_sync():
+def test_the_ledger_imports_nothing_from_stripe():
     offending = {module: sorted(n for n in _imported(module, tree)
-                                if n == "backoffice.stripe_sync" or n.startswith("backoffice.stripe_sync."))
+                                if n == "backoffice.stripe" or n.startswith("backoffice.stripe."))
                  for module, tree in _modules("ledger").items()}
     assert {m: names for m, names in offending.items() if names} == {}
 
 
 def test_the_walk_sees_every_kind_of_import():
-    tree = ast.parse("import backoffice.stripe_sync.gateway\n"
-                     "from backoffice.stripe_sync import gateway\n"
-                     "def f():\n    from ..stripe_sync.models import JobRun\n")
+    tree = ast.parse("import backoffice.stripe.gateway\n"
+                     "from backoffice.stripe import gateway\n"
+                     "def f():\n    from ..stripe.models import JobRun\n")
     names = _imported("backoffice.ledger.archive", tree)
-    assert {"backoffice.stripe_sync.gateway", "backoffice.stripe_sync", "backoffice.stripe_sync.models",
-            "backoffice.stripe_sync.models.JobRun"} <= names
+    assert {"backoffice.stripe.gateway", "backoffice.stripe", "backoffice.stripe.models",
+            "backoffice.stripe.models.JobRun"} <= names
 
 
 # Calls that insert the rows of the model or table given as an argument.

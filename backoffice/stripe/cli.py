@@ -29,8 +29,8 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
     whose events wait for an account, which links or creates it)."""
     from backoffice.accounts.models import Account
     from backoffice.errors import BadRequest
-    from backoffice.stripe_sync import gateway as gw
-    from backoffice.stripe_sync import sync
+    from backoffice.stripe import gateway as gw
+    from backoffice.stripe import sync
 
     if bool(account_id) == all_accounts:
         raise click.UsageError("Give either --account ID or --all.")
@@ -74,8 +74,8 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
 def baseline_command() -> None:
     """Write baseline history for customers whose past predates Backoffice (marked baseline)."""
     from backoffice.accounts.models import Account
-    from backoffice.stripe_sync import gateway as gw
-    from backoffice.stripe_sync import recovery
+    from backoffice.stripe import gateway as gw
+    from backoffice.stripe import recovery
 
     total = db.session.execute(
         db.select(db.func.count()).select_from(Account).where(Account.stripe_customer_id.is_not(None))
@@ -103,7 +103,7 @@ def _webhook_url(url: str) -> str:
     delivers to https; plain http is for a local Stripe-compatible server."""
     from urllib.parse import urlsplit
 
-    from backoffice.stripe_sync.webhook_fast import WEBHOOK_PATH
+    from backoffice.stripe.webhook_fast import WEBHOOK_PATH
 
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -134,7 +134,7 @@ def connect_command(url: str, dry_run: bool) -> None:
     """Create the Stripe webhook endpoint that sends Backoffice the events it reads, in the mode of
     STRIPE_SECRET_KEY (test or live), and print its signing secret for STRIPE_WEBHOOK_SECRET."""
     from backoffice.ledger.archive import WEBHOOK_EVENT_TYPES
-    from backoffice.stripe_sync import gateway as gw
+    from backoffice.stripe import gateway as gw
 
     endpoint_url = _webhook_url(url)
     key = current_app.config.get("STRIPE_SECRET_KEY") or ""
@@ -186,7 +186,7 @@ def scan_command(parallel: int | None) -> None:
     account with payments but no subscription row first gets a free one to hold them). Exits 1
     when any check failed or timed out."""
     from backoffice.jobs import celery_app
-    from backoffice.stripe_sync import drift, tasks
+    from backoffice.stripe import drift, tasks
 
     drift.hold_accounts_without_subscription()
     due = len(drift.due_subscription_ids())
@@ -215,7 +215,7 @@ def worker_command(concurrency: int | None, loglevel: str, no_beat: bool) -> Non
     """Run a Celery worker with beat (needs CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
     from backoffice.jobs import celery_app
     from backoffice.ledger import tasks as ledger_tasks  # noqa: F401  (registers its tasks)
-    from backoffice.stripe_sync import tasks
+    from backoffice.stripe import tasks
 
     if celery_app.conf.task_always_eager:
         raise click.UsageError("Set CELERY_BROKER_URL: without a broker tasks run in-process, no worker needed.")

@@ -63,7 +63,7 @@ def _known_account(account_id: str) -> str:
 @bp.get("/accounts/<account_id>/drift")
 @token_required("read")
 def account_drift(account_id: str):
-    from backoffice.stripe_sync import queries
+    from backoffice.stripe import queries
 
     account_id = _known_account(account_id)
     page, page_size = parse_page(request.args)
@@ -80,7 +80,7 @@ def account_drift(account_id: str):
 @bp.post("/accounts/<account_id>/drift/acknowledge")
 @token_required("admin")
 def acknowledge_drift(account_id: str):
-    from backoffice.stripe_sync import drift
+    from backoffice.stripe import drift
 
     account_id = _known_account(account_id)
     sub = drift.acknowledge(account_id, _actor())
@@ -90,7 +90,7 @@ def acknowledge_drift(account_id: str):
 @bp.get("/accounts/<account_id>/recovery")
 @token_required("read")
 def recovery_plan(account_id: str):
-    from backoffice.stripe_sync import recovery
+    from backoffice.stripe import recovery
 
     plan = recovery.recovery_plan(_known_account(account_id))
     return jsonify({"account_id": plan.account_id, "offered": plan.offered, "awaiting": plan.awaiting.as_dict(),
@@ -100,7 +100,7 @@ def recovery_plan(account_id: str):
 @bp.post("/accounts/<account_id>/recovery")
 @token_required("admin")
 def disaster_recovery(account_id: str):
-    from backoffice.stripe_sync import recovery
+    from backoffice.stripe import recovery
 
     result = recovery.run_disaster_recovery(_known_account(account_id), _actor())
     return jsonify(result.as_dict())
@@ -109,7 +109,7 @@ def disaster_recovery(account_id: str):
 @bp.post("/accounts/<account_id>/sync")
 @token_required("admin")
 def sync_account(account_id: str):
-    from backoffice.stripe_sync import sync
+    from backoffice.stripe import sync
 
     token = g.api_token
     result = sync.sync_account(account_id, None, actor_label=f"api token {token.prefix} ({token.name})")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import current_app
 
 from backoffice.extensions import db
-from backoffice.stripe_sync import sync, tasks
-from backoffice.stripe_sync.models import JobRun
+from backoffice.stripe import sync, tasks
+from backoffice.stripe.models import JobRun
 
 
 def start_account_sync(account_id: str, actor) -> JobRun:

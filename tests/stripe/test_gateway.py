@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from backoffice.stripe_sync import gateway as gw
-from tests.stripe_sync.conftest import API_KEY, fast_gateway, free_port
+from backoffice.stripe import gateway as gw
+from tests.stripe.conftest import API_KEY, fast_gateway, free_port
 
 
 def test_events_since_pages_through_everything_in_order_for_one_customer(fake_stripe, monkeypatch):

@@ -1,4 +1,4 @@
-"""A gateway answering recorded, current-API-shaped objects (tests/stripe_sync/helpers.py) for
+"""A gateway answering recorded, current-API-shaped objects (tests/stripe/helpers.py) for
 what localstripe cannot hold: subscription schedules, credit notes, events older than its data."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from backoffice.extensions import db
 from backoffice.ledger import archive
-from backoffice.stripe_sync import gateway as gw
-from tests.stripe_sync import helpers as h
+from backoffice.stripe import gateway as gw
+from tests.stripe import helpers as h
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

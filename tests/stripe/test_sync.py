@@ -14,10 +14,10 @@ from backoffice.extensions import db
 from backoffice.ledger import archive
 from backoffice.ledger.models import BillingEvent, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
-from backoffice.stripe_sync import drift, sync
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import JobRun
-from tests.stripe_sync.conftest import make_account
+from backoffice.stripe import drift, sync
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.models import JobRun
+from tests.stripe.conftest import make_account
 
 HX = {"HX-Request": "true"}
 
@@ -251,7 +251,7 @@ def test_a_failed_replay_rolls_the_whole_sync_back(stripe_app, fake_stripe, monk
 
 def test_a_failed_sync_says_what_stripe_said_and_is_audited(stripe_app, fake_stripe):
     """Issue 22: a customer Stripe does not know, through the real client against localstripe."""
-    from backoffice.stripe_sync import tasks
+    from backoffice.stripe import tasks
 
     make_account("acc_gone", "cus_unknown_to_stripe")
     run = tasks.start_run(tasks.ACCOUNT_SYNC, target_id="acc_gone")

@@ -13,12 +13,12 @@ import pytest
 from backoffice import create_app, jobs
 from backoffice.extensions import db
 from backoffice.ledger.models import Subscription
-from backoffice.stripe_sync import drift, sync, tasks
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import JobRun
-from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import API_KEY, free_port, make_account, running_worker
-from tests.stripe_sync.stubs import RecordedGateway, days_ago
+from backoffice.stripe import drift, sync, tasks
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.models import JobRun
+from tests.stripe import helpers as h
+from tests.stripe.conftest import API_KEY, free_port, make_account, running_worker
+from tests.stripe.stubs import RecordedGateway, days_ago
 
 REDIS_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
 STANDARD = h.price("price_standard", 4900, product="standard")
@@ -59,7 +59,7 @@ def test_an_in_process_pass_checks_due_accounts_and_stores_its_totals(app, admin
     app.config.update(STRIPE_SECRET_KEY=API_KEY, DRIFT_PARALLEL=2, DRIFT_TIMEOUT=1)
     assert set(drift.due_subscription_ids()) == {ok.id, down.id, slow.id}
 
-    with caplog.at_level(logging.INFO, logger="backoffice.stripe_sync.tasks"):
+    with caplog.at_level(logging.INFO, logger="backoffice.stripe.tasks"):
         # Eager result: another test may have left Celery's "inside a worker" flag set in this process.
         run_id = tasks.drift_pass_task.delay().get(disable_sync_subtasks=False)
 
@@ -139,7 +139,7 @@ def test_drift_scan_exits_1_when_checks_fail(app, runner):
     assert "1 of 1 checks did not complete" in result.output
 
 
-def test_stripe_sync_command(stripe_app, fake_stripe, runner):
+def test_stripe_command(stripe_app, fake_stripe, runner):
     fake_stripe.plan("standard", 4900)
     customer = fake_stripe.customer("acc_1")
     make_account("acc_1", customer)

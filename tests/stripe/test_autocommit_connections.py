@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from backoffice import extensions
 from backoffice.extensions import AutocommitConnections, autocommit_connections, db
 from backoffice.ledger.models import StripeEvent
-from backoffice.stripe_sync import views
+from backoffice.stripe import views
 from tests.conftest import IS_POSTGRES
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 pytestmark = pytest.mark.skipif(not IS_POSTGRES, reason="the webhook's autocommit INSERT is PostgreSQL's")
 

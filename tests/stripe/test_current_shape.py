@@ -12,13 +12,13 @@ from backoffice.api import services as api_services
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync import drift, sync
-from backoffice.stripe_sync.gateway import StripeGateway
-from backoffice.stripe_sync.models import JobRun
-from tests.stripe_sync import fake_stripe as fake
-from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import make_account
-from tests.stripe_sync.stubs import days_ago, deliver
+from backoffice.stripe import drift, sync
+from backoffice.stripe.gateway import StripeGateway
+from backoffice.stripe.models import JobRun
+from tests.stripe import fake_stripe as fake
+from tests.stripe import helpers as h
+from tests.stripe.conftest import make_account
+from tests.stripe.stubs import days_ago, deliver
 
 HX = {"HX-Request": "true"}
 STANDARD = h.price("price_standard", 4900, product="standard", nickname="Standard")
@@ -267,7 +267,7 @@ def test_the_drift_pass_reads_a_schedule_naming_an_unseen_price_without_writing_
 def test_the_drift_pass_checks_an_account_with_payments_but_no_subscription_row(current_stripe_app,
                                                                                  stripe_server):
     """Its subscription events were missed: the pass still checks it, and MissingEvent shows."""
-    from backoffice.stripe_sync import tasks
+    from backoffice.stripe import tasks
 
     make_account("acc_1", "cus_1")
     paid = days_ago(2)

@@ -27,9 +27,9 @@ from backoffice.extensions import db
 from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import services as ledger_services
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync import drift
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.text import _
+from backoffice.stripe import drift
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.text import _
 
 log = logging.getLogger(__name__)
 

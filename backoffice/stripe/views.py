@@ -8,11 +8,11 @@ from flask_babel import gettext as _
 from backoffice.errors import BadRequest
 from backoffice.extensions import limiter
 from backoffice.ledger import archive, drain
-from backoffice.stripe_sync import signature
+from backoffice.stripe import signature
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("stripe_sync", __name__, template_folder="templates")
+bp = Blueprint("stripe", __name__, template_folder="templates")
 
 
 @bp.post("/stripe/webhook")
@@ -45,7 +45,7 @@ def acknowledge(result: archive.ArchiveResult):
 def _webhook_unlimited() -> bool:
     """The webhook is exempt; this also spares it the limiter's lookup of the limits that do
     not apply (a noticeable share of its answer time)."""
-    return request.endpoint == "stripe_sync.webhook"
+    return request.endpoint == "stripe.webhook"
 
 
 def _after_response(response, account_id: str | None) -> None:
@@ -80,7 +80,7 @@ from backoffice.auth import admin_required
 from backoffice.extensions import csrf
 from backoffice.pagination import parse_page
 
-DIALOGS = "stripe_sync/dialogs.html"
+DIALOGS = "stripe/dialogs.html"
 
 
 def _csrf_checked(view):
@@ -102,7 +102,7 @@ def _dialog(block: str, status: int = 200, **context):
 @_csrf_checked
 def account_sync(account_id: str):
     """GET: the confirmation dialog (or why a sync cannot run). POST: start the sync."""
-    from backoffice.stripe_sync import services, sync
+    from backoffice.stripe import services, sync
 
     if request.method == "GET":
         try:
@@ -115,7 +115,7 @@ def account_sync(account_id: str):
         return _dialog("sync_confirm", account_id=account_id, account=account, problem=problem)
     run = services.start_account_sync(account_id, current_user)
     if not hx.wants_fragment():
-        return redirect(url_for("stripe_sync.sync_status", run_id=run.id), code=303)
+        return redirect(url_for("stripe.sync_status", run_id=run.id), code=303)
     return _dialog("sync_status", run=run)
 
 
@@ -123,7 +123,7 @@ def account_sync(account_id: str):
 @admin_required
 def sync_status(run_id: int):
     """The sync's progress (polled while it runs), then its result."""
-    from backoffice.stripe_sync import queries
+    from backoffice.stripe import queries
 
     return _dialog("sync_status", run=queries.get_sync_run(run_id))
 
@@ -132,7 +132,7 @@ def sync_status(run_id: int):
 @admin_required
 @_csrf_checked
 def acknowledge_drift(account_id: str):
-    from backoffice.stripe_sync import drift, queries
+    from backoffice.stripe import drift, queries
 
     if request.method == "GET":
         return _dialog("acknowledge_confirm", account_id=account_id,
@@ -150,7 +150,7 @@ def acknowledge_drift(account_id: str):
 @_csrf_checked
 def disaster_recovery(account_id: str):
     """GET: the second confirmation with the count and date range. POST: replay them."""
-    from backoffice.stripe_sync import recovery
+    from backoffice.stripe import recovery
 
     if request.method == "GET":
         return _dialog("recovery_confirm", account_id=account_id, plan=recovery.recovery_plan(account_id))
@@ -162,8 +162,8 @@ def disaster_recovery(account_id: str):
 @admin_required
 def jobs():
     """Background job runs: drift passes (totals) and account syncs."""
-    from backoffice.stripe_sync import queries
+    from backoffice.stripe import queries
 
     page, page_size = parse_page(request.args)
-    return hx.render("stripe_sync/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size),
+    return hx.render("stripe/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size),
                      backlog=queries.archive_backlog(), settle=drain.settle_seconds())

@@ -9,7 +9,7 @@ from werkzeug.test import Client as WsgiClient
 from backoffice.config import webhook_secrets
 from backoffice.extensions import db
 from backoffice.ledger.models import StripeEvent
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 OLD, NEW = "whsec_old", "whsec_new"
 

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from backoffice.errors import BadRequest
 from backoffice.ledger import archive
-from backoffice.stripe_sync import gateway
+from backoffice.stripe import gateway
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 

@@ -15,7 +15,7 @@ neither; Flask's hooks read both), with a Content-Length within MAX_CONTENT_LENG
 configured, a signature header, and a body that `signature.verify_and_parse` accepts (the rules
 stay there) and `archive.archive_event` stores. The answer is the view's, byte for byte:
 jsonify's body and the `Vary: HX-Request, Cookie` that hx.py's and Flask-Login's after_request
-hooks give every response (tests/stripe_sync/test_webhook_fast.py compares them). The answer and
+hooks give every response (tests/stripe/test_webhook_fast.py compares them). The answer and
 the replay it enqueues are the view's own `views.acknowledge`: the replay runs when the server
 closes the answer, or before answering under TESTING.
 
@@ -36,7 +36,7 @@ from werkzeug.http import parse_options_header
 
 from backoffice import security
 from backoffice.ledger import archive
-from backoffice.stripe_sync import signature, views
+from backoffice.stripe import signature, views
 
 log = logging.getLogger(__name__)
 

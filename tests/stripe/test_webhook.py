@@ -14,7 +14,7 @@ from backoffice.accounts.models import Account
 from backoffice.api import services as api_services
 from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 
 def _events() -> list[StripeEvent]:
@@ -317,7 +317,7 @@ def test_json_that_orjson_reads_differently_is_read_as_json_reads_it(client):
 
 
 def test_orjson_and_json_read_a_stripe_event_alike():
-    from backoffice.stripe_sync import gateway
+    from backoffice.stripe import gateway
 
     body = h.encode(h.envelope("invoice.paid", h.invoice("in_J", "cus_J", "sub_J", amount_paid=4900, total=4900,
                                                          created=h.ts("2026-02-01")), h.ts("2026-02-01")))

@@ -15,8 +15,8 @@ import requests
 import stripe
 
 from backoffice.extensions import db
-from backoffice.stripe_sync.gateway import StripeGateway
-from tests.stripe_sync import fake_stripe as fake
+from backoffice.stripe.gateway import StripeGateway
+from tests.stripe import fake_stripe as fake
 
 LAUNCHER = Path(__file__).with_name("run_localstripe.py")  # localstripe without its per-write pickle
 API_KEY = "sk_test_backoffice"

@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 API_KEY = "sk_test_fake_stripe"
 MAX_LIMIT = 100

@@ -22,9 +22,9 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.jobs import celery_app
-from backoffice.stripe_sync import drift
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.models import JobRun
+from backoffice.stripe import drift
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.models import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def _check(subscription_id: int) -> str:
         return "failed"
 
 
+# The tasks' wire names keep the package's old name `stripe_sync`: a task queued by the previous
+# release must still find its function after an upgrade (issue 19 renamed the package only).
 @celery_app.task(name="stripe_sync.check_subscription", soft_time_limit=DEFAULT_TIMEOUT,
                  time_limit=DEFAULT_TIMEOUT + 15)
 def check_subscription_task(subscription_id: int, run_id: int | None = None) -> str:
@@ -223,7 +225,7 @@ def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> 
     """Runs the sync and stores its answer (or its error) on the job-runs row the page polls."""
     from backoffice.operators.models import Operator
     from backoffice.operators.services import audit_now
-    from backoffice.stripe_sync import sync
+    from backoffice.stripe import sync
 
     actor = db.session.get(Operator, operator_id) if operator_id else None
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(status="running"))

@@ -9,11 +9,11 @@ from decimal import Decimal
 from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from backoffice.operators.models import AuditEntry
-from backoffice.stripe_sync import recovery, sync
-from backoffice.stripe_sync.models import Discrepancy
-from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import make_account
-from tests.stripe_sync.stubs import RecordedGateway, days_ago
+from backoffice.stripe import recovery, sync
+from backoffice.stripe.models import Discrepancy
+from tests.stripe import helpers as h
+from tests.stripe.conftest import make_account
+from tests.stripe.stubs import RecordedGateway, days_ago
 
 HX = {"HX-Request": "true"}
 STANDARD = h.price("price_standard", 4900, product="standard")

@@ -24,8 +24,8 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.text import _
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.text import _
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The webhook's fast path (stripe_sync/webhook_fast.py): it answers what the Flask view answers,
+"""The webhook's fast path (stripe/webhook_fast.py): it answers what the Flask view answers,
 byte for byte, hands every other request to Flask, and enqueues the replay as the view does.
 
 Requests are WSGI calls with built environs: `app.wsgi_app` is the fast path, its `wsgi_app`
@@ -17,9 +17,9 @@ from backoffice import security
 from backoffice.extensions import db
 from backoffice.ledger import archive
 from backoffice.ledger.models import StripeEvent
-from backoffice.stripe_sync import views
-from backoffice.stripe_sync.webhook_fast import WebhookFastPath
-from tests.stripe_sync import helpers as h
+from backoffice.stripe import views
+from backoffice.stripe.webhook_fast import WebhookFastPath
+from tests.stripe import helpers as h
 
 
 class Answer:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, StripeEvent
-from tests.stripe_sync import helpers as h
+from tests.stripe import helpers as h
 
 
 def _row(event_id: str) -> StripeEvent:
@@ -102,7 +102,7 @@ def test_tax_id_events_are_billing_info_updates(client):
 def test_one_event_rendered_at_two_api_versions_is_a_redelivery_not_a_divergence(client):
     """A pinned endpoint beside the account's default endpoint receives the same event id at
     another version: what it says is compared, not its bytes, and it is counted once."""
-    from backoffice.stripe_sync.models import Discrepancy
+    from backoffice.stripe.models import Discrepancy
     from tests.ledger import payloads as p
 
     customer = p.envelope("customer.created", {**p.customer(), "metadata": {"account_id": "acc-1"}},
@@ -152,7 +152,7 @@ def test_a_credit_note_for_an_unknown_invoice_fails_instead_of_being_processed_u
     note whose invoice Backoffice has no payment for fails, raising drift (a sync brings the
     invoice; `ledger replay --failed` then reads the note). With its invoice it projects."""
     from backoffice.invoices.models import PaymentTransaction
-    from backoffice.stripe_sync.models import Discrepancy
+    from backoffice.stripe.models import Discrepancy
 
     h.deliver(client, h.envelope("customer.created", h.customer("cus_A", account_id="acc-1"), h.ts("2026-01-05")))
     orphan = h.envelope("credit_note.created", h.credit_note("cn_1", "cus_A", "in_unknown", total=1000,

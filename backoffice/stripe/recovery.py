@@ -22,9 +22,9 @@ from backoffice.extensions import db
 from backoffice.ledger import archive
 from backoffice.ledger import replay as ledger_replay
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
-from backoffice.stripe_sync import drift, sync
-from backoffice.stripe_sync import gateway as gw
-from backoffice.stripe_sync.text import _
+from backoffice.stripe import drift, sync
+from backoffice.stripe import gateway as gw
+from backoffice.stripe.text import _
 
 log = logging.getLogger(__name__)
 

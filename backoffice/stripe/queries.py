@@ -9,7 +9,7 @@ from backoffice.errors import NotFound
 from backoffice.extensions import db
 from backoffice.ledger.models import Discrepancy, StripeEvent, Subscription
 from backoffice.pagination import Page, paginate
-from backoffice.stripe_sync.models import JobRun
+from backoffice.stripe.models import JobRun
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import readers
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
-from backoffice.stripe_sync import drift, sync
-from tests.stripe_sync import helpers as h
-from tests.stripe_sync.conftest import make_account
-from tests.stripe_sync.stubs import NOW, RecordedGateway, days_ago, deliver, replay
+from backoffice.stripe import drift, sync
+from tests.stripe import helpers as h
+from tests.stripe.conftest import make_account
+from tests.stripe.stubs import NOW, RecordedGateway, days_ago, deliver, replay
 
 HX = {"HX-Request": "true"}
 STANDARD = h.price("price_standard", 4900, product="standard")
@@ -72,7 +72,7 @@ def test_local_standard_vs_stripe_premium_is_a_plan_and_a_price_mismatch(stripe_
 
 
 def test_a_re_pulled_event_with_a_different_body_is_a_payload_divergence(stripe_app, fake_stripe):
-    from backoffice.stripe_sync import gateway as gw
+    from backoffice.stripe import gateway as gw
 
     fake_stripe.plan("standard", 4900)
     customer = fake_stripe.customer("acc_1")
@@ -201,7 +201,7 @@ def test_missing_historical_events_follow_the_30_day_rule(app):
     assert gateway.calls == 3  # subscriptions, invoices, one events.list for what the archive lacked
 
     # Baseline history covers what predates Backoffice; the young one waits for the next sync.
-    from backoffice.stripe_sync import recovery
+    from backoffice.stripe import recovery
 
     result = recovery.baseline(gateway)
     assert (result.accounts, result.events, result.ledger_rows) == (1, 1, 0)
