@@ -77,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
     from backoffice.invoices.views import bp as invoices_bp
     from backoffice.invoicing.views import bp as invoicing_bp
     from backoffice.ledger.views import bp as ledger_bp
+    from backoffice.legacy import bp as legacy_bp
     from backoffice.operators.views import bp as operators_bp
     from backoffice.stripe.views import bp as stripe_bp
     from backoffice.usage.views import bp as usage_bp
@@ -93,6 +94,7 @@ def create_app(config: dict | None = None) -> Flask:
         invoicing_bp,
         stripe_bp,
         api_bp,
+        legacy_bp,
     ):
         app.register_blueprint(bp)
     ext.csrf.exempt(stripe_bp)

@@ -27,10 +27,10 @@ def register_app_commands(app: Flask) -> None:
     from backoffice.api.cli import tokens
     from backoffice.i18n import i18n
     from backoffice.ledger.cli import ledger
-    from backoffice.operators.cli import users
+    from backoffice.operators.cli import operators, users
     from backoffice.stripe.cli import COMMANDS as stripe_commands
 
-    for command in (users, tokens, i18n, ledger):
+    for command in (operators, users, tokens, i18n, ledger):
         app.cli.add_command(command)
     for command in stripe_commands:
         app.cli.add_command(command)

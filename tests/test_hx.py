@@ -11,7 +11,7 @@ import pytest
 LIST_PAGES = {
     "/accounts": "account_table",
     "/users": "user_table",
-    "/billing-events": "event_table",
+    "/ledger": "event_table",
     "/invoices": "invoice_table",
     "/operators/audit": "audit_table",
 }

@@ -10,7 +10,7 @@ from backoffice.pagination import Page, check_page_in_range, parse_int, parse_pa
 LIST_PAGES = {
     "/accounts": ("search", True),
     "/users": ("search", True),
-    "/billing-events": ("search", True),
+    "/ledger": ("search", True),
     "/invoices": ("search", True),
     "/operators/audit": ("operator", False),
 }

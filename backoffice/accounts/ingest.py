@@ -8,12 +8,12 @@ import logging
 import re
 
 from backoffice.accounts.models import Account
+from backoffice.accounts.posture import check_posture
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.ledger import archive
 from backoffice.usage.parsing import parse_time
-from backoffice.usage.services import check_posture
 
 log = logging.getLogger(__name__)
 

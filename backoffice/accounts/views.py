@@ -1,16 +1,19 @@
-"""Accounts: the list (with its side pane), the detail page and its tabs, the CSV export."""
+"""Accounts: the list (with its side pane), the detail page and its tabs, the billing posture, the CSV
+export."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
 from backoffice import exports, hx
-from backoffice.accounts import queries
+from backoffice.accounts import posture, queries
 from backoffice.accounts.filters import STATUS_LABELS, STATUS_TONES, STATUSES, AccountFilters, parse_id
+from backoffice.auth import admin_required
+from backoffice.errors import BadRequest
 from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.queries import invoice_rows_page, invoice_rows_preview
 from backoffice.ledger.filters import EventFilters
@@ -28,7 +31,6 @@ bp = Blueprint("accounts", __name__, url_prefix="/accounts", template_folder="te
 
 # The reconciliation actions (another feature's endpoints), shown only when they exist.
 ACTION_ENDPOINTS = ("stripe.account_sync", "stripe.acknowledge_drift", "stripe.disaster_recovery")
-TABS = ("overview", "users", "invoices", "billing_events", "deployments", "drift")
 DEPLOYMENTS_PER_PAGE = 10
 TIMELINE_EVENTS = 10  # per deployment on the tab; the deployment's own page has the whole timeline
 
@@ -140,22 +142,22 @@ def invoices(account_id: str):
     return _detail(account_id, "invoices", inv_f=f, rows=invoice_rows_page(f))
 
 
-@bp.get("/<account_id>/billing-events")
-def billing_events(account_id: str):
+@bp.get("/<account_id>/ledger")
+def ledger(account_id: str):
     account_id = parse_id(account_id, "account_id")
     f = EventFilters.from_args(request.args, account=account_id)
     queries.get_account(account_id)
-    return _detail(account_id, "billing_events", ev_f=f, events=billing_events_page(f),
+    return _detail(account_id, "ledger", ev_f=f, events=billing_events_page(f),
                    corrections=correction_count(account_id))
 
 
-@bp.get("/<account_id>/billing-events/corrections")
+@bp.get("/<account_id>/ledger/corrections")
 def corrections(account_id: str):
     """The account's superseded ledger rows beside the rows that corrected them (DOMAIN §3)."""
     account_id = parse_id(account_id, "account_id")
     page, page_size = parse_page(request.args)
     queries.get_account(account_id)
-    return _detail(account_id, "billing_events", corrected=corrections_page(account_id, page, page_size))
+    return _detail(account_id, "ledger", corrected=corrections_page(account_id, page, page_size))
 
 
 @bp.get("/<account_id>/deployments")
@@ -178,3 +180,25 @@ def drift(account_id: str):
     page, page_size = parse_page(request.args)
     queries.get_account(account_id)
     return _detail(account_id, "drift", discrepancies=queries.discrepancies_page(account_id, page, page_size))
+
+
+@bp.get("/<account_id>/billing")
+def billing(account_id: str):
+    """The account's billing posture: a form for admins, the facts for everyone else."""
+    account_id = parse_id(account_id, "account_id")
+    return hx.render("accounts/billing.html", "posture_form", account=queries.get_account(account_id), error=None)
+
+
+@bp.post("/<account_id>/billing")
+@admin_required
+def update_billing(account_id: str):
+    account_id = parse_id(account_id, "account_id")
+    try:
+        posture.update_billing_posture(account_id, posture.from_form(request.form), current_user)
+    except BadRequest as e:
+        if e.status == 404:
+            raise
+        return hx.render("accounts/billing.html", "posture_form", account=queries.get_account(account_id),
+                         error=_("Check %(field)s: %(message)s", field=e.field, message=e.message)), 422
+    flash(_("Billing posture saved."), "success")
+    return hx.redirect_response(url_for("accounts.billing", account_id=account_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify, request
 
 from backoffice.accounts import ingest as accounts_ingest
+from backoffice.accounts.posture import posture_of
 from backoffice.api.openapi import contribute
 from backoffice.api.views import bp
 from backoffice.auth import token_required
@@ -32,7 +33,7 @@ def _account_json(a) -> dict:
         "stripe_customer_id": a.stripe_customer_id, "created_at": _iso(a.created_at),
         "modified_at": _iso(a.modified_at), "deleted_at": _iso(a.deleted_at),
         "billing": {k: getattr(a, col) for k, (col, _limit) in accounts_ingest.BILLING_FIELDS.items()},
-        "billing_posture": services.posture_of(a),
+        "billing_posture": posture_of(a),
     }
 
 

@@ -11,7 +11,7 @@ from backoffice.ledger import queries
 from backoffice.ledger.filters import EVENT_TYPES, VIEW_LABELS, EventFilters
 from backoffice.ledger.labels import event_label
 
-bp = Blueprint("ledger", __name__, url_prefix="/billing-events", template_folder="templates")
+bp = Blueprint("ledger", __name__, url_prefix="/ledger", template_folder="templates")
 
 # A soft cancel keeps its plan until the period ends; the row reads "plan → Free".
 TO_FREE = ("subscription_cancelled", "subscription_expired", "subscription_immediately_cancelled",

@@ -7,12 +7,12 @@ from backoffice.errors import BadRequest
 from backoffice.operators import services
 
 
-@click.group("users", help="Operators: the people who sign into Backoffice.")
-def users() -> None:
+@click.group("operators", help="Operators: the people who sign into Backoffice.")
+def operators() -> None:
     pass
 
 
-@users.command("create")
+@operators.command("create")
 @click.option("--email", required=True, help="The operator's e-mail (sign-in name).")
 @click.option("--password", required=True, help="At least 10 characters.")
 @click.option("--admin", is_flag=True, help="Give the admin role (default: viewer).")
@@ -28,3 +28,9 @@ def create(email: str, password: str, admin: bool, kiosk: bool) -> None:
     except BadRequest as e:
         raise click.ClickException(e.message) from None
     click.echo(f"Created {'kiosk' if op.kiosk else op.role} {op.email}")
+
+
+# `backoffice users ...`: the previous release's name of `operators`, kept for one release (click
+# marks it deprecated in --help and warns on use). `users` is the platform's users everywhere else.
+users = click.Group("users", commands=operators.commands, deprecated=True,
+                    help="The previous name of `operators`; goes in the next release.")

@@ -15,7 +15,7 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.operators.models import Operator
-from backoffice.operators.services import audit, audit_now
+from backoffice.operators.services import audit
 from backoffice.usage import queries
 from backoffice.usage.models import (
     AddonEvent,
@@ -361,50 +361,3 @@ def _sqlite_insert_usage(rows: list[tuple], now: datetime) -> int:
     params = [(key, name, account_id, metric, to_quantity(quantity), time_value(at), recorded)
               for key, name, account_id, metric, quantity, at in rows]
     return conn.exec_driver_sql(_SQLITE_USAGE_INSERT, params).rowcount
-
-
-POSTURE_FIELDS = ("pay_by", "auto_invoice", "auto_reminders", "payment_terms_days")
-
-
-def posture_of(account: Account) -> dict:
-    return {f: getattr(account, f) for f in POSTURE_FIELDS}
-
-
-def check_posture(values: dict, prefix: str = "") -> dict:
-    """Validates a (partial) billing posture; returns the typed values."""
-    out = {}
-    if "pay_by" in values:
-        if values["pay_by"] not in ("card", "invoice"):
-            raise BadRequest("pay_by must be card or invoice.", field=f"{prefix}pay_by")
-        out["pay_by"] = values["pay_by"]
-    for flag in ("auto_invoice", "auto_reminders"):
-        if flag in values:
-            if not isinstance(values[flag], bool):
-                raise BadRequest(f"{flag} must be true or false.", field=f"{prefix}{flag}")
-            out[flag] = values[flag]
-    if "payment_terms_days" in values:
-        days = values["payment_terms_days"]
-        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
-            raise BadRequest("payment_terms_days must be a whole number from 0 to 365.",
-                             field=f"{prefix}payment_terms_days")
-        out["payment_terms_days"] = days
-    return out
-
-
-def update_billing_posture(account_id: str, values: dict, actor: Operator) -> Account:
-    """An admin changes how an account pays; audited with before and after."""
-    account = db.session.get(Account, account_id)
-    if account is None:
-        raise NotFound(f"No account with id {account_id}.")
-    before = posture_of(account)
-    try:
-        typed = check_posture(values)
-    except BadRequest as e:
-        audit_now(actor, "account.billing_posture", target_type="account", target_id=account.id, before=before,
-                  result="error", detail=e.message)
-        raise
-    for k, v in typed.items():
-        setattr(account, k, v)
-    audit(actor, "account.billing_posture", "account", account.id, before=before, after=posture_of(account))
-    db.session.commit()
-    return account

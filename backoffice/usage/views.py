@@ -1,4 +1,4 @@
-"""The Usage pages: deployments and their logs, the backfill button, an account's billing posture."""
+"""The Usage pages: deployments and their logs, the backfill button."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -81,33 +81,3 @@ def _parse_at(raw: str | None) -> datetime | None:
     except ValueError:
         raise BadRequest(_("at must be a time like 2026-01-31T12:00."), field="at") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@bp.get("/accounts/<account_id>/billing")
-def billing(account_id: str):
-    return hx.render("usage/billing.html", "posture_form", account=get_account(account_id), error=None)
-
-
-@bp.post("/accounts/<account_id>/billing")
-@admin_required
-def update_billing(account_id: str):
-    form = request.form
-    values = {
-        "pay_by": form.get("pay_by", ""),
-        "auto_invoice": form.get("auto_invoice") == "1",
-        "auto_reminders": form.get("auto_reminders") == "1",
-    }
-    raw_days = form.get("payment_terms_days", "")
-    try:
-        values["payment_terms_days"] = int(raw_days)
-    except ValueError:
-        values["payment_terms_days"] = -1  # refused below with the field named
-    try:
-        services.update_billing_posture(account_id, values, current_user)
-    except BadRequest as e:
-        if e.status == 404:
-            raise
-        return hx.render("usage/billing.html", "posture_form", account=get_account(account_id),
-                         error=_("Check %(field)s: %(message)s", field=e.field, message=e.message)), 422
-    flash(_("Billing posture saved."), "success")
-    return hx.redirect_response(url_for("usage.billing", account_id=account_id))

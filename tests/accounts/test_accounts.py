@@ -133,7 +133,7 @@ def test_fragment_page_boosted_and_history_restore(five, admin_client):
     ("/accounts/bad%20id!/pane", "account_id"),
     ("/accounts/" + "a" * 65 + "/users", "account_id"),
     ("/accounts/acc_active/invoices?sort=nope", "sort"),
-    ("/accounts/acc_active/billing-events?page=5", "page"),
+    ("/accounts/acc_active/ledger?page=5", "page"),
 ])
 def test_bad_input_is_a_clear_400(five, admin_client, url, field):
     resp = admin_client.get(url)
@@ -187,7 +187,7 @@ def test_detail_tabs_have_their_own_urls(five, admin_client):
                                field="plan", message="Plan differs"))
     db.session.commit()
     for path, tab in [("", "overview"), ("/users", "users"), ("/invoices", "invoices"),
-                      ("/billing-events", "billing_events"), ("/drift", "drift")]:
+                      ("/ledger", "ledger"), ("/drift", "drift")]:
         resp = admin_client.get(f"/accounts/acc_active{path}")
         assert resp.status_code == 200, path
         html = resp.get_data(as_text=True)

@@ -91,7 +91,7 @@ def test_tab_is_a_fragment_for_htmx_and_a_page_otherwise(deps, admin_client):
 def test_tab_link_billing_posture_link_and_empty_state(deps, viewer_client):
     html = viewer_client.get("/accounts/acc_dep").get_data(as_text=True)
     assert 'href="/accounts/acc_dep/deployments"' in html
-    assert 'id="billing-posture-link" href="/usage/accounts/acc_dep/billing"' in html
+    assert 'id="billing-posture-link" href="/accounts/acc_dep/billing"' in html
     AccountFactory(id="acc_none", name="None AG")
     db.session.commit()
     empty = viewer_client.get("/accounts/acc_none/deployments").get_data(as_text=True)

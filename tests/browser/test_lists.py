@@ -104,8 +104,8 @@ def test_side_pane_opens_on_row_focus(page, seeded):
 def test_tabs_switch_with_url_change(page, seeded):
     sign_in(page, seeded, "admin@example.com", "/accounts/acc_br_zeta")
     expect(page.locator(".tab-panel")).to_have_attribute("data-tab", "overview")
-    for label, path, key in [("Invoices", "/invoices", "invoices"), ("Billing events", "/billing-events",
-                                                                     "billing_events"),
+    for label, path, key in [("Invoices", "/invoices", "invoices"), ("Ledger", "/ledger",
+                                                                     "ledger"),
                              ("Users", "/users", "users"), ("Drift", "/drift", "drift")]:
         page.locator("nav.tabs").get_by_role("link", name=label).click()
         expect(page).to_have_url(seeded.url(f"/accounts/acc_br_zeta{path}"))

@@ -17,7 +17,7 @@ MENU = [
     ("Dashboard", "Dashboard", "/"),
     ("Accounts", "Konten", "/accounts"),
     ("Users", "Benutzer", "/users"),
-    ("Billing events", "Abrechnungsereignisse", "/billing-events"),
+    ("Ledger", "Hauptbuch", "/ledger"),
     ("Invoices", "Rechnungen", "/invoices"),
     ("Operators", "Operatoren", "/operators"),  # admin entries
     ("Audit log", "Audit-Protokoll", "/operators/audit"),

@@ -92,7 +92,7 @@ def test_kpi_tiles_exact_and_links(admin_client, issue_example):
                        r'<span class="tile-value">([^<]+)</span>', html)
     assert tiles == [
         ("/accounts", "Total accounts", "3"),
-        ("/billing-events?view=mrr", "Blended MRR", "€249.99"),
+        ("/ledger?view=mrr", "Blended MRR", "€249.99"),
         ("/invoices", "Total revenue", "€0.00"),
         ("/users", "Users active", "0"),
         ("/users", "Active sessions", "0"),
@@ -150,7 +150,7 @@ def test_every_card_renders_with_data(admin_client, issue_example):
 def test_recent_billing_events_card_links_to_the_ledger(admin_client, issue_example):
     html = text(admin_client.get("/dashboard/cards/recent-billing-events", headers=HX))
     assert html.count("Subscribed") == 3
-    assert '<a href="/billing-events">View all</a>' in html
+    assert '<a href="/ledger">View all</a>' in html
 
 
 def test_a_failing_card_fails_alone(app, admin_client, monkeypatch):
@@ -222,7 +222,7 @@ def test_banners_empty_when_clear_then_each_links_to_its_list(admin_client, now=
     assert re.findall(r'<li class="banner" data-banner="([^"]+)"><span>([^<]+)</span> <a href="([^"]+)">', html) == [
         ("unsynced", "1 account has not been synced yet: the MRR trend is incomplete.", "/accounts?unsynced=1"),
         ("mrr-mismatch", "Dashboard MRR mismatch: the tile shows €160.00, the ledger shows €100.00.",
-         "/billing-events"),
+         "/ledger"),
         ("drift", "1 account has billing drift detected.", "/accounts?drift=1"),
     ]
 
@@ -263,7 +263,7 @@ def test_card_registry_matches_template_blocks(app):
 
 
 def test_kiosk_operator_is_view_only_with_a_long_session(app, client, runner):
-    result = runner.invoke(args=["users", "create", "--email", "Wall@Example.com", "--password", PASSWORD,
+    result = runner.invoke(args=["operators", "create", "--email", "Wall@Example.com", "--password", PASSWORD,
                                  "--kiosk"])
     assert result.exit_code == 0, result.output
     assert result.output == "Created kiosk wall@example.com\n"
@@ -287,7 +287,7 @@ def test_kiosk_operator_is_view_only_with_a_long_session(app, client, runner):
 
 
 def test_kiosk_and_admin_flags_exclude_each_other(runner):
-    result = runner.invoke(args=["users", "create", "--email", "k@example.com", "--password", PASSWORD,
+    result = runner.invoke(args=["operators", "create", "--email", "k@example.com", "--password", PASSWORD,
                                  "--kiosk", "--admin"])
     assert result.exit_code != 0 and "exclude each other" in result.output
 

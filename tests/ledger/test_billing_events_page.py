@@ -71,36 +71,36 @@ def test_type_period_account_filters_and_sort(ledger):
 
 
 def test_page_shows_soft_cancel_as_plan_to_free_and_signed_deltas(ledger, admin_client):
-    html = admin_client.get("/billing-events?view=mrr").get_data(as_text=True)
+    html = admin_client.get("/ledger?view=mrr").get_data(as_text=True)
     cancelled = html.split('data-type="subscription_cancelled"')[1].split("</tr>")[0]
     assert "Pro → Free" in cancelled
     assert 'class="num neg">−€100.00' in cancelled
     created = html.split('data-type="subscription_created"')[1].split("</tr>")[0]
     assert 'class="num pos">+€100.00' in created and "— → Pro" in created
     for sort in ("account", "-account", "event", "-event", "occurred"):
-        assert admin_client.get(f"/billing-events?sort={sort}").status_code == 200
+        assert admin_client.get(f"/ledger?sort={sort}").status_code == 200
 
 
 def test_fragment_and_url_state(ledger, admin_client):
-    frag = admin_client.get("/billing-events?view=other&search=ledger", headers={"HX-Request": "true"})
+    frag = admin_client.get("/ledger?view=other&search=ledger", headers={"HX-Request": "true"})
     text = frag.get_data(as_text=True)
     assert text.lstrip().startswith('<section id="event-table"')
     assert "view=other" in text and "search=ledger" in text  # pills and sort links keep the state
 
 
 def test_empty_states(app, admin_client):
-    html = admin_client.get("/billing-events").get_data(as_text=True)
+    html = admin_client.get("/ledger").get_data(as_text=True)
     assert "No billing events yet." in html and "Clear filters" not in html
-    html = admin_client.get("/billing-events?search=zzz").get_data(as_text=True)
+    html = admin_client.get("/ledger?search=zzz").get_data(as_text=True)
     assert "No billing events match your filters." in html and "Clear filters" in html
 
 
 @pytest.mark.parametrize("url,field", [
-    ("/billing-events?sort=amount", "sort"), ("/billing-events?page=3", "page"),
-    ("/billing-events?page_size=101", "page_size"), ("/billing-events?search=" + "z" * 101, "search"),
-    ("/billing-events?view=money", "view"), ("/billing-events?type=SubscriptionCreated", "type"),
-    ("/billing-events?from=2025-13-01", "from"), ("/billing-events?from=2025-02-01&to=2025-01-01", "to"),
-    ("/billing-events?account=x%20y", "account"),
+    ("/ledger?sort=amount", "sort"), ("/ledger?page=3", "page"),
+    ("/ledger?page_size=101", "page_size"), ("/ledger?search=" + "z" * 101, "search"),
+    ("/ledger?view=money", "view"), ("/ledger?type=SubscriptionCreated", "type"),
+    ("/ledger?from=2025-13-01", "from"), ("/ledger?from=2025-02-01&to=2025-01-01", "to"),
+    ("/ledger?account=x%20y", "account"),
 ])
 def test_bad_input_is_a_clear_400(ledger, admin_client, url, field):
     resp = admin_client.get(url)
@@ -109,7 +109,7 @@ def test_bad_input_is_a_clear_400(ledger, admin_client, url, field):
 
 
 def test_csv_export_keeps_filters(ledger, admin_client):
-    resp = admin_client.get("/billing-events?format=csv&view=mrr&sort=occurred")
+    resp = admin_client.get("/ledger?format=csv&view=mrr&sort=occurred")
     rows = list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
     assert rows[0][:4] == ["Occurred", "Event", "Account id", "Account"]
     assert [r[1] for r in rows[1:]] == ["subscription_created", "subscription_upgraded", "subscription_cancelled",

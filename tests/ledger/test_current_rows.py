@@ -79,15 +79,15 @@ def test_the_summaries_kept_by_triggers_equal_a_rebuild_of_them(corrected):
 
 
 def test_the_lists_the_export_and_the_api_read_current_rows(corrected, viewer_client):
-    page = viewer_client.get("/billing-events?view=mrr").get_data(as_text=True)
+    page = viewer_client.get("/ledger?view=mrr").get_data(as_text=True)
     assert page.count('data-type="subscription_upgraded"') == 0
     assert page.count('data-type="subscription_downgraded"') == 1
     assert "−€50.00" in page and "+€300.00" not in page
-    exported = viewer_client.get("/billing-events?format=csv&view=mrr")
+    exported = viewer_client.get("/ledger?format=csv&view=mrr")
     rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
     assert [r for r in rows[1:] if "evt_up" in r] and len([r for r in rows[1:] if "evt_up" in r]) == 1
     assert not any("300.00" in cell for row in rows for cell in row)
-    tab = viewer_client.get("/accounts/acc-c/billing-events").get_data(as_text=True)
+    tab = viewer_client.get("/accounts/acc-c/ledger").get_data(as_text=True)
     assert tab.count('data-type="subscription_upgraded"') == 0 and 'data-corrections="1"' in tab
     _token, secret = api_services.create_token("readers", "read")
     body = viewer_client.get("/api/v1/billing-events?account=acc-c",
@@ -99,19 +99,19 @@ def test_the_lists_the_export_and_the_api_read_current_rows(corrected, viewer_cl
 
 
 def test_the_corrections_page_shows_what_was_and_what_is(corrected, viewer_client):
-    html = viewer_client.get("/accounts/acc-c/billing-events/corrections").get_data(as_text=True)
+    html = viewer_client.get("/accounts/acc-c/ledger/corrections").get_data(as_text=True)
     assert 'data-event="evt_up"' in html and "evt_late arrived late" in html
     assert "+€300.00" in html and "−€50.00" in html
     empty = AccountFactory(id="acc-plain")
     db.session.commit()
-    html = viewer_client.get(f"/accounts/{empty.id}/billing-events/corrections").get_data(as_text=True)
+    html = viewer_client.get(f"/accounts/{empty.id}/ledger/corrections").get_data(as_text=True)
     assert "No corrections." in html
-    assert viewer_client.get("/accounts/acc-nope/billing-events/corrections").status_code == 404
-    assert viewer_client.get("/accounts/acc-c/billing-events/corrections?page=0").status_code == 400
+    assert viewer_client.get("/accounts/acc-nope/ledger/corrections").status_code == 404
+    assert viewer_client.get("/accounts/acc-c/ledger/corrections?page=0").status_code == 400
 
 
 def test_the_corrections_page_needs_sign_in(corrected, client):
-    resp = client.get("/accounts/acc-c/billing-events/corrections")
+    resp = client.get("/accounts/acc-c/ledger/corrections")
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/sign-in")
 
 

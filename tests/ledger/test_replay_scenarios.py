@@ -389,13 +389,13 @@ def test_a_late_older_event_replays_the_whole_archive_in_stripes_order(viewer_cl
         BillingEvent.stripe_event_id == to_pro["id"], BillingEvent.current())).scalar_one()
     assert superseded.superseded_by == correction.id and correction.previous_amount == Decimal("299.0000")
     assert superseded.superseded_because == to_business["id"]  # the event that arrived late
-    tab = client.get(f"/accounts/{ACC}/billing-events")
+    tab = client.get(f"/accounts/{ACC}/ledger")
     assert tab.status_code == 200
     html = tab.get_data(as_text=True)
     assert html.count('data-type="subscription_downgraded"') == 1  # the current row only
     assert "−€140.00" in html and "+€110.00" not in html
     assert 'data-corrections="1"' in html and "1 row of this account was corrected" in html
-    page = client.get(f"/accounts/{ACC}/billing-events/corrections")
+    page = client.get(f"/accounts/{ACC}/ledger/corrections")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert f'data-event="{to_pro["id"]}"' in html and f"{to_business['id']} arrived late" in html

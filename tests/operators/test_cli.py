@@ -1,4 +1,4 @@
-"""`backoffice users create` and `backoffice tokens create`: the commands a newcomer runs first."""
+"""`backoffice operators create` and `backoffice tokens create`: the commands a newcomer runs first."""
 from __future__ import annotations
 
 from backoffice.api.models import ApiToken
@@ -14,8 +14,8 @@ def _operators() -> list[tuple[str, str, bool]]:
             for o in db.session.execute(db.select(Operator).order_by(Operator.email)).scalars()]
 
 
-def test_users_create_admin_who_can_sign_in(runner, client):
-    result = runner.invoke(args=["users", "create", "--email", "Boss@Example.com", "--password",
+def test_operators_create_admin_who_can_sign_in(runner, client):
+    result = runner.invoke(args=["operators", "create", "--email", "Boss@Example.com", "--password",
                                  "a-long-password", "--admin"])
     assert result.exit_code == 0, result.output
     assert result.output == "Created admin boss@example.com\n"
@@ -27,25 +27,25 @@ def test_users_create_admin_who_can_sign_in(runner, client):
         "system", "operator.create", {"email": "boss@example.com", "role": "admin", "active": True})
 
 
-def test_users_create_viewer_by_default(runner):
-    result = runner.invoke(args=["users", "create", "--email", "v@example.com", "--password", "a-long-password"])
+def test_operators_create_viewer_by_default(runner):
+    result = runner.invoke(args=["operators", "create", "--email", "v@example.com", "--password", "a-long-password"])
     assert result.exit_code == 0, result.output
     assert result.output == "Created viewer v@example.com\n"
     assert _operators() == [("v@example.com", "viewer", True)]
 
 
-def test_users_create_refuses_bad_input(runner):
-    runner.invoke(args=["users", "create", "--email", "v@example.com", "--password", "a-long-password"])
+def test_operators_create_refuses_bad_input(runner):
+    runner.invoke(args=["operators", "create", "--email", "v@example.com", "--password", "a-long-password"])
     cases = [
         (["--email", "v@example.com", "--password", "a-long-password"], "An operator with this e-mail already exists."),
         (["--email", "not-an-email", "--password", "a-long-password"], "Enter a valid e-mail address."),
         (["--email", "w@example.com", "--password", "short"], "The password needs at least 10 characters."),
     ]
     for args, message in cases:
-        result = runner.invoke(args=["users", "create", *args])
+        result = runner.invoke(args=["operators", "create", *args])
         assert result.exit_code == 1
         assert result.output == f"Error: {message}\n"
-    result = runner.invoke(args=["users", "create", "--email", "w@example.com"])
+    result = runner.invoke(args=["operators", "create", "--email", "w@example.com"])
     assert result.exit_code == 2
     assert "Missing option '--password'" in result.output
     assert _operators() == [("v@example.com", "viewer", True)]

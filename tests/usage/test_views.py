@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.operators.models import AuditEntry
 from backoffice.usage.models import BackfillRun
@@ -87,34 +86,3 @@ def test_account_deployments_and_timeline(api, admin_client):
     assert 'id="addons-at"' in page
     assert admin_client.get("/usage/deployments/nope").status_code == 404
     assert admin_client.get("/usage/deployments/alpha?at=yesterday").status_code == 400
-
-
-def test_billing_posture_admin_edit_is_audited(api, admin_client):
-    api.account()
-    resp = admin_client.post("/usage/accounts/acc_1/billing", data={
-        "pay_by": "invoice", "auto_invoice": "1", "payment_terms_days": "14", "csrf_token": admin_client.csrf})
-    assert resp.status_code == 302
-    account = db.session.get(Account, "acc_1")
-    db.session.refresh(account)
-    assert (account.pay_by, account.auto_invoice, account.auto_reminders, account.payment_terms_days) == (
-        "invoice", True, False, 14)
-    entry = db.session.execute(sa.select(AuditEntry).where(AuditEntry.action == "account.billing_posture")
-                               ).scalar_one()
-    assert entry.before == {"pay_by": "card", "auto_invoice": True, "auto_reminders": True, "payment_terms_days": 30}
-    assert entry.after == {"pay_by": "invoice", "auto_invoice": True, "auto_reminders": False,
-                           "payment_terms_days": 14}
-    bad = admin_client.post("/usage/accounts/acc_1/billing", headers=HX, data={
-        "pay_by": "invoice", "payment_terms_days": "many", "csrf_token": admin_client.csrf})
-    assert bad.status_code == 422
-    assert "payment_terms_days" in bad.get_data(as_text=True)
-    refused = db.session.execute(sa.select(AuditEntry).where(AuditEntry.result == "error")).scalar_one()
-    assert (refused.action, refused.target_id) == ("account.billing_posture", "acc_1")
-
-
-def test_billing_posture_viewer_reads_only(api, viewer_client):
-    api.account()
-    html = viewer_client.get("/usage/accounts/acc_1/billing").get_data(as_text=True)
-    assert "Only admins can change the billing posture." in html
-    resp = viewer_client.post("/usage/accounts/acc_1/billing", data={
-        "pay_by": "invoice", "payment_terms_days": "14", "csrf_token": viewer_client.csrf})
-    assert resp.status_code == 403
