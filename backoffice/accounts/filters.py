@@ -118,10 +118,6 @@ class AccountFilters:
             out["page_size"] = self.page_size
         return with_overrides(out, overrides)
 
-    def paged_args(self) -> dict:
-        """The whole state including the page (for the URL the list pushes)."""
-        return self.args(page=self.page if self.page != 1 else None)
-
     @property
     def active(self) -> bool:
         return bool(self.search or self.plans or self.statuses or self.unsynced or self.drift)

@@ -193,12 +193,6 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def accounts_stmt(f: AccountFilters):
-    """Rows of (Account, current Subscription or None, status, forward MRR)."""
-    stmt = _base(f, Account, Sub, status_expr().label("status"), forward_mrr_expr().label("mrr"))
-    return _ordered(stmt, f.sort)
-
-
 def _needs_subscription(f: AccountFilters) -> bool:
     return bool(f.plans or f.statuses or f.unsynced or f.drift)
 
@@ -310,10 +304,6 @@ class AccountSummary:
     @property
     def price(self) -> Decimal:
         return self.subscription.price_amount if self.subscription else ZERO
-
-    @property
-    def mrr_changing(self) -> bool:
-        return self.status in ("canceling", "downgrading")
 
 
 def account_summary(account_id: str, now: datetime | None = None) -> AccountSummary:

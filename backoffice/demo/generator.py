@@ -306,7 +306,6 @@ def seed(spec: DemoSpec, on_batch: Callable[[int], None] | None = None) -> tuple
     return counts, facts
 
 
-def table_counts() -> Counts:
     def n(model) -> int:
         return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 

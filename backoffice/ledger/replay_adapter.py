@@ -15,7 +15,6 @@ from backoffice.extensions import db
 from backoffice.ledger import classifier, readers
 from backoffice.ledger.models import Plan, Subscription
 
-HUNDRED = Decimal(100)
 ZERO = Decimal(0)
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 NOT_STARTED_STATUSES = frozenset({"trialing", "incomplete"})

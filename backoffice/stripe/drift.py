@@ -51,10 +51,10 @@ UNREADABLE = "UnreadablePayload"
 # Ledger types that move the subscription state the ledger implies.
 _PLAN_SET = {"subscription_created", "subscription_upgraded", "subscription_downgraded"}
 _TO_FREE = {"subscription_expired", "subscription_immediately_cancelled", "subscription_suspended"}
-_INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded",
+INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded",
                    "invoice.payment_failed", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")
 # The event types that cover an account's resources (see `_resources`).
-RESOURCE_EVENT_TYPES = frozenset({"customer.subscription.created", *_INVOICE_EVENTS, "charge.refunded",
+RESOURCE_EVENT_TYPES = frozenset({"customer.subscription.created", *INVOICE_EVENTS, "charge.refunded",
                                   "credit_note.created"})
 
 
@@ -379,7 +379,7 @@ def _resources(account_id: str, sub: Subscription | None, ctx: Context) -> list[
         .where(PaymentTransaction.account_id == account_id)
     ).all()
     for tx in txs:
-        out.append(Resource("invoice", tx.stripe_invoice_id, tx.date, _INVOICE_EVENTS, "id"))
+        out.append(Resource("invoice", tx.stripe_invoice_id, tx.date, INVOICE_EVENTS, "id"))
         if tx.refunded_at and tx.stripe_charge_id:
             out.append(Resource("refund", tx.stripe_charge_id, tx.refunded_at, ("charge.refunded",), "id"))
         if tx.credit_noted_at:
@@ -388,7 +388,7 @@ def _resources(account_id: str, sub: Subscription | None, ctx: Context) -> list[
     return out
 
 
-def _covered_ids(events) -> set[tuple[str, str]]:
+def covered_ids(events) -> set[tuple[str, str]]:
     """(event type, object id) and (event type, invoice id) pairs the events cover."""
     covered = set()
     for etype, obj in events:
@@ -404,7 +404,7 @@ def _covered_ids(events) -> set[tuple[str, str]]:
     return covered
 
 
-def _archived_objects(account: Account, types: set[str]):
+def archived_objects(account: Account, types: set[str]):
     """(event type, data.object) of the archived events of `types` of the account or its customer."""
     return Archive.load(account.id, account.stripe_customer_id, types).objects(types)
 
@@ -419,7 +419,7 @@ def _missing_historical(account: Account, sub: Subscription | None, ctx: Context
     if not resources:
         return []
     types = {t for r in resources for t in r.event_types}
-    covered = _covered_ids(archived.objects(types) if archived else _archived_objects(account, types))
+    covered = covered_ids(archived.objects(types) if archived else archived_objects(account, types))
     missing = [r for r in resources if not _is_covered(r, covered)]
     if not missing:
         return []
@@ -432,7 +432,7 @@ def _missing_historical(account: Account, sub: Subscription | None, ctx: Context
         if young:
             listed = gateway.events_since(account.stripe_customer_id, window_start)
     if listed:
-        covered |= _covered_ids(
+        covered |= covered_ids(
             (e["type"], (e.get("data") or {}).get("object")) for e in listed if e["type"] in types)
     out = []
     for res in missing:

@@ -146,8 +146,8 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     customer = account.stripe_customer_id
     subs = gateway.subscriptions(customer)
     invoices = gateway.invoices(customer)
-    covered = drift._covered_ids(drift._archived_objects(
-        account, {"customer.subscription.created", *drift._INVOICE_EVENTS}))
+    covered = drift.covered_ids(drift.archived_objects(
+        account, {"customer.subscription.created", *drift.INVOICE_EVENTS}))
     synthetic = []
     for sub in subs:
         created = sub.get("start_date") or sub.get("created")
@@ -157,7 +157,7 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
     for inv in invoices:
         created = inv.get("created") or inv.get("date")
         if created and datetime.fromtimestamp(created, UTC) < window_start \
-                and not any((t, "id", inv["id"]) in covered for t in drift._INVOICE_EVENTS):
+                and not any((t, "id", inv["id"]) in covered for t in drift.INVOICE_EVENTS):
             synthetic.append(_synthetic("invoice.created", inv, created))
     if not synthetic:
         return 0, 0

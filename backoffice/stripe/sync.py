@@ -26,7 +26,7 @@ from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import services as ledger_services
-from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
+from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.stripe import drift
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.text import _
@@ -329,10 +329,3 @@ def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Await
     convert = UTCDateTime().process_result_value
     dialect = db.engine.dialect
     return Awaiting(int(count or 0), convert(oldest, dialect), convert(newest, dialect))
-
-
-def open_discrepancies(account_id: str) -> list[Discrepancy]:
-    return list(db.session.execute(
-        db.select(Discrepancy).where(Discrepancy.account_id == account_id, Discrepancy.resolved_at.is_(None))
-        .order_by(Discrepancy.severity, Discrepancy.id)
-    ).scalars())

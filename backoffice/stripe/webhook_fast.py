@@ -51,50 +51,48 @@ class WebhookFastPath:
         self.app = app
         self.wsgi_app = wsgi_app
 
-    def __call__(self, environment: dict, start_response: Callable) -> Iterable[bytes]:
-        # `environment`: PEP 3333's environ, by another name (tests/test_config.py takes a key
-        # read from a dict named so for an environment variable the README must document).
-        if (environment.get("REQUEST_METHOD") != "POST" or environment.get("PATH_INFO") != WEBHOOK_PATH
-                or environment.get("QUERY_STRING") or "HTTP_COOKIE" in environment):
-            return self.wsgi_app(environment, start_response)
-        body = self._read_body(environment)
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if (environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != WEBHOOK_PATH
+                or environ.get("QUERY_STRING") or "HTTP_COOKIE" in environ):
+            return self.wsgi_app(environ, start_response)
+        body = self._read_body(environ)
         if body is None:
-            return self.wsgi_app(environment, start_response)
-        environment["wsgi.input"] = io.BytesIO(body)  # for Flask, should it answer after all
-        response = self._answer(environment, body)
+            return self.wsgi_app(environ, start_response)
+        environ["wsgi.input"] = io.BytesIO(body)  # for Flask, should it answer after all
+        response = self._answer(environ, body)
         if response is None:
-            return self.wsgi_app(environment, start_response)
-        return response(environment, start_response)
+            return self.wsgi_app(environ, start_response)
+        return response(environ, start_response)
 
-    def _read_body(self, environment: dict) -> bytes | None:
+    def _read_body(self, environ: dict) -> bytes | None:
         """The whole body, or None when Flask must read it (no or a bad Content-Length, a
         chunked body, one above MAX_CONTENT_LENGTH: Flask answers 413) or the client sent less
         than it announced (Flask answers that as well)."""
-        length = environment.get("CONTENT_LENGTH")
-        if not length or not (length.isascii() and length.isdigit()) or "HTTP_TRANSFER_ENCODING" in environment:
+        length = environ.get("CONTENT_LENGTH")
+        if not length or not (length.isascii() and length.isdigit()) or "HTTP_TRANSFER_ENCODING" in environ:
             return None
         size = int(length)
         limit = self.app.config["MAX_CONTENT_LENGTH"]
         if limit is not None and size > limit:
             return None
-        stream = environment["wsgi.input"]
+        stream = environ["wsgi.input"]
         body = stream.read(size)
         while len(body) < size:
             chunk = stream.read(size - len(body))
             if not chunk:
-                environment["wsgi.input"] = io.BytesIO(body)
+                environ["wsgi.input"] = io.BytesIO(body)
                 return None
             body += chunk
         return body
 
-    def _answer(self, environment: dict, body: bytes) -> Response | None:
+    def _answer(self, environ: dict, body: bytes) -> Response | None:
         """The view's answer to a stored, duplicate or divergent event; None for Flask to answer."""
         app = self.app
         secrets = app.config.get("STRIPE_WEBHOOK_SECRET")  # a tuple (config.webhook_secrets), as the view's
-        header = environment.get("HTTP_STRIPE_SIGNATURE")
+        header = environ.get("HTTP_STRIPE_SIGNATURE")
         if not secrets or not header:
             return None
-        content_type = environment.get("CONTENT_TYPE", "")
+        content_type = environ.get("CONTENT_TYPE", "")
         mimetype = "application/json" if content_type == "application/json" else (
             parse_options_header(content_type)[0].lower())
         # As Flask does: a request reuses an app context already pushed for the app (the
