@@ -11,6 +11,7 @@ from sqlalchemy import Index
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction as PT
+from backoffice.ledger import rules
 from backoffice.ledger.models import BillingEvent, Subscription
 from backoffice.users.models import User
 
@@ -18,20 +19,12 @@ _EMPTY = db.literal_column("''")
 _CREDIT = "credit_noted_at IS NOT NULL OR credit_note_url IS NOT NULL"
 REVERSED = "credit_noted_at IS NOT NULL OR credit_note_url IS NOT NULL OR refunded_at IS NOT NULL"
 
-_PRICE = "COALESCE(price_amount, 0)"
+# The accounts list's sort keys over the current subscription, as SQL text derived from the rules
+# (ledger/rules.py), so the indexes below are exactly the expressions the list sorts by.
 SUBSCRIPTION_SORT_KEYS = {
-    "price": _PRICE,
-    "mrr": ("\nCASE\n    WHEN status = 'trialing' OR status = 'incomplete' THEN 0\n"
-            "    WHEN cancel_at_period_end IS TRUE THEN 0\n"
-            "    WHEN scheduled_price_amount IS NOT NULL THEN scheduled_price_amount\n"
-            f"    ELSE {_PRICE}\nEND"),
-    "status": (f"\nCASE\n    WHEN status = 'trialing' AND {_PRICE} > 0 THEN 0\n"
-               "    WHEN status = 'incomplete' AND subscribed_since IS NOT NULL THEN 4\n"
-               "    WHEN status = 'incomplete' THEN 5\n"
-               f"    WHEN cancel_at_period_end IS TRUE AND {_PRICE} > 0 THEN 1\n"
-               "    WHEN scheduled_plan IS NOT NULL AND scheduled_price_amount IS NOT NULL"
-               f" AND scheduled_price_amount < {_PRICE} THEN 2\n"
-               f"    WHEN {_PRICE} > 0 THEN 3\n    WHEN subscribed_since IS NOT NULL THEN 4\n    ELSE 5\nEND"),
+    "price": rules.TEXT_FIELDS.price,
+    "mrr": rules.forward_mrr(rules.TEXT, rules.TEXT_FIELDS),
+    "status": rules.status(rules.TEXT, rules.TEXT_FIELDS, tuple(str(i) for i in range(len(rules.STATUSES)))),
 }
 
 INDEXES = (

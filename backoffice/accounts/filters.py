@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from backoffice.errors import BadRequest
+from backoffice.ledger import rules
 from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("name", "plan", "mrr", "renewal", "status", "country", "created", "modified")
@@ -15,8 +16,8 @@ DEFAULT_SORT = "-modified"
 SORT_ALIASES = {"renewal_at": "renewal", "created_at": "created", "modified_at": "modified"}  # the API's field names
 DEFAULT_PAGE_SIZE = 25
 
-# DOMAIN §3 "Account status", in the order the rules are checked.
-STATUSES = ("trialing", "canceling", "downgrading", "active", "canceled", "free")
+# DOMAIN §3 "Account status", in the order the rules are checked (ledger/rules.py).
+STATUSES = rules.STATUSES
 STATUS_LABELS = {
     "trialing": _l("Trialing"),
     "canceling": _l("Canceling"),

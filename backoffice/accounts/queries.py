@@ -1,6 +1,6 @@
 """Reads of the accounts list, the side pane and the account detail page.
 
-Status (DOMAIN §3, first match: Canceling, Downgrading, Active, Canceled, Free) and forward MRR
+Status (DOMAIN §3, first match: Trialing, Canceling, Downgrading, Active, Canceled, Free) and forward MRR
 are SQL expressions, so filtering and sorting by them is one query, never a Python loop.
 """
 from __future__ import annotations
@@ -13,10 +13,11 @@ from sqlalchemy.orm import aliased
 
 from backoffice.accounts.filters import STATUSES, AccountFilters
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import Money, utcnow
+from backoffice.dbtypes import utcnow
 from backoffice.errors import NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.ledger import rules
 from backoffice.ledger.models import Plan, Subscription
 from backoffice.pagination import Page, check_page_in_range, paginate
 from backoffice.stripe.models import Discrepancy
@@ -27,61 +28,29 @@ Sub = aliased(Subscription, name="sub")
 ZERO = Decimal(0)
 # Constants rendered into the SQL (not parameters), so the sort expressions below are exactly the
 # expressions indexed on subscriptions (backoffice/list_indexes.py); 0 is 0 in Money's storage too.
-_SQL_ZERO = db.literal_column("0", Money())
-_TRIALING = db.literal_column("'trialing'", db.String)
-_INCOMPLETE = db.literal_column("'incomplete'", db.String)
+_SQL_ZERO = rules.SQL.zero
 ACTIVE_USER_DAYS = 30
 
 
 def _price(sub=Sub):
-    return db.func.coalesce(sub.price_amount, _SQL_ZERO)
-
-
-def _paid_once(sub=Sub):
-    """The account has paid once: its subscription has a subscribed-since date. The replayer sets it
-    at the first Created row (a paid start: trials and unpaid starts are NoOps) and a sync sets it
-    from Stripe; it is never cleared, so a cancelled account keeps it. A column, not a subquery,
-    so filtering and sorting 50,000 accounts by status stays one cheap scan."""
-    return sub.subscribed_since.is_not(None)
-
-
-def _status_case(values: tuple, sub=Sub):
-    """DOMAIN §3 "Account status", first match. A trial of a paid plan not yet converted is
-    Trialing; an unpaid start (incomplete) pays nothing yet: Canceled if it paid once, else Free."""
-    trialing, canceling, downgrading, active, canceled, free = values
-    return db.case(
-        (db.and_(sub.status == _TRIALING, _price(sub) > _SQL_ZERO), trialing),
-        (db.and_(sub.status == _INCOMPLETE, _paid_once(sub)), canceled),
-        (sub.status == _INCOMPLETE, free),
-        (db.and_(sub.cancel_at_period_end.is_(True), _price(sub) > _SQL_ZERO), canceling),
-        (db.and_(sub.scheduled_plan.is_not(None), sub.scheduled_price_amount.is_not(None),
-                 sub.scheduled_price_amount < _price(sub)), downgrading),
-        (_price(sub) > _SQL_ZERO, active),
-        (_paid_once(sub), canceled),
-        else_=free,
-    )
+    return rules.sql_fields(sub).price
 
 
 def status_expr():
-    """The account status as one of `STATUSES`."""
-    return _status_case(STATUSES)
+    """The account status as one of `STATUSES` (the rule: ledger/rules.py)."""
+    return rules.status(rules.SQL, rules.sql_fields(Sub), tuple(db.literal(s) for s in STATUSES))
 
 
 def status_rank_expr(sub=Sub):
     """The status as its rank in `STATUSES` (for sorting by status in rule order; filtering by status
     with it reads the index and the statistics of migrations 0008 and 0010)."""
-    return _status_case(tuple(db.literal_column(str(i), db.Integer) for i in range(len(STATUSES))), sub)
+    ranks = tuple(db.literal_column(str(i), db.Integer) for i in range(len(STATUSES)))
+    return rules.status(rules.SQL, rules.sql_fields(sub), ranks)
 
 
 def forward_mrr_expr():
-    """Forward MRR: 0 before the subscription pays (a trial, an unpaid start) and while
-    cancelling, the scheduled price when a downgrade is queued, else the price."""
-    return db.case(
-        (db.or_(Sub.status == _TRIALING, Sub.status == _INCOMPLETE), _SQL_ZERO),
-        (Sub.cancel_at_period_end.is_(True), _SQL_ZERO),
-        (Sub.scheduled_price_amount.is_not(None), Sub.scheduled_price_amount),
-        else_=_price(),
-    )
+    """Forward MRR of the current subscription (the rule: ledger/rules.py)."""
+    return rules.forward_mrr(rules.SQL, rules.sql_fields(Sub))
 
 
 def unsynced_expr():

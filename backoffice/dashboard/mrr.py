@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from backoffice.ledger import classifier
+from backoffice.ledger import classifier, rules
 
 ZERO = Decimal(0)
 PERIODS = (7, 30, 90)
@@ -38,7 +38,7 @@ def forward_mrr(price: Decimal | None, cancel_at_period_end: bool, scheduled_pla
         cancel_at_period_end=cancel_at_period_end,
         scheduled_plan=scheduled_plan,
         scheduled_price=scheduled_price,
-        awaiting_activation=status in classifier.NOT_STARTED_STATUSES,
+        awaiting_activation=status in rules.NOT_STARTED_STATUSES,
     ))
 
 

@@ -27,8 +27,7 @@ from backoffice.dashboard.mrr import ZERO, Window, midnight
 from backoffice.dbtypes import Money, utcnow
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
-from backoffice.ledger import drain
-from backoffice.ledger.classifier import NOT_STARTED_STATUSES
+from backoffice.ledger import drain, rules
 from backoffice.ledger.models import BillingEvent, Plan, Subscription
 from backoffice.stripe.models import JobRun
 from backoffice.users.models import Login, UserSession
@@ -154,15 +153,8 @@ def _marker(*tables: str):
 # --- MRR -----------------------------------------------------------------------------------
 
 def forward_mrr_sql():
-    """SQL twin of mrr.forward_mrr (the classifier's rule) over the subscriptions table."""
-    s = Subscription
-    return sa.case(
-        (sa.or_(s.price_amount.is_(None), s.price_amount <= 0, s.cancel_at_period_end.is_(True),
-                s.status.in_(sorted(NOT_STARTED_STATUSES))),
-         sa.literal(ZERO, Money())),
-        (sa.and_(s.scheduled_plan.is_not(None), s.scheduled_price_amount.is_not(None)), s.scheduled_price_amount),
-        else_=s.price_amount,
-    )
+    """Forward MRR over the subscriptions table (the rule: ledger/rules.py)."""
+    return rules.forward_mrr(rules.SQL, rules.sql_fields(Subscription))
 
 
 def blended_mrr() -> Decimal:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from backoffice.ledger import rules
 from backoffice.ledger.readers import (
     InvoiceAmounts,
     MalformedStripeEvent,
@@ -45,7 +46,7 @@ WARNING = "warning"
 CRITICAL = "critical"
 
 # Statuses of a subscription that has not started paying: trials and unpaid starts are not MRR.
-NOT_STARTED_STATUSES = frozenset({"trialing", "incomplete"})
+NOT_STARTED_STATUSES = frozenset(rules.NOT_STARTED_STATUSES)
 TERMINAL_SCHEDULE_STATUSES = frozenset({"released", "canceled", "completed"})
 CUSTOMER_DELETED_REASON = "customer_deleted"
 PRICE_UNKNOWN = "price_unknown"
@@ -188,13 +189,9 @@ def _replaced(state: SubscriptionState, **changes: Any) -> SubscriptionState:
 
 
 def forward_mrr(state: SubscriptionState) -> Decimal:
-    """What the subscription will bring per month: 0 without a price, before activation or while
-    cancelling; the scheduled price if a downgrade is scheduled; else the current price."""
-    if state.price <= 0 or state.cancel_at_period_end or state.awaiting_activation:
-        return ZERO
-    if state.scheduled_plan is not None and state.scheduled_price is not None:
-        return money(state.scheduled_price)
-    return money(state.price)
+    """What the subscription will bring per month (the rule: ledger/rules.py), to the cent."""
+    value = rules.forward_mrr(rules.PYTHON, state)
+    return value if value is rules.ZERO else money(value)
 
 
 @dataclass(frozen=True)

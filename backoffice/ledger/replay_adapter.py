@@ -17,7 +17,7 @@ from backoffice.ledger.models import Plan, Subscription
 
 ZERO = Decimal(0)
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-NOT_STARTED_STATUSES = frozenset({"trialing", "incomplete"})
+NOT_STARTED_STATUSES = classifier.NOT_STARTED_STATUSES
 
 
 # -- state ------------------------------------------------------------------------------------
