@@ -63,7 +63,7 @@ def init_app(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def _unauthorized():
-        if request.blueprint == "api":
+        if "api" in request.blueprints:
             return jsonify(error={"code": "unauthorized", "message": "Sign in or send a bearer token.", "field": None}), 401
         here = request.full_path if request.query_string else request.path  # full_path ends in "?" otherwise
         target = url_for("operators.sign_in", next=here if request.method == "GET" else None)
@@ -72,7 +72,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _require_sign_in():
         endpoint = request.endpoint
-        if endpoint is None or endpoint in PUBLIC_ENDPOINTS or request.blueprint == "api":
+        if endpoint is None or endpoint in PUBLIC_ENDPOINTS or "api" in request.blueprints:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()

@@ -34,7 +34,7 @@ class NotFound(BadRequest):
 
 def _wants_json() -> bool:
     return (
-        request.blueprint == "api"
+        "api" in request.blueprints
         or request.endpoint == "stripe.webhook"
         or request.accept_mimetypes.best == "application/json"
     )

@@ -2,16 +2,17 @@
 sessions, deployments (state, deletion, history, backfill) and metered usage. Token scope `ingest`."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from backoffice.accounts import ingest as accounts_ingest
 from backoffice.accounts.posture import posture_of
 from backoffice.api.openapi import contribute
-from backoffice.api.views import bp
 from backoffice.auth import token_required
 from backoffice.errors import BadRequest
 from backoffice.usage import parsing, services
 from backoffice.users import ingest as users_ingest
+
+bp = Blueprint("ingest", __name__)  # nested in the api blueprint (api/blueprints.py)
 
 
 def _iso(value):
@@ -391,3 +392,4 @@ def _openapi():
                            "message": "Record 0: no deployment named 'acme-test'."}}, "Error")})},
     }
     return paths, schemas
+

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from flask import jsonify, request
+from flask import Blueprint, jsonify, request
 
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
 from backoffice.api.openapi import contribute
-from backoffice.api.views import bp
 from backoffice.auth import token_required
 from backoffice.invoices import queries as invoice_queries
 from backoffice.invoices.filters import InvoiceFilters
@@ -18,6 +17,8 @@ from backoffice.ledger import queries as ledger_queries
 from backoffice.ledger.filters import EVENT_TYPES, EventFilters
 from backoffice.users import queries as user_queries
 from backoffice.users.filters import UserFilters
+
+bp = Blueprint("lists", __name__)  # nested in the api blueprint (api/blueprints.py)
 
 
 def _money(value: Decimal | None) -> str | None:

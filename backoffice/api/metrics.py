@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from flask import current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from backoffice.api.openapi import contribute
-from backoffice.api.views import bp
 from backoffice.auth import token_required
 from backoffice.dashboard import queries
 from backoffice.dashboard.filters import parse_period
@@ -20,6 +19,8 @@ from backoffice.dashboard.mrr import MOVEMENTS, PERIODS, Window
 from backoffice.dbtypes import utcnow
 from backoffice.errors import NotFound
 from backoffice.ledger import drain
+
+bp = Blueprint("metrics", __name__)  # nested in the api blueprint (api/blueprints.py)
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -259,3 +260,4 @@ def _openapi():
                               "settle_seconds": {"type": "number", "minimum": 0}}},
     }
     return paths, schemas
+

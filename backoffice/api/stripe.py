@@ -8,14 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import parse_id
 from backoffice.api.openapi import contribute
-from backoffice.api.views import bp
 from backoffice.auth import token_required
 from backoffice.pagination import parse_page, parse_sort
+
+bp = Blueprint("stripe", __name__)  # nested in the api blueprint (api/blueprints.py)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""JSON API v1. Each endpoint parses input, calls a feature's service or query, answers JSON."""
+"""JSON API v1: the blueprint at /api/v1 and its OpenAPI document. Each endpoint parses input, calls a
+feature's service or query, answers JSON; the parts are nested in this blueprint by api/blueprints.py."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
@@ -12,6 +13,3 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def openapi():
     return jsonify(openapi_document())
 
-
-# Each feature's endpoints live in their own module and register on `bp` (one import each).
-from backoffice.api import endpoints_registry  # noqa: F401
