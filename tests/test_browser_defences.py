@@ -20,6 +20,7 @@ PASSWORD = "correct-horse-battery"
 
 
 def _assert_defended(resp) -> None:
+    resp.close()  # a static file answers with an open file
     headers = resp.headers
     assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]

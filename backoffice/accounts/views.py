@@ -102,7 +102,9 @@ def pane(account_id: str):
         owners=queries.owners(account_id), top_users=queries.top_users(account_id))
 
 
-def _detail(account_id: str, tab: str, **tab_context):
+def _detail(account_id: str, tab_block: str, **tab_context):
+    """The detail page around one tab's block (`overview_tab`, ..., `corrections_tab`), or only
+    that block for an htmx request."""
     summary = queries.account_summary(account_id)
     actions = {}
     if current_user.is_admin:  # the menu is rendered for admins only
@@ -113,7 +115,7 @@ def _detail(account_id: str, tab: str, **tab_context):
             "stripe": stripe_url(summary.account.stripe_customer_id),
         }
     return hx.render(
-        "accounts/detail.html", "account_tab", s=summary, account=summary.account, tab=tab,
+        "accounts/detail.html", tab_block, s=summary, account=summary.account, tab_block=tab_block,
         catalog=queries.plan_catalog(), can_act=current_user.is_admin, actions=actions,
         drift_open=queries.drift_count(account_id), **tab_context)
 
@@ -121,7 +123,7 @@ def _detail(account_id: str, tab: str, **tab_context):
 @bp.get("/<account_id>")
 def detail(account_id: str):
     account_id = parse_id(account_id, "account_id")
-    return _detail(account_id, "overview", owners=queries.owners(account_id),
+    return _detail(account_id, "overview_tab", owners=queries.owners(account_id),
                    invoice_preview=invoice_rows_preview(account_id),
                    event_preview=billing_events_preview(account_id))
 
@@ -131,7 +133,7 @@ def users(account_id: str):
     account_id = parse_id(account_id, "account_id")
     page, page_size = parse_page(request.args)
     queries.get_account(account_id)
-    return _detail(account_id, "users", members=queries.members_page(account_id, page, page_size))
+    return _detail(account_id, "users_tab", members=queries.members_page(account_id, page, page_size))
 
 
 @bp.get("/<account_id>/invoices")
@@ -139,7 +141,7 @@ def invoices(account_id: str):
     account_id = parse_id(account_id, "account_id")
     f = InvoiceFilters.from_args(request.args, account=account_id)
     queries.get_account(account_id)
-    return _detail(account_id, "invoices", inv_f=f, rows=invoice_rows_page(f))
+    return _detail(account_id, "invoices_tab", inv_f=f, rows=invoice_rows_page(f))
 
 
 @bp.get("/<account_id>/ledger")
@@ -147,7 +149,7 @@ def ledger(account_id: str):
     account_id = parse_id(account_id, "account_id")
     f = EventFilters.from_args(request.args, account=account_id)
     queries.get_account(account_id)
-    return _detail(account_id, "ledger", ev_f=f, events=billing_events_page(f),
+    return _detail(account_id, "ledger_tab", ev_f=f, events=billing_events_page(f),
                    corrections=correction_count(account_id))
 
 
@@ -157,7 +159,7 @@ def corrections(account_id: str):
     account_id = parse_id(account_id, "account_id")
     page, page_size = parse_page(request.args)
     queries.get_account(account_id)
-    return _detail(account_id, "ledger", corrected=corrections_page(account_id, page, page_size))
+    return _detail(account_id, "corrections_tab", corrected=corrections_page(account_id, page, page_size))
 
 
 @bp.get("/<account_id>/deployments")
@@ -169,7 +171,7 @@ def deployments(account_id: str):
     deps = usage_queries.deployments_page(page, DEPLOYMENTS_PER_PAGE, account_id=account_id)
     names = [r.Deployment.name for r in deps.items]
     start, end = usage_queries.month_bounds(datetime.now(UTC))
-    return _detail(account_id, "deployments", deployments=deps, metrics=METRICS,
+    return _detail(account_id, "deployments_tab", deployments=deps, metrics=METRICS,
                    states=usage_queries.states_for(names), usage=usage_queries.usage_totals(names, start, end),
                    timelines=usage_queries.recent_timelines(names, TIMELINE_EVENTS))
 
@@ -179,7 +181,7 @@ def drift(account_id: str):
     account_id = parse_id(account_id, "account_id")
     page, page_size = parse_page(request.args)
     queries.get_account(account_id)
-    return _detail(account_id, "drift", discrepancies=queries.discrepancies_page(account_id, page, page_size))
+    return _detail(account_id, "drift_tab", discrepancies=queries.discrepancies_page(account_id, page, page_size))
 
 
 @bp.get("/<account_id>/billing")

@@ -1,6 +1,14 @@
 // Plain JavaScript only where htmx cannot: dialogs, menus, kiosk staleness.
 (function () {
   "use strict";
+  // The strings this file shows come from the catalogs: base.html renders them, in the
+  // operator's language, as JSON in <script id="js-strings">. Read at use, since a boosted
+  // navigation (a language switch included) replaces the body and the block with it.
+  function text(key) {
+    var el = document.getElementById("js-strings");
+    var strings = el ? JSON.parse(el.textContent) : {};
+    return strings[key] || key;
+  }
   // Close an open <details> menu on Escape or a click outside it.
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") {
@@ -24,8 +32,7 @@
     // Dashboard cards and the banner slot report their own failures (below).
     if (e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-card], #banner-slot")) return;
     var target = e.detail.target;
-    var msg = document.documentElement.lang === "de" ? "Das hat nicht geklappt. Bitte erneut versuchen." : "That did not work. Please try again.";
-    if (e.detail.xhr && e.detail.xhr.status === 403) msg = document.documentElement.lang === "de" ? "Dafür fehlt Ihnen die Berechtigung." : "You do not have permission to do this.";
+    var msg = text(e.detail.xhr && e.detail.xhr.status === 403 ? "forbidden" : "request_failed");
     var el = document.createElement("p");
     el.className = "flash flash-error";
     el.setAttribute("role", "alert");

@@ -17,7 +17,7 @@ MENU = [
     ("Dashboard", "Dashboard", "/"),
     ("Accounts", "Konten", "/accounts"),
     ("Users", "Benutzer", "/users"),
-    ("Ledger", "Hauptbuch", "/ledger"),
+    ("Ledger", "Ledger", "/ledger"),
     ("Invoices", "Rechnungen", "/invoices"),
     ("Operators", "Operatoren", "/operators"),  # admin entries
     ("Audit log", "Audit-Protokoll", "/operators/audit"),
@@ -86,7 +86,7 @@ def test_switch_to_german(page, live_server, screenshots):
     expect(page.locator("html")).to_have_attribute("lang", "de")
     expect(page).to_have_url(live_server.url("/accounts"))
     expect(page.locator("main h1").first).to_have_text("Konten")
-    for german in ("Konten", "Benutzer", "Abrechnungsereignisse", "Rechnungen", "Operatoren", "Audit-Protokoll"):
+    for german in ("Konten", "Benutzer", "Ledger", "Rechnungen", "Operatoren", "Audit-Protokoll"):
         expect(nav(page).get_by_role("link", name=german, exact=True)).to_be_visible()
     page.goto(live_server.url("/"))
     page.screenshot(path=str(screenshots / "shell-de.png"), full_page=True)
