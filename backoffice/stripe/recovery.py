@@ -70,13 +70,7 @@ def _candidates(account_id: str, now: datetime) -> list[StripeEvent]:
     cutoff = now - sync.STRIPE_EVENTS_WINDOW
     return list(db.session.execute(
         db.select(StripeEvent)
-        .where(
-            StripeEvent.account_id == account_id,
-            StripeEvent.stripe_created_at < cutoff,
-            StripeEvent.type.in_(sorted(archive.CLASSIFIED_TYPES)),
-            StripeEvent.state != "ignored",
-            ~db.select(BillingEvent.id).where(BillingEvent.stripe_event_id == StripeEvent.id).exists(),
-        )
+        .where(*sync.awaiting_where(account_id, cutoff))
         .order_by(StripeEvent.stripe_created_at, StripeEvent.id)
     ).scalars())
 

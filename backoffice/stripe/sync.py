@@ -310,6 +310,18 @@ def _ledger_count(account_id: str) -> int:
     ).scalar_one()
 
 
+def awaiting_where(account_id: str, cutoff: datetime) -> tuple:
+    """The account's archived events older than `cutoff` that the replayer recognises and that have
+    no ledger row: what awaits confirmation, and what disaster recovery replays (recovery.py)."""
+    return (
+        StripeEvent.account_id == account_id,
+        StripeEvent.stripe_created_at < cutoff,
+        StripeEvent.type.in_(sorted(archive.CLASSIFIED_TYPES)),
+        StripeEvent.state != "ignored",
+        ~db.select(BillingEvent.id).where(BillingEvent.stripe_event_id == StripeEvent.id).exists(),
+    )
+
+
 def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Awaiting:
     """Archived events Stripe no longer lists (older than 30 days), recognised by the replayer,
     with no ledger row: what disaster recovery would replay."""
@@ -317,13 +329,7 @@ def awaiting_confirmation(account_id: str, now: datetime | None = None) -> Await
     row = db.session.execute(
         db.select(db.func.count(), db.func.min(StripeEvent.stripe_created_at),
                   db.func.max(StripeEvent.stripe_created_at))
-        .where(
-            StripeEvent.account_id == account_id,
-            StripeEvent.stripe_created_at < cutoff,
-            StripeEvent.type.in_(sorted(archive.CLASSIFIED_TYPES)),
-            StripeEvent.state != "ignored",
-            ~db.select(BillingEvent.id).where(BillingEvent.stripe_event_id == StripeEvent.id).exists(),
-        )
+        .where(*awaiting_where(account_id, cutoff))
     ).one()
     count, oldest, newest = row
     convert = UTCDateTime().process_result_value

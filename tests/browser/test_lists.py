@@ -121,3 +121,14 @@ def test_viewer_has_no_actions_menu(page, seeded):
     expect(page.locator("h1")).to_have_text("Zeta Rockets")
     expect(page.locator("#account-actions")).to_have_count(0)
     expect(page.get_by_text("Open in Stripe")).to_have_count(0)
+
+
+def test_a_bookmark_of_the_previous_release_lands_on_the_new_page(page, seeded):
+    """Chromium follows the 308s of backoffice/legacy.py (issue 19's renames) with the query kept."""
+    sign_in(page, seeded, "admin@example.com", "/ledger")
+    page.goto(seeded.url("/billing-events?view=mrr"))
+    expect(page).to_have_url(seeded.url("/ledger?view=mrr"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ledger")
+    page.goto(seeded.url("/accounts/acc_br_zeta/billing-events"))
+    expect(page).to_have_url(seeded.url("/accounts/acc_br_zeta/ledger"))
+    expect(page.locator(".tab-panel")).to_have_attribute("data-tab", "ledger")
