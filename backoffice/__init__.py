@@ -44,17 +44,13 @@ def create_app(config: dict | None = None) -> Flask:
     ext.db.init_app(app)
     with app.app_context():
         for engine in ext.db.engines.values():
-            ext.ping_doubtful_connections(engine)  # instead of pool_pre_ping on every checkout
-            ext.sqlite_write_ahead_log(engine)
-    from backoffice.models import include_object
-
+            ext.sqlite_pragmas(engine)
     ext.migrate.init_app(
         app,
         ext.db,
         directory=str(PROJECT_ROOT / "migrations"),
         render_as_batch=True,
         compare_type=True,
-        include_object=include_object,
     )
     i18n.compile_catalogs_if_stale()
     ext.babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "UTC")
@@ -101,10 +97,6 @@ def create_app(config: dict | None = None) -> Flask:
     ext.csrf.exempt(stripe_bp)
     for bp in (api_bp, *(part.bp for part in api_parts)):  # the token is the API's credential
         ext.csrf.exempt(bp)
-
-    from backoffice.stripe.webhook_fast import WebhookFastPath
-
-    app.wsgi_app = WebhookFastPath(app, app.wsgi_app)  # Stripe's events without Flask's request
 
     from backoffice.cli import register_app_commands
 

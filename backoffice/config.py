@@ -71,6 +71,8 @@ def load_config(instance_path: Path) -> dict:
         "BACKOFFICE_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
         "SQLALCHEMY_DATABASE_URI": database_url,
+        # A pooled connection the server dropped (a restart, an idle timeout) is replaced on checkout.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # Operators' browser sessions: expire after a working day of inactivity.
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(env.get("BACKOFFICE_SESSION_MINUTES", "480"))

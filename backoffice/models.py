@@ -49,21 +49,3 @@ __all__ = [
     "UserSession",
     "VatSetting",
 ]
-
-# Foreign keys the models declare that PostgreSQL enforces with statement-level triggers
-# instead (migration 0014: the replayer writes these rows in bulk, and a declarative foreign
-# key checks every row with a query of its own). SQLite keeps them as declared.
-STATEMENT_CHECKED_FOREIGN_KEYS = frozenset({
-    "fk_billing_events_account_id_accounts",
-    "fk_billing_events_subscription_id_subscriptions",
-    "fk_payment_transactions_account_id_accounts",
-    "fk_payment_transactions_subscription_id_subscriptions",
-})
-
-
-def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    """Alembic's comparison of models and database (`backoffice db check`, autogenerate): a
-    foreign key of STATEMENT_CHECKED_FOREIGN_KEYS that the database does not have is not a
-    difference (it is enforced by triggers there)."""
-    return not (type_ == "foreign_key_constraint" and not reflected and compare_to is None
-                and name in STATEMENT_CHECKED_FOREIGN_KEYS)

@@ -12,7 +12,7 @@ from backoffice.accounts.posture import check_posture
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
-from backoffice.ledger import archive
+from backoffice.ledger import archive, drain
 from backoffice.usage.parsing import parse_time
 
 log = logging.getLogger(__name__)
@@ -98,17 +98,5 @@ def upsert_account(account_id: str, body: dict) -> tuple[Account, bool]:
     released = archive.release_waiting_events(sid, account_id) if sid else 0
     db.session.commit()
     if released:
-        _enqueue_replay(account_id)
+        drain.request_replay(account_id)  # the events that waited for the account
     return account, created
-
-
-def _enqueue_replay(account_id: str) -> None:
-    """The customer's events that waited for its account are replayed as a webhook's are (queued,
-    in-process without a broker). A queue that is down never fails the platform's call: the
-    events are stored, and the account's next replay or sync takes them."""
-    from backoffice.ledger.tasks import replay_account
-
-    try:
-        replay_account.delay(account_id)
-    except Exception:
-        log.exception("replay of account %s after its Stripe customer was linked failed", account_id)

@@ -50,7 +50,7 @@ def _build_app(database_url: str):
 
 def _sqlite_no_fsync(dbapi_connection, _record) -> None:
     """No fsync per commit (the app already runs SQLite files in WAL mode,
-    extensions.sqlite_write_ahead_log): every webhook commits. A crash can lose the last commits
+    extensions.sqlite_pragmas): every webhook commits. A crash can lose the last commits
     of a demo database, nothing more."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous = NORMAL")

@@ -14,11 +14,11 @@ Names, e-mail and address come from the customer object.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from flask_babel import gettext as _
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
-from backoffice.extensions import autocommit_connections, db
+from backoffice.extensions import db
 from backoffice.ledger import readers
 from backoffice.ledger.models import Discrepancy, StripeEvent
 
@@ -198,23 +198,20 @@ def archive_event(body: bytes, event: dict, *, recovery_source: str | None = Non
     statement); the stored row is read back only on a conflict. A customer object may link or
     create its account (DOMAIN.md §2), so it takes the slower path. Called inside a unit of
     work of the session (a transaction or pending changes), the event is stored in it and
-    commits it; else (the webhook) on a pooled connection, without the ORM."""
+    commits it; else (the webhook) in a transaction of its own, without the ORM."""
     sha = hashlib.sha256(body).hexdigest()
     customer_id = event_customer_id(event)
     if customer_id and event["data"]["object"].get("object") == "customer" and event["type"].startswith("customer."):
         return _archive_customer_event(body, event, sha, customer_id, recovery_source)
     values = _row_values(body, event, sha, customer_id, recovery_source)
     params = {f"p_{name}": value for name, value in values.items()}
-    engine = db.engine
-    dialect = engine.dialect.name
+    dialect = db.engine.dialect.name
     if _session_busy():  # the caller's unit of work: the event commits with it, as ever
         stored = _insert(db.session, dialect, params, customer_id)
         if stored is not None:
             db.session.commit()
-    elif dialect == "postgresql":
-        stored = _insert_in_autocommit(engine, params)
     else:
-        with engine.begin() as conn:
+        with db.engine.begin() as conn:
             stored = _insert(conn, dialect, params, customer_id)
     if stored is None:  # redelivered (or a concurrent delivery of the same id won the insert)
         return _redelivered(event, sha, _stored(event["id"]))
@@ -240,91 +237,42 @@ def _insert(conn, dialect: str, params: dict, customer_id: str | None):
     return stored
 
 
-class _Stored(NamedTuple):
-    account_id: str | None
-
-
-def _insert_in_autocommit(engine, params: dict) -> _Stored | None:
-    """PostgreSQL, outside any unit of work: the INSERT, compiled once, on one of the engine's
-    autocommit connections (`extensions.AutocommitConnections`: kept out of the pool, so no
-    checkout, autocommit toggles or checkin per event). Being one statement, it is its own
-    transaction: one round trip to the server instead of three (BEGIN, INSERT, COMMIT). And
-    SQLAlchemy's work around each execution (cache lookup, parameter processing, result object,
-    isolation-level bookkeeping), about as much CPU as the execution itself, is not done per
-    event. A connection found broken (the server restarted, the session was terminated) is
-    replaced and the INSERT sent once more: it is idempotent (ON CONFLICT DO NOTHING; should
-    the first one have been committed, the event is answered as a redelivery)."""
-    sql, processors = _compiled_insert(engine.dialect)
-    values = {name: processors[name](value) if name in processors else value for name, value in params.items()}
-    connections = autocommit_connections(engine)
-    for attempt in (1, 2):
-        conn = cursor = None
-        try:
-            with connections.borrow() as conn, conn.cursor() as cursor:
-                cursor.execute(sql, values)
-                row = cursor.fetchone()
-            break
-        except engine.dialect.loaded_dbapi.Error as e:
-            if attempt == 2 or not engine.dialect.is_disconnect(e, conn, cursor):
-                raise
-            log.warning("stripe webhook: the archive's connection was lost (%s); once more on a new one", e)
-    return None if row is None else _Stored(row[0])
-
-
-def _compiled_insert(dialect) -> tuple[str, dict]:
-    """The PostgreSQL INSERT as the driver's SQL and the bind processors of its parameters
-    (UTCDateTime's check that a time is aware and UTC, among others)."""
-    key = "insert:postgresql:compiled"
-    if key not in _STATEMENTS:
-        compiled = _insert_statement("postgresql").compile(dialect=dialect)
-        processors = {name: processor for name, bind in compiled.binds.items()
-                      if (processor := bind.type.bind_processor(dialect)) is not None}
-        _STATEMENTS[key] = (str(compiled), processors)
-    return _STATEMENTS[key]
-
-
-_STATEMENTS: dict[str, object] = {}
 _INSERTED = ("id", "type", "api_version", "stripe_created_at", "received_at", "payload", "payload_sha256",
              "customer_id", "recovery_source", "recovered_at", "state", "processed_at", "error",
              "stripe_subscription_id")
 
 
+@functools.cache
 def _insert_statement(dialect: str):
     """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING account_id, the account looked up from
     the customer in the same statement; on PostgreSQL the customer's waiting events are
     released in it too (a data-modifying CTE), found through `ix_stripe_events_unmapped` (the
     events of customers without an account; see migration 0015 for what reading every unmapped
     event cost). Built once: only the parameters change."""
-    key = f"insert:{dialect}"
-    if key not in _STATEMENTS:
-        table = StripeEvent.__table__
-        values = {name: db.bindparam(f"p_{name}", type_=table.c[name].type) for name in _INSERTED}
-        values["account_id"] = (db.select(Account.id)
-                                .where(Account.stripe_customer_id == db.bindparam("p_customer_id"))
-                                .scalar_subquery())
-        if dialect == "postgresql":
-            insert = (pg_insert(table).values(values).on_conflict_do_nothing(index_elements=[table.c.id])
-                      .returning(table.c.account_id, table.c.customer_id).cte("inserted"))
-            released = (db.update(table).values(account_id=insert.c.account_id)
-                        .where(table.c.customer_id == insert.c.customer_id,
-                               table.c.customer_id == db.bindparam("p_customer_id"),
-                               table.c.account_id.is_(None), insert.c.account_id.is_not(None))
-                        .cte("released"))
-            _STATEMENTS[key] = db.select(insert.c.account_id).add_cte(released)
-        else:
-            _STATEMENTS[key] = (sqlite_insert(table).values(values)
-                                .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.account_id))
-    return _STATEMENTS[key]
+    table = StripeEvent.__table__
+    values = {name: db.bindparam(f"p_{name}", type_=table.c[name].type) for name in _INSERTED}
+    values["account_id"] = (db.select(Account.id)
+                            .where(Account.stripe_customer_id == db.bindparam("p_customer_id"))
+                            .scalar_subquery())
+    if dialect != "postgresql":
+        return (sqlite_insert(table).values(values)
+                .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.account_id))
+    insert = (pg_insert(table).values(values).on_conflict_do_nothing(index_elements=[table.c.id])
+              .returning(table.c.account_id, table.c.customer_id).cte("inserted"))
+    released = (db.update(table).values(account_id=insert.c.account_id)
+                .where(table.c.customer_id == insert.c.customer_id,
+                       table.c.customer_id == db.bindparam("p_customer_id"),
+                       table.c.account_id.is_(None), insert.c.account_id.is_not(None))
+                .cte("released"))
+    return db.select(insert.c.account_id).add_cte(released)
 
 
+@functools.cache
 def _release_statement():
-    if "release" not in _STATEMENTS:
-        table = StripeEvent.__table__
-        _STATEMENTS["release"] = (db.update(table)
-                                  .where(table.c.customer_id == db.bindparam("p_customer_id"),
-                                         table.c.account_id.is_(None))
-                                  .values(account_id=db.bindparam("p_account_id")))
-    return _STATEMENTS["release"]
+    table = StripeEvent.__table__
+    return (db.update(table)
+            .where(table.c.customer_id == db.bindparam("p_customer_id"), table.c.account_id.is_(None))
+            .values(account_id=db.bindparam("p_account_id")))
 
 
 def _row_values(body: bytes, event: dict, sha: str, customer_id: str | None,
@@ -484,20 +432,16 @@ def _link_or_create_account(conn, customer: dict) -> str:
     wanted = metadata.get("account_id") if isinstance(metadata, dict) else None
     wanted = account_text("id", wanted) or None
     accounts = Account.__table__
-    if "account" not in _STATEMENTS:  # built once: only the parameters change
-        # Selecting mapped attributes autoflushes a session: a pending account is found too.
-        _STATEMENTS["account"] = (db.select(Account.id, Account.stripe_customer_id)
-                                  .where(Account.id == db.bindparam("p_id")))
-        _STATEMENTS["new account"] = db.insert(accounts)
     if wanted:
-        found = conn.execute(_STATEMENTS["account"], {"p_id": wanted}).first()
+        # Selecting mapped attributes autoflushes a session: a pending account is found too.
+        found = conn.execute(db.select(Account.id, Account.stripe_customer_id).where(Account.id == wanted)).first()
         if found is not None:
             if found.stripe_customer_id is None:
                 conn.execute(db.update(accounts).where(accounts.c.id == found.id)
                              .values(stripe_customer_id=customer_id))
             return found.id
     account_id = wanted or f"stripe:{customer_id}"[:64]
-    conn.execute(_STATEMENTS["new account"], {"id": account_id, "stripe_customer_id": customer_id,
+    conn.execute(db.insert(accounts), {"id": account_id, "stripe_customer_id": customer_id,
                                               **_customer_details(customer)})
     return account_id
 

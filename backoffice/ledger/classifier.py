@@ -11,6 +11,7 @@ delta-carrying row is the subscription's MRR, and the deltas of a period add up 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,6 @@ from backoffice.ledger.readers import (
     PriceLine,
     ResolvedPrice,
     UnreadablePayload,
-    build_frozen,
     invoice_amounts,
     money,
     read_event,
@@ -182,12 +182,6 @@ class SubscriptionState:
         return self.scheduled_plan is not None
 
 
-def _replaced(state: SubscriptionState, **changes: Any) -> SubscriptionState:
-    """`dataclasses.replace(state, **changes)` at a fraction of its cost (it re-reads the fields and
-    runs the frozen __init__): a state's fields are all init fields, so its __dict__ is its arguments."""
-    return build_frozen(type(state), {**state.__dict__, **changes})
-
-
 def forward_mrr(state: SubscriptionState) -> Decimal:
     """What the subscription will bring per month (the rule: ledger/rules.py), to the cent."""
     value = rules.forward_mrr(rules.PYTHON, state)
@@ -265,7 +259,7 @@ def _movement(
     new = max(forward_mrr(after), ZERO)
     previous = money(before.committed_mrr)
     delta = new - previous
-    after = _replaced(after, committed_mrr=new)
+    after = dataclasses.replace(after, committed_mrr=new)
     row = LedgerRow(
         stripe_event_id=ev.event_id, type=kind,
         from_plan=before.plan if from_plan is None else from_plan,
@@ -291,14 +285,8 @@ def _plain(
     if after is None:
         after = before
     elif after.committed_mrr is not before.committed_mrr:  # else replacing it would only copy `after`
-        after = _replaced(after, committed_mrr=before.committed_mrr)
-    row = build_frozen(LedgerRow, {  # LedgerRow(...), cheaper: most events take this path
-        "stripe_event_id": ev.event_id, "type": kind, "from_plan": before.plan,
-        "to_plan": after.plan if to_plan is None else to_plan,
-        "previous_amount": None, "new_amount": None, "amount_delta": None,
-        "committed_mrr": money(max(before.committed_mrr, ZERO)), "currency": currency,
-        "occurred_at": ev.created, "reason": reason,
-    })
+        after = dataclasses.replace(after, committed_mrr=before.committed_mrr)
+    row = LedgerRow(stripe_event_id=ev.event_id, type=kind, from_plan=before.plan, to_plan=after.plan if to_plan is None else to_plan, previous_amount=None, new_amount=None, amount_delta=None, committed_mrr=money(max(before.committed_mrr, ZERO)), currency=currency, occurred_at=ev.created, reason=reason)
     return _Outcome(row, after)
 
 
@@ -313,14 +301,14 @@ def _unclassified(ev: ParsedEvent, state: SubscriptionState, currency: str | Non
 
 def _with_price(state: SubscriptionState, price: ResolvedPrice | None, currency: str | None) -> SubscriptionState:
     if price is None:
-        return _replaced(state, currency=currency or state.currency)
-    return _replaced(state, plan=price.plan_key, price=price.amount, price_id=price.price_id,
+        return dataclasses.replace(state, currency=currency or state.currency)
+    return dataclasses.replace(state, plan=price.plan_key, price=price.amount, price_id=price.price_id,
                      currency=price.currency or currency or state.currency)
 
 
 def _after_reset(state: SubscriptionState, status: str | None) -> SubscriptionState:
     """Deleted subscription or customer: back to the free plan, nothing scheduled, no MRR."""
-    return _replaced(state, plan=FREE_PLAN, price=ZERO, price_id=None, cancel_at_period_end=False,
+    return dataclasses.replace(state, plan=FREE_PLAN, price=ZERO, price_id=None, cancel_at_period_end=False,
                      scheduled_plan=None, scheduled_price=None, status=status, awaiting_activation=False)
 
 
@@ -332,13 +320,13 @@ def _status_of(ev: ParsedEvent, state: SubscriptionState) -> str | None:
 def _subscription_created(ev: ParsedEvent, state: SubscriptionState, catalog: Catalog,
                           currency: str | None) -> _Outcome:
     price = _resolve(ev.lines, catalog, state.plan)
-    after = _replaced(_with_price(state, price, currency), status=_status_of(ev, state),
+    after = dataclasses.replace(_with_price(state, price, currency), status=_status_of(ev, state),
                       cancel_at_period_end=bool(ev.cancel_at_period_end),
                       scheduled_plan=None, scheduled_price=None)
     if ev.status in NOT_STARTED_STATUSES:
-        return _plain(ev, EventType.NO_OP, state, _replaced(after, awaiting_activation=True), currency)
+        return _plain(ev, EventType.NO_OP, state, dataclasses.replace(after, awaiting_activation=True), currency)
     warnings = (PRICE_UNKNOWN,) if price is not None and not price.known else ()
-    return _movement(ev, EventType.CREATED, state, _replaced(after, awaiting_activation=False), currency,
+    return _movement(ev, EventType.CREATED, state, dataclasses.replace(after, awaiting_activation=False), currency,
                      warnings=warnings)
 
 
@@ -359,10 +347,10 @@ def _subscription_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Ca
 
     if state.awaiting_activation:
         # Trials and unpaid starts are not MRR; the update that makes them active is the Created row.
-        after = _replaced(_with_price(state, new_price, currency), status=status, cancel_at_period_end=cancel)
+        after = dataclasses.replace(_with_price(state, new_price, currency), status=status, cancel_at_period_end=cancel)
         if ev.status == "active":
             warnings = (PRICE_UNKNOWN,) if new_price is not None and not new_price.known else ()
-            return _movement(ev, EventType.CREATED, state, _replaced(after, awaiting_activation=False),
+            return _movement(ev, EventType.CREATED, state, dataclasses.replace(after, awaiting_activation=False),
                              currency, warnings=warnings)
         return _plain(ev, EventType.NO_OP, state, after, currency)
 
@@ -370,10 +358,10 @@ def _subscription_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Ca
         return _unclassified(ev, state, currency, "cancel toggle and plan change in one payload",
                              to_plan=new_price.plan_key if new_price else None)
     if ev.cancel_changed and ev.cancel_at_period_end:
-        after = _replaced(state, cancel_at_period_end=True, status=status)
+        after = dataclasses.replace(state, cancel_at_period_end=True, status=status)
         return _movement(ev, EventType.CANCELLED, state, after, currency, reason=ev.cancellation_reason)
     if ev.cancel_changed:
-        after = _replaced(state, cancel_at_period_end=False, status=status)
+        after = dataclasses.replace(state, cancel_at_period_end=False, status=status)
         return _movement(ev, EventType.REACTIVATED, state, after, currency)
     if plan_changed:
         assert new_price is not None
@@ -384,17 +372,17 @@ def _subscription_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Ca
         elif new_price.amount < old_amount:
             kind = EventType.DOWNGRADED
         else:  # same plan, same money (a replaced price id): nothing an operator needs to see
-            after = _replaced(_with_price(state, new_price, currency), status=status)
+            after = dataclasses.replace(_with_price(state, new_price, currency), status=status)
             return _plain(ev, EventType.NO_OP, state, after, currency)
         # Any direct plan change supersedes a tracked scheduled downgrade (or is it, applied).
-        after = _replaced(_with_price(state, new_price, currency), status=status, cancel_at_period_end=cancel,
+        after = dataclasses.replace(_with_price(state, new_price, currency), status=status, cancel_at_period_end=cancel,
                           scheduled_plan=None, scheduled_price=None)
         warnings = () if new_price.known else (PRICE_UNKNOWN,)
         return _movement(ev, kind, state, after, currency, from_plan=from_plan, warnings=warnings)
     if ev.previous_status == "active" and ev.status in ("past_due", "unpaid"):
-        return _plain(ev, EventType.PAST_DUE, state, _replaced(state, status=status), currency)
+        return _plain(ev, EventType.PAST_DUE, state, dataclasses.replace(state, status=status), currency)
     # Only latest_invoice, or anything else: no change the ledger records.
-    return _plain(ev, EventType.NO_OP, state, _replaced(state, status=status), currency)
+    return _plain(ev, EventType.NO_OP, state, dataclasses.replace(state, status=status), currency)
 
 
 def _subscription_deleted(ev: ParsedEvent, state: SubscriptionState, catalog: Catalog,
@@ -439,7 +427,7 @@ def _schedule_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Catalo
         return _plain(ev, EventType.NO_OP, state, None, currency)
     if state.scheduled_plan == last.plan_key and state.scheduled_price == last.amount:
         return _plain(ev, EventType.NO_OP, state, None, currency)  # the same downgrade, seen again
-    after = _replaced(state, scheduled_plan=last.plan_key, scheduled_price=last.amount)
+    after = dataclasses.replace(state, scheduled_plan=last.plan_key, scheduled_price=last.amount)
     return _movement(ev, EventType.DOWNGRADE_SCHEDULED, state, after, currency, to_plan=last.plan_key)
 
 
@@ -452,7 +440,7 @@ def _schedule_ended(ev: ParsedEvent, state: SubscriptionState, catalog: Catalog,
 
 def _downgrade_cancelled(ev: ParsedEvent, state: SubscriptionState, currency: str | None) -> _Outcome:
     """Back to the plan price; the delta is null when nothing moves."""
-    after = _replaced(state, scheduled_plan=None, scheduled_price=None)
+    after = dataclasses.replace(state, scheduled_plan=None, scheduled_price=None)
     return _movement(ev, EventType.DOWNGRADE_CANCELLED, state, after, currency,
                      from_plan=state.scheduled_plan, to_plan=state.plan, null_zero_delta=True)
 
@@ -465,7 +453,7 @@ def _invoice_paid(ev: ParsedEvent, state: SubscriptionState, catalog: Catalog,
         return _plain(ev, EventType.NO_OP, state, None, currency)
     after = state
     if ev.invoice_id is not None:
-        after = _replaced(state,
+        after = dataclasses.replace(state,
                           classified_invoice_ids=tuple(sorted({*state.classified_invoice_ids, ev.invoice_id})))
     if ev.billing_reason != "subscription_cycle":
         return _plain(ev, EventType.NO_OP, state, after, currency)
@@ -540,7 +528,7 @@ RECOGNISED_EVENT_TYPES = frozenset(_HANDLERS)
 
 def _normalised(state: SubscriptionState) -> SubscriptionState:
     """Two-place amounts and an upper-case currency, so a seeded state prints like a replayed one."""
-    return _replaced(
+    return dataclasses.replace(
         state,
         price=money(state.price),
         committed_mrr=money(max(state.committed_mrr, ZERO)),

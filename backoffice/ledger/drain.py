@@ -164,11 +164,16 @@ def enqueue_drain(settle: float) -> bool:
 
 
 def request_replay(account_id: str | None) -> None:
-    """What the webhook calls after archiving an event that needs a replay."""
+    """What the webhook and the ingest API call once they stored events that need a replay.
+    Never fails the caller: the events are stored, and a later drain (or `ledger replay`)
+    replays what is pending."""
     app = current_app._get_current_object()
-    if app.config.get("CELERY_BROKER_URL"):
-        enqueue_drain(settle_seconds(app))
-    elif app.testing:
-        services.replay_account(account_id)
-    else:
-        drain_thread(app).wake()
+    try:
+        if app.config.get("CELERY_BROKER_URL"):
+            enqueue_drain(settle_seconds(app))
+        elif app.testing:
+            services.replay_account(account_id)
+        else:
+            drain_thread(app).wake()
+    except Exception:
+        log.exception("replay of account %s requested, but not started", account_id)

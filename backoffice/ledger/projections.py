@@ -22,7 +22,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backoffice.accounts.models import Account
-from backoffice.bulk import insert_rows
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import archive, readers, sql
@@ -191,23 +190,9 @@ _INVOICE_STATUS = {"paid": "succeeded", "open": "open", "draft": "draft", "void"
                    "uncollectible": "uncollectible"}
 
 
-class _Txn(dict):
-    """A payment transaction row: a dict of its columns, read and set as attributes."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value) -> None:
-        self[name] = value
-
-
 _PT = PaymentTransaction.__table__
 _PT_FIELDS = tuple(c.name for c in _PT.columns if c.name != "id")
+Txn = dict  # a payment transaction row: its columns by name
 
 
 class Payments:
@@ -217,56 +202,56 @@ class Payments:
     and costs more than the rest of the replay together."""
 
     def __init__(self, invoice_ids: Sequence[str]):
-        self.by_invoice: dict[str, _Txn] = {}
-        self.of_account: dict[str, list[_Txn]] = {}
+        self.by_invoice: dict[str, Txn] = {}
+        self.of_account: dict[str, list[Txn]] = {}
         self._loaded: dict[int, dict] = {}  # id → the values as read, to find what changed
-        self._new: list[_Txn] = []
+        self._new: list[Txn] = []
         for chunk in sql.chunks(invoice_ids):
             self._adopt(db.session.execute(db.select(_PT).where(sql.in_(_PT.c.stripe_invoice_id, chunk))).mappings())
 
-    def _adopt(self, rows) -> list[_Txn]:
+    def _adopt(self, rows) -> list[Txn]:
         """Stored rows as the batch's rows (a row the batch holds already is the batch's)."""
         found = []
         for row in rows:
             txn = self.by_invoice.get(row["stripe_invoice_id"])
             if txn is None:
-                txn = _Txn(row)
-                self._loaded[txn.id] = dict(row)
+                txn = dict(row)
+                self._loaded[txn["id"]] = dict(row)
                 self._hold(txn)
             found.append(txn)
         return found
 
-    def _hold(self, txn: _Txn) -> None:
-        self.by_invoice[txn.stripe_invoice_id] = txn
-        self.of_account.setdefault(txn.account_id, []).append(txn)
+    def _hold(self, txn: Txn) -> None:
+        self.by_invoice[txn["stripe_invoice_id"]] = txn
+        self.of_account.setdefault(txn["account_id"], []).append(txn)
 
-    def get(self, invoice_id: str | None) -> _Txn | None:
+    def get(self, invoice_id: str | None) -> Txn | None:
         return self.by_invoice.get(invoice_id) if isinstance(invoice_id, str) else None
 
-    def create(self, account_id: str, invoice_id: str) -> _Txn:
-        txn = _Txn(dict.fromkeys(_PT_FIELDS), id=None)
+    def create(self, account_id: str, invoice_id: str) -> Txn:
+        txn = dict.fromkeys(_PT_FIELDS, None) | {"id": None}
         txn.update(account_id=account_id, stripe_invoice_id=invoice_id, amount_from_credit=ZERO)
         self._new.append(txn)
         self._hold(txn)
         return txn
 
-    def by_charge(self, account_id: str, charge_id: str | None) -> _Txn | None:
+    def by_charge(self, account_id: str, charge_id: str | None) -> Txn | None:
         if not charge_id:
             return None
         for txn in self.of_account.get(account_id, ()):
-            if txn.stripe_charge_id == charge_id:
+            if txn["stripe_charge_id"] == charge_id:
                 return txn
         stored = self._adopt(db.session.execute(
             db.select(_PT).where(_PT.c.stripe_charge_id == charge_id).limit(1)).mappings())
-        return next((t for t in stored if t.stripe_charge_id == charge_id), None)
+        return next((t for t in stored if t["stripe_charge_id"] == charge_id), None)
 
-    def refundable(self, account_id: str, currency: str, amount: Decimal, at: datetime) -> _Txn | None:
+    def refundable(self, account_id: str, currency: str, amount: Decimal, at: datetime) -> Txn | None:
         """The latest succeeded payment of the account with this amount and currency, on or
         before `at`, not refunded yet: the batch's rows and the stored ones (the batch's values
         win), newest by (date, id), rows not stored yet being the newest."""
-        def matches(t: _Txn) -> bool:
-            return (t.account_id == account_id and t.status == "succeeded" and t.refunded_at is None
-                    and t.currency == currency and t.amount == amount and t.date is not None and t.date <= at)
+        def matches(t: Txn) -> bool:
+            return (t["account_id"] == account_id and t["status"] == "succeeded" and t["refunded_at"] is None
+                    and t["currency"] == currency and t["amount"] == amount and t["date"] is not None and t["date"] <= at)
 
         self._adopt(db.session.execute(
             db.select(_PT).where(_PT.c.account_id == account_id, _PT.c.status == "succeeded",
@@ -276,19 +261,19 @@ class Payments:
         candidates = [t for t in self.of_account.get(account_id, ()) if matches(t)]
         if not candidates:
             return None
-        return max(candidates, key=lambda t: (t.date, t.id if t.id is not None else float("inf")))
+        return max(candidates, key=lambda t: (t["date"], t["id"] if t["id"] is not None else float("inf")))
 
     def write(self) -> None:
         """Writes the new and the changed rows (once, when the batch is written)."""
         if self._new:
-            insert_rows(_PT, self._new, columns=_PT_FIELDS)
+            db.session.execute(db.insert(_PT), [{name: t[name] for name in _PT_FIELDS} for t in self._new])
         changed = [txn for txn_id, before in self._loaded.items()
                    if (txn := self.by_invoice[before["stripe_invoice_id"]]) != before]
         if changed:
             db.session.execute(
                 db.update(_PT).where(_PT.c.id == db.bindparam("b_id"))
                 .values({name: db.bindparam(f"b_{name}", type_=_PT.c[name].type) for name in _PT_FIELDS}),
-                [{"b_id": t.id, **{f"b_{name}": t[name] for name in _PT_FIELDS}} for t in changed])
+                [{"b_id": t["id"], **{f"b_{name}": t[name] for name in _PT_FIELDS}} for t in changed])
         self._loaded, self._new = {}, []  # written: once per batch
 
 
@@ -337,28 +322,28 @@ def _project_invoice(account_id, event, payments, subscriptions, invoice_plans, 
         status = "failed"
     elif event["type"] in ("invoice.paid", "invoice.payment_succeeded"):
         status = "succeeded"
-    stale = pt.status == "succeeded" and status in ("open", "draft", "failed")
+    stale = pt["status"] == "succeeded" and status in ("open", "draft", "failed")
     if stale:
         status = "succeeded"  # a stale update never un-pays an invoice, nor its amounts
     transitions = obj.get("status_transitions") or {}
     moment = transitions.get("paid_at") or transitions.get("finalized_at") or obj.get("created") \
         or obj.get("date") or event["created"]
-    pt.status = status
-    pt.currency = currency
-    pt.number = obj.get("number") or (pt.number if stale else None)
-    pt.invoice_url = obj.get("hosted_invoice_url") or obj.get("invoice_pdf") or (pt.invoice_url if stale else None)
+    pt["status"] = status
+    pt["currency"] = currency
+    pt["number"] = obj.get("number") or (pt["number"] if stale else None)
+    pt["invoice_url"] = obj.get("hosted_invoice_url") or obj.get("invoice_pdf") or (pt["invoice_url"] if stale else None)
     if not stale:
-        pt.date = _at(moment)
-        pt.amount = amounts["amount_paid"]
-        pt.invoice_total = amounts["total"]
-        pt.tax_amount = amounts["tax"]
-        pt.amount_excluding_tax = amounts["amount_excluding_tax"]
-        pt.amount_from_credit = amounts["amount_from_credit"]
-    pt.subscription_id = subscriptions.get(sub_id) if sub_id else pt.subscription_id
-    pt.plan = invoice_plans.get(event["id"]) or pt.plan
+        pt["date"] = _at(moment)
+        pt["amount"] = amounts["amount_paid"]
+        pt["invoice_total"] = amounts["total"]
+        pt["tax_amount"] = amounts["tax"]
+        pt["amount_excluding_tax"] = amounts["amount_excluding_tax"]
+        pt["amount_from_credit"] = amounts["amount_from_credit"]
+    pt["subscription_id"] = subscriptions.get(sub_id) if sub_id else pt["subscription_id"]
+    pt["plan"] = invoice_plans.get(event["id"]) or pt["plan"]
     charge = readers.invoice_charge(obj)
     if charge is not None:
-        pt.stripe_charge_id = charge
+        pt["stripe_charge_id"] = charge
     # A clamped ex-VAT amount is reported by the classifier (AmountExcludingTaxClamped), once
     # per invoice, on the event that classifies it.
 
@@ -374,9 +359,9 @@ def _project_refund(account_id, event, payments: Payments) -> None:
     if pt is None:
         log.warning("charge.refunded %s: no payment transaction found", event["id"])
         return
-    pt.stripe_charge_id = pt.stripe_charge_id or obj.get("id")
-    pt.refunded_at = pt.refunded_at or _at(event["created"])
-    pt.refund_amount = readers.amount_of(obj, "amount_refunded", event["type"]) or ZERO
+    pt["stripe_charge_id"] = pt["stripe_charge_id"] or obj.get("id")
+    pt["refunded_at"] = pt["refunded_at"] or _at(event["created"])
+    pt["refund_amount"] = readers.amount_of(obj, "amount_refunded", event["type"]) or ZERO
 
 
 def _project_credit_note(event, payments: Payments) -> None:
@@ -387,11 +372,11 @@ def _project_credit_note(event, payments: Payments) -> None:
         raise readers.UnreadablePayload(event["type"], "data.object.invoice (no payment transaction for it)",
                                         event.get("api_version"))
     if obj.get("status") == "void" or event["type"] == "credit_note.voided":
-        pt.credit_noted_at = pt.credit_note_url = pt.credit_note_amount = None
+        pt["credit_noted_at"] = pt["credit_note_url"] = pt["credit_note_amount"] = None
         return
-    pt.credit_noted_at = _at(obj.get("effective_at") or obj.get("created") or event["created"])
-    pt.credit_note_url = obj.get("pdf")
-    pt.credit_note_amount = (readers.amount_of(obj, "total", event["type"]) or readers.amount_of(obj, "amount", event["type"])
+    pt["credit_noted_at"] = _at(obj.get("effective_at") or obj.get("created") or event["created"])
+    pt["credit_note_url"] = obj.get("pdf")
+    pt["credit_note_amount"] = (readers.amount_of(obj, "total", event["type"]) or readers.amount_of(obj, "amount", event["type"])
                              or ZERO)
 
 

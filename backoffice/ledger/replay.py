@@ -34,7 +34,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import JSON as JSON_PG
 
 from backoffice.accounts.models import Account
-from backoffice.bulk import insert_rows
 from backoffice.dbtypes import utcnow
 from backoffice.extensions import db
 from backoffice.ledger import archive, projections, readers, sql
@@ -479,7 +478,8 @@ class Batch:
         self.payments.write()
         _mark(self.marks, now)
         _supersede(corrections, now)
-        insert_rows(BillingEvent.__table__, ledger)
+        if ledger:
+            db.session.execute(db.insert(BillingEvent.__table__), ledger)
 
     def _flag_drift(self, account_id: str, current: Subscription | None) -> None:
         """An event the replay cannot read is drift (DOMAIN §3): the account's flag is set, on a
@@ -565,7 +565,8 @@ def _supersede(corrections: Sequence[tuple[dict | None, object, str | None]], no
     db.session.execute(db.update(t).where(t.c.id == db.bindparam("b_old"), t.c.superseded_at.is_(None))
                        .values(superseded_at=now, superseded_by=db.bindparam("b_new"),
                                superseded_because=db.bindparam("b_cause")), marks)
-    insert_rows(t, replacements)
+    if replacements:
+        db.session.execute(db.insert(t), replacements)
 
 
 def _current_rows(account_ids: Sequence[str]) -> dict[str, dict]:

@@ -103,8 +103,6 @@ def _webhook_url(url: str) -> str:
     delivers to https; plain http is for a local Stripe-compatible server."""
     from urllib.parse import urlsplit
 
-    from backoffice.stripe.webhook_fast import WEBHOOK_PATH
-
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise click.ClickException(f"--url must be an address like https://backoffice.example.com, not {url!r}.")
@@ -114,8 +112,8 @@ def _webhook_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise click.ClickException(f"--url must have no query string or fragment: {url!r}.")
     path = parts.path.rstrip("/")
-    if not path.endswith(WEBHOOK_PATH):
-        path += WEBHOOK_PATH
+    if not path.endswith("/stripe/webhook"):
+        path += "/stripe/webhook"
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 

@@ -20,9 +20,7 @@ bp = Blueprint("stripe", __name__, template_folder="templates")
 def webhook():
     """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
     slow or failing replay never makes Stripe retry an event that is stored; the replay is only
-    requested (ledger/drain.py: it runs once the event has settled, in bulk). An event that is stored,
-    a duplicate or divergent is answered the same way in front of Flask (webhook_fast.py); this
-    view answers what that hands over: the refusals, and a failed archive."""
+    requested (ledger/drain.py: it runs once the event has settled, in bulk)."""
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRET")  # a tuple (config.webhook_secrets)
     if not secrets:
         raise BadRequest(_("The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET)."),
@@ -33,12 +31,12 @@ def webhook():
 
 
 def acknowledge(result: archive.ArchiveResult):
-    """Stripe's acknowledgement of an archived event, with the replay enqueued after it (the
-    view's answer, and the fast path's in front of Flask)."""
-    response = jsonify(received=True, id=result.event_id, outcome=result.outcome)
+    """Stripe's acknowledgement of an archived event. The replay is requested, never run, here
+    (ledger/drain.py: the web process's drain thread, or one coalesced Celery drain per settle
+    window; under TESTING the account is replayed at once, so tests see the ledger)."""
     if result.needs_replay:
-        _after_response(response, result.account_id)
-    return response
+        drain.request_replay(result.account_id)
+    return jsonify(received=True, id=result.event_id, outcome=result.outcome)
 
 
 @limiter.request_filter
@@ -46,22 +44,6 @@ def _webhook_unlimited() -> bool:
     """The webhook is exempt; this also spares it the limiter's lookup of the limits that do
     not apply (a noticeable share of its answer time)."""
     return request.endpoint == "stripe.webhook"
-
-
-def _after_response(response, account_id: str | None) -> None:
-    """The replay is requested, never run, in the webhook's request (ledger/drain.py: the web
-    process's drain thread, or one coalesced Celery drain per settle window); under TESTING the
-    account is replayed before answering, so tests see the ledger at once."""
-    _enqueue_replay(account_id)
-
-
-def _enqueue_replay(account_id: str | None) -> None:
-    """Requests the replay. Never fails the webhook: the event is stored, and a later drain
-    (or `ledger replay`) replays what is pending."""
-    try:
-        drain.request_replay(account_id)
-    except Exception:  # the stored event must still be acknowledged
-        log.exception("replay of account %s after a webhook failed", account_id)
 
 
 # --------------------------------------------------------------------------------------------

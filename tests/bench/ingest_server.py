@@ -6,7 +6,7 @@ in-process measurement.
     gunicorn -w 1 -b 127.0.0.1:PORT tests.bench.ingest_server:app
 """
 from backoffice import create_app
-from backoffice.stripe import views
+from backoffice.ledger import drain
 
-views._enqueue_replay = lambda account_id: None
+drain.request_replay = lambda account_id: None
 app = create_app()

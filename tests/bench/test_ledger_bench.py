@@ -400,14 +400,14 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
 
 
 def test_webhook_ingest_and_replay_throughput(app, app_config, monkeypatch, capsys, tmp_path):
-    from backoffice.stripe import views
+    from backoffice.ledger import drain
 
     dialect = db.engine.dialect.name
     if SQLITE_WAL and dialect == "sqlite":
         db.session.remove()
         db.engine.dispose()
         sa.event.listen(db.engine, "connect", _sqlite_wal)
-    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)  # verify + archive only
+    monkeypatch.setattr(drain, "request_replay", lambda account_id: None)  # verify + archive only
     webhook_stories = -(-WEBHOOK_EVENTS // EVENTS_PER_ACCOUNT)
 
     # 1. Most of the archive in bulk first, as if delivered earlier (pending, their accounts

@@ -1,11 +1,8 @@
 """The replay's fast paths give what the plain code gives: minor units in money (cents, zero- and
-three-decimal currencies, negative and huge amounts), invoice amounts, times, and frozen
-dataclasses built without their __init__. Pure: no app, no database."""
+three-decimal currencies, negative and huge amounts), invoice amounts and times. Pure: no app, no database."""
 from __future__ import annotations
 
-import dataclasses
 import enum
-import pickle
 from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -16,12 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backoffice.ledger import readers
-from backoffice.ledger.classifier import EventType, LedgerRow, SubscriptionState, _replaced
 from backoffice.ledger.readers import (
     CENT,
     CURRENT_API_VERSION,
     LEGACY_API_VERSION,
-    build_frozen,
     invoice_amounts,
 )
 
@@ -145,45 +140,6 @@ def test_ids_and_mappings_as_before(value):
         assert readers._dict(value) is value
     else:
         assert readers._dict(value) == {}
-
-
-def test_built_frozen_instances_are_constructed_ones():
-    row_values = {"stripe_event_id": "evt_1", "type": EventType.RENEWED, "from_plan": "basic", "to_plan": "basic",
-                  "previous_amount": None, "new_amount": None, "amount_delta": None,
-                  "committed_mrr": Decimal("49.00"), "currency": "EUR", "occurred_at": datetime(2025, 1, 1, tzinfo=UTC)}
-    built, made = build_frozen(LedgerRow, row_values), LedgerRow(**row_values)
-    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
-    assert list(vars(built).items()) == list(vars(made).items())
-    assert pickle.loads(pickle.dumps(built)) == made
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        built.reason = "x"  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        build_frozen(LedgerRow, {**row_values, "unknown": 1})
-    with pytest.raises(TypeError):
-        build_frozen(LedgerRow, {k: v for k, v in row_values.items() if k != "occurred_at"})
-
-    state = SubscriptionState(plan="pro", price=Decimal("159.00"), currency="EUR")
-    assert _replaced(state, status="active") == dataclasses.replace(state, status="active")
-    assert _replaced(state) == state
-    with pytest.raises(TypeError):
-        _replaced(state, not_a_field=1)
-
-
-def test_classes_with_their_own_construction_are_refused():
-    @dataclasses.dataclass(frozen=True)
-    class Checked:
-        amount: int = 0
-
-        def __post_init__(self) -> None:
-            assert self.amount >= 0
-
-    @dataclasses.dataclass(frozen=True)
-    class Listed:
-        items: list = dataclasses.field(default_factory=list)
-
-    for cls in (Checked, Listed):
-        with pytest.raises(TypeError):
-            build_frozen(cls, {})
 
 
 def test_a_negative_total_below_a_cent_is_a_credit():

@@ -22,9 +22,9 @@ PRO = h.price("price_pro", 15900, product="pro")
 def archive_stories(client, monkeypatch, accounts: int) -> None:
     """Each account: created, subscribed to basic, upgraded to pro, one paid invoice; archived
     through the webhook without replaying (as when no worker ran)."""
-    from backoffice.stripe import views
+    from backoffice.ledger import drain
 
-    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)
+    monkeypatch.setattr(drain, "request_replay", lambda account_id: None)
     for n in range(accounts):
         cus, sub, t = f"cus_rp{n}", f"sub_rp{n}", h.ts("2026-01-10T08:00:00") + n * 60
         for event in (
@@ -162,9 +162,9 @@ def test_a_new_account_is_flagged_as_having_ledger_rows_in_the_update_of_its_bil
     replay fills has the flag set in that same UPDATE (on PostgreSQL the transaction updates
     its row once, not twice); the one the replay leaves unchanged gets it from the ledger's
     trigger, its modified time untouched."""
-    from backoffice.stripe import views
+    from backoffice.ledger import drain
 
-    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)
+    monkeypatch.setattr(drain, "request_replay", lambda account_id: None)
     created = datetime(2026, 1, 2, 9, tzinfo=UTC)
     db.session.add_all([Account(id=a, name=a, created_at=created, modified_at=created)
                         for a in ("acc-filled", "acc-as-is")])

@@ -413,10 +413,9 @@ def test_refunds_find_their_payment_in_the_same_replay(client, subscribed, monke
     """Invoices and the refunds of their charges archived together, replayed in one batch: a
     refund whose charge names no invoice takes the latest unrefunded payment of the same amount
     (not one already refunded in the batch); a refund of a known charge id takes its payment."""
-    from backoffice.ledger import services
-    from backoffice.stripe import views
+    from backoffice.ledger import drain, services
 
-    monkeypatch.setattr(views, "_enqueue_replay", lambda account_id: None)  # archive only
+    monkeypatch.setattr(drain, "request_replay", lambda account_id: None)  # archive only
     first = h.invoice("in_a", CUS, SUB, amount_paid=4900, total=4900, created=h.ts("2026-02-10"))
     second = h.invoice("in_b", CUS, SUB, amount_paid=4900, total=4900, created=h.ts("2026-03-10"))
     second["charge"] = "ch_b"

@@ -10,10 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+import sqlalchemy as sa
+
 from backoffice.accounts.models import Account
 from backoffice.api import services as api_services
 from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
+from tests.conftest import IS_POSTGRES
 from tests.stripe import helpers as h
 
 
@@ -386,3 +390,38 @@ def test_a_customer_text_with_a_nul_character_or_too_long_is_stored_cleaned(clie
     db.session.expire_all()
     assert db.session.get(StripeEvent, updated["id"]).state == "processed"
     assert db.session.get(Account, "acc-text").billing_city == ("Z" + "z" * 120)[:100]
+
+
+# --- the database dropped the pool's connections (a restart, pg_terminate_backend) ---------
+
+def _invoice_paid_n(n: int) -> dict:
+    invoice = h.invoice(f"in_{n}", "cus_P", None, amount_paid=4900, total=4900, created=h.ts("2026-01-06"))
+    return h.envelope("invoice.paid", invoice, h.ts("2026-01-06") + n)
+
+
+def _pooled_backend_pids() -> list[int]:
+    """The server processes of every idle connection in the app's pool (all checked out at once,
+    so each is seen once)."""
+    db.session.remove()
+    connections = [db.engine.connect() for _ in range(max(db.engine.pool.checkedin(), 1))]
+    try:
+        return [c.execute(sa.select(sa.func.pg_backend_pid())).scalar_one() for c in connections]
+    finally:
+        for c in connections:
+            c.close()
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL: a server that drops connections")
+def test_a_request_after_the_server_dropped_its_connections_succeeds(app, client):
+    assert h.deliver(client, _invoice_paid_n(1)).status_code == 200  # leaves a pooled connection
+    pids = _pooled_backend_pids()
+    # Only the app's own connections are killed: other fixtures of the run keep theirs.
+    killer = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with killer.connect() as conn:
+        killed = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+            " WHERE pid = ANY(:pids)"), {"pids": pids}).scalar_one()
+    killer.dispose()
+    assert killed == len(pids) >= 1
+    assert h.deliver(client, _invoice_paid_n(2)).status_code == 200
+    assert db.session.execute(sa.select(sa.func.count()).select_from(StripeEvent)).scalar_one() == 2
