@@ -1,104 +1,17 @@
 """Backoffice: the back office for the operators of a subscription SaaS platform."""
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from backoffice.config import PROJECT_ROOT, check_production, load_config, webhook_secrets
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """The app factory. `config` overrides what the environment gives (tests use it)."""
-    instance_path = Path(os.environ.get("BACKOFFICE_INSTANCE_PATH") or PROJECT_ROOT / "instance")
-    if config and config.get("INSTANCE_PATH"):
-        instance_path = Path(config["INSTANCE_PATH"])
-    app = Flask(
-        __name__,
-        instance_path=str(instance_path.resolve()),
-        static_folder=str(PROJECT_ROOT / "static"),
-        static_url_path="/static",
-    )
-    app.config.update(load_config(instance_path))
-    if config:
-        app.config.update(config)
-    check_production(app.config)
-    if app.config.get("TRUSTED_PROXIES"):
-        from werkzeug.middleware.proxy_fix import ProxyFix
+    """The app factory (backoffice/app.py), as `gunicorn 'backoffice:create_app()'` names it. Imported
+    when called: every module of the package runs this file first, and the factory imports them all."""
+    from backoffice.app import create_app as make
 
-        hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    # Parsed once, whoever set it (the environment or an override): both webhook paths read the tuple.
-    app.config["STRIPE_WEBHOOK_SECRET"] = webhook_secrets(app.config.get("STRIPE_WEBHOOK_SECRET"))
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-    if os.environ.get("LOG_LEVEL", "INFO") != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-
-    from backoffice import extensions as ext
-    from backoffice import i18n
-
-    ext.db.init_app(app)
-    with app.app_context():
-        for engine in ext.db.engines.values():
-            ext.sqlite_pragmas(engine)
-    ext.migrate.init_app(
-        app,
-        ext.db,
-        directory=str(PROJECT_ROOT / "migrations"),
-        render_as_batch=True,
-        compare_type=True,
-    )
-    i18n.compile_catalogs_if_stale()
-    ext.babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "UTC")
-    ext.csrf.init_app(app)
-    ext.limiter.init_app(app)
-    ext.htmx.init_app(app)
-
-    from backoffice import auth, errors, hx, jobs, models, security  # noqa: F401  (models: metadata)
-
-    auth.init_app(app)
-    errors.init_app(app)
-    hx.init_app(app)
-    security.init_app(app)
-    i18n.init_app(app)
-    jobs.init_app(app)
-
-    from backoffice.accounts.views import bp as accounts_bp
-    from backoffice.api.blueprints import PARTS as api_parts
-    from backoffice.api.blueprints import bp as api_bp
-    from backoffice.dashboard.views import bp as dashboard_bp
-    from backoffice.invoices.views import bp as invoices_bp
-    from backoffice.invoicing.views import bp as invoicing_bp
-    from backoffice.ledger.views import bp as ledger_bp
-    from backoffice.legacy import bp as legacy_bp
-    from backoffice.operators.views import bp as operators_bp
-    from backoffice.stripe.views import bp as stripe_bp
-    from backoffice.usage.views import bp as usage_bp
-    from backoffice.users.views import bp as users_bp
-
-    for bp in (
-        operators_bp,
-        dashboard_bp,
-        accounts_bp,
-        users_bp,
-        ledger_bp,
-        invoices_bp,
-        usage_bp,
-        invoicing_bp,
-        stripe_bp,
-        api_bp,
-        legacy_bp,
-    ):
-        app.register_blueprint(bp)
-    ext.csrf.exempt(stripe_bp)
-    for bp in (api_bp, *(part.bp for part in api_parts)):  # the token is the API's credential
-        ext.csrf.exempt(bp)
-
-    from backoffice.cli import register_app_commands
-
-    register_app_commands(app)
-    return app
+    return make(config)

@@ -10,8 +10,10 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from backoffice import hx
+from backoffice.api.models import ApiToken
 from backoffice.dbtypes import utcnow
 from backoffice.extensions import db, login_manager
+from backoffice.operators.models import Operator
 
 # Endpoints reachable without a signed-in operator. The API and the webhook authenticate
 # on their own (bearer token, Stripe signature).
@@ -50,7 +52,6 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load(user_id: str):
-        from backoffice.operators.models import Operator
 
         try:
             op_id, version = (int(x) for x in user_id.split(":", 1))
@@ -121,7 +122,6 @@ def token_required(*scopes: str) -> Callable:
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            from backoffice.api.models import ApiToken
 
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):

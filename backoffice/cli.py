@@ -7,6 +7,12 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from backoffice import create_app
+from backoffice.api.cli import tokens
+from backoffice.demo.cli import demo
+from backoffice.i18n import i18n
+from backoffice.ledger.cli import ledger
+from backoffice.operators.cli import operators, users
+from backoffice.stripe.cli import COMMANDS as stripe_commands
 
 
 def _create_app() -> Flask:
@@ -24,12 +30,6 @@ def main() -> None:
 
 def register_app_commands(app: Flask) -> None:
     """Feature command groups, attached to every app so `flask --app backoffice` sees them too."""
-    from backoffice.api.cli import tokens
-    from backoffice.i18n import i18n
-    from backoffice.ledger.cli import ledger
-    from backoffice.operators.cli import operators, users
-    from backoffice.stripe.cli import COMMANDS as stripe_commands
-
     for command in (operators, users, tokens, i18n, ledger):
         app.cli.add_command(command)
     for command in stripe_commands:
@@ -38,8 +38,6 @@ def register_app_commands(app: Flask) -> None:
 
 def _register_standalone() -> None:
     """Commands that build their own app (the demo uses its own database)."""
-    from backoffice.demo.cli import demo
-
     main.add_command(demo)
 
 

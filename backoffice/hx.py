@@ -5,7 +5,7 @@ every other request gets the whole page, so any pushed URL also works when loade
 """
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, render_template, request
 from jinja2_fragments.flask import render_block
 
 
@@ -16,8 +16,6 @@ def wants_fragment() -> bool:
 
 def render(template: str, block: str | None = None, **context) -> str:
     """The whole page, or only `block` when the request wants a fragment."""
-    from flask import render_template
-
     if block and wants_fragment():
         return render_block(template, block, **context)
     return render_template(template, **context)

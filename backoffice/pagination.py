@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 
 from backoffice.errors import BadRequest
@@ -71,7 +72,6 @@ def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count
     `when_capped(limit, offset)`, asked first when so many rows match, may answer the rows in a way
     that suits a broad match (reading the list in order, testing each row), or None to read `stmt`."""
     if cap is None:
-        from flask import current_app
 
         cap = current_app.config.get("LIST_COUNT_CAP", COUNT_CAP)
     counted = (count_stmt if count_stmt is not None else stmt).order_by(None).limit(cap + 1).subquery()

@@ -7,14 +7,20 @@ from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
 
+from backoffice.accounts import filters as account_filters
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
+from backoffice.invoices import filters as invoice_filters
 from backoffice.invoices import queries as invoice_queries
+from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
 from backoffice.invoices.filters import InvoiceFilters
+from backoffice.ledger import filters as event_filters
 from backoffice.ledger import queries as ledger_queries
 from backoffice.ledger.filters import EVENT_TYPES, EventFilters
+from backoffice.ledger.filters import VIEWS as EVENT_VIEWS
+from backoffice.users import filters as user_filters
 from backoffice.users import queries as user_queries
 from backoffice.users.filters import UserFilters
 
@@ -179,12 +185,6 @@ def _sort(fields: tuple[str, ...], default: str, aliases: dict[str, str]) -> dic
 
 @contribute
 def _openapi():
-    from backoffice.accounts import filters as account_filters
-    from backoffice.invoices import filters as invoice_filters
-    from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
-    from backoffice.ledger import filters as event_filters
-    from backoffice.ledger.filters import VIEWS as EVENT_VIEWS
-    from backoffice.users import filters as user_filters
 
     paths = {
         "/api/v1/accounts": _list_op("Accounts", "Account", [

@@ -15,6 +15,7 @@ from backoffice.accounts.filters import parse_id
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
 from backoffice.pagination import parse_page, parse_sort
+from backoffice.stripe import drift, queries, recovery, sync
 
 bp = Blueprint("stripe", __name__)  # nested in the api blueprint (api/blueprints.py)
 
@@ -23,7 +24,6 @@ bp = Blueprint("stripe", __name__)  # nested in the api blueprint (api/blueprint
 class TokenActor:
     """Who an API call acted as, for the use cases' audit entry and acknowledgement: a token
     has no operator row (`id` None), and `email` is the token's label."""
-
     email: str
     id: None = None
 
@@ -64,7 +64,6 @@ def _known_account(account_id: str) -> str:
 @bp.get("/accounts/<account_id>/drift")
 @token_required("read")
 def account_drift(account_id: str):
-    from backoffice.stripe import queries
 
     account_id = _known_account(account_id)
     page, page_size = parse_page(request.args)
@@ -81,7 +80,6 @@ def account_drift(account_id: str):
 @bp.post("/accounts/<account_id>/drift/acknowledge")
 @token_required("admin")
 def acknowledge_drift(account_id: str):
-    from backoffice.stripe import drift
 
     account_id = _known_account(account_id)
     sub = drift.acknowledge(account_id, _actor())
@@ -91,7 +89,6 @@ def acknowledge_drift(account_id: str):
 @bp.get("/accounts/<account_id>/recovery")
 @token_required("read")
 def recovery_plan(account_id: str):
-    from backoffice.stripe import recovery
 
     plan = recovery.recovery_plan(_known_account(account_id))
     return jsonify({"account_id": plan.account_id, "offered": plan.offered, "awaiting": plan.awaiting.as_dict(),
@@ -101,7 +98,6 @@ def recovery_plan(account_id: str):
 @bp.post("/accounts/<account_id>/recovery")
 @token_required("admin")
 def disaster_recovery(account_id: str):
-    from backoffice.stripe import recovery
 
     result = recovery.run_disaster_recovery(_known_account(account_id), _actor())
     return jsonify(result.as_dict())
@@ -110,7 +106,6 @@ def disaster_recovery(account_id: str):
 @bp.post("/accounts/<account_id>/sync")
 @token_required("admin")
 def sync_account(account_id: str):
-    from backoffice.stripe import sync
 
     token = g.api_token
     result = sync.sync_account(account_id, None, actor_label=f"api token {token.prefix} ({token.name})")

@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 
 import click
+from flask_migrate import upgrade
+from sqlalchemy import event
+from werkzeug.serving import run_simple
 
+from backoffice import create_app
 from backoffice.config import PROJECT_ROOT
+from backoffice.demo import generator, services
 from backoffice.demo.generator import MAX_ACCOUNTS
+from backoffice.demo.stripe_sim import DEMO_WEBHOOK_SECRET, StripeSimulator
+from backoffice.extensions import db
+from backoffice.usage.demo import feed_demo
 
 # Above 2,000 accounts, only this many customers get their Stripe history by default (about as
 # many as 2,000 accounts have): each event goes through the real webhook and replayer, which
@@ -30,8 +39,6 @@ def _remove_sqlite(path: Path) -> None:
 
 
 def _build_app(database_url: str):
-    from backoffice import create_app
-    from backoffice.demo.stripe_sim import DEMO_WEBHOOK_SECRET
 
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -39,9 +46,7 @@ def _build_app(database_url: str):
         "CELERY_BROKER_URL": "",  # replay in-process, so the history is in the ledger at once
     })
     if database_url.startswith("sqlite"):
-        from sqlalchemy import event
 
-        from backoffice.extensions import db
 
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_no_fsync)
@@ -96,9 +101,7 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
     Prints the e-mail and password of the demo admin (BACKOFFICE_DEMO_PASSWORD if set, else a
     new one each run), then serves on http://127.0.0.1:5000 unless --no-serve.
     """
-    from flask_migrate import upgrade
 
-    from backoffice.demo import services
 
     started = time.perf_counter()
     sqlite_path: Path | None = None
@@ -132,7 +135,6 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
                 raise click.ClickException(
                     "The database at --database-url already holds data that is not this demo data set; "
                     "the demo only fills an empty database.")
-            from backoffice.extensions import db
 
             db.session.remove()
             db.engine.dispose()
@@ -159,15 +161,12 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
     if no_serve:
         return
     click.echo(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
-    from werkzeug.serving import run_simple
 
     # Not app.run(): Flask ignores it inside a `flask`/`backoffice` CLI command.
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
 def _build(app, seed: int, accounts: int, stripe_accounts: int, usage_accounts: int, wanted: dict) -> None:
-    from backoffice.demo import generator, services
-    from backoffice.demo.stripe_sim import DEMO_WEBHOOK_SECRET, StripeSimulator
 
     spec = generator.DemoSpec(seed=seed, accounts=accounts)
     t = time.perf_counter()
@@ -209,10 +208,7 @@ def _build(app, seed: int, accounts: int, stripe_accounts: int, usage_accounts: 
 
 def _feed_usage(app, seed: int, now, profiles: list, usage_accounts: int) -> dict:
     """Deployments and daily message usage, sent through the ingest API as the platform would."""
-    import random
 
-    from backoffice.extensions import db
-    from backoffice.usage.demo import feed_demo
 
     t = time.perf_counter()
     chosen = profiles

@@ -15,8 +15,10 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from backoffice.accounts.models import Account
+from backoffice.demo.stripe_sim import DeliveryReport, deliver
 from backoffice.extensions import db
 from backoffice.jobs import celery_app
+from backoffice.ledger import services as ledger
 from backoffice.ledger.models import BillingEvent, StripeEvent
 from backoffice.operators import services as operators
 from backoffice.operators.models import AuditEntry, Operator
@@ -96,9 +98,6 @@ def _drop_queued_replays() -> None:
 def deliver_history(client, secret: str, batches: Iterable[list[dict]],
                     on_batch: Callable[[int], None] | None = None, replay_every: int = 50):
     """Delivers each account's events, in order, through the real webhook, then replays them."""
-    from backoffice.demo.stripe_sim import DeliveryReport, deliver
-    from backoffice.ledger import services as ledger
-
     if not str(celery_app.conf.broker_url or "").startswith("memory://"):
         raise RuntimeError("the demo delivers its Stripe history with the in-process broker only")
     report = DeliveryReport()

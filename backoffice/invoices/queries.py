@@ -9,6 +9,7 @@ account names are joined to the rows of the page only.
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from backoffice.accounts.models import Account
 from backoffice.errors import BadRequest
@@ -131,7 +132,6 @@ def invoice_rows_page(f: InvoiceFilters) -> Page:
 
 
 def _beyond(page: int) -> str:
-    from flask_babel import gettext as _
 
     return _("Page %(page)s is beyond the end of the list.", page=page)
 

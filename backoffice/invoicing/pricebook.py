@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, NotFound
 from backoffice.invoicing.models import ADDON_PERIODS, AddonPrice, MeteredPrice, PlanPrice, VatSetting
 from backoffice.usage.models import METRICS
 
@@ -71,7 +71,6 @@ KINDS = {
 
 
 def get_kind(slug: str) -> Kind:
-    from backoffice.errors import NotFound
 
     if slug not in KINDS:
         raise NotFound(f"No price book section {slug!r}.")

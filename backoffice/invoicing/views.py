@@ -1,12 +1,13 @@
 """The price book pages (admin only): every price with its valid-from date, added, edited, removed."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from backoffice import hx
 from backoffice.auth import admin_required
+from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.invoicing import pricebook, queries, services
 from backoffice.invoicing.pricebook import KINDS, get_kind
@@ -26,7 +27,6 @@ def price_book():
 
 
 def _today():
-    from backoffice.dbtypes import utcnow
 
     return utcnow().date()
 
@@ -78,6 +78,5 @@ def delete_entry(kind_slug: str, entry_id: int):
 
 
 def _currency() -> str:
-    from flask import current_app
 
     return current_app.config["PLATFORM_CURRENCY"]

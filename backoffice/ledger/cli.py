@@ -4,6 +4,10 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from backoffice.extensions import db
+from backoffice.ledger import services
+from backoffice.ledger.models import StripeEvent
+
 
 @click.group("ledger")
 def ledger() -> None:
@@ -18,8 +22,6 @@ def rebuild(account_id: str | None) -> None:
     ledger rows, and correct every stored row a fresh replay writes differently: it is
     superseded by the corrected row, and stays as the audit trail. Exits with status 1 when it
     found any such row or an event it cannot read (a second run then finds none to correct)."""
-    from backoffice.ledger import services
-
     account_ids = services.accounts_with_archive(account_id)
     if account_id is not None and not account_ids:
         raise click.ClickException(f"No archived Stripe events for account {account_id}.")
@@ -55,10 +57,6 @@ def replay(workers: int, with_failed: bool) -> None:
     ledger and the projections: the catch-up after the webhook's replays could not run (no
     worker, a bulk import, an outage). Rows are only ever appended: a late event's stored rows
     that it changes are superseded by corrected ones. Replaying again finds nothing to do."""
-    from backoffice.extensions import db
-    from backoffice.ledger import services
-    from backoffice.ledger.models import StripeEvent
-
     states = services.PENDING_AND_FAILED if with_failed else services.PENDING
     accounts = db.session.execute(
         db.select(db.func.count(db.distinct(StripeEvent.account_id)))

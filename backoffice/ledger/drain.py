@@ -27,6 +27,7 @@ from flask import Flask, current_app
 
 from backoffice.dbtypes import utcnow
 from backoffice.extensions import db
+from backoffice.jobs import celery_app
 from backoffice.ledger import archive, services
 from backoffice.ledger.models import StripeEvent
 
@@ -45,7 +46,6 @@ def drain_interval(settle: float) -> float:
 @dataclass(frozen=True)
 class Backlog:
     """The archived events waiting for the replay (of known accounts) and the oldest's receipt."""
-
     pending: int
     oldest_received_at: datetime | None
 
@@ -152,14 +152,13 @@ def enqueue_drain(settle: float) -> bool:
     """Enqueues one drain for when the events arriving now have settled, unless this process
     already enqueued one within the window (it will find them). Answers whether it enqueued."""
     global _last_enqueued
-    from backoffice.ledger.tasks import drain_pending
 
     now = time.monotonic()
     with _enqueue_lock:
         if now - _last_enqueued < max(settle, 0.5) / 2:
             return False
         _last_enqueued = now
-    drain_pending.apply_async(countdown=settle)
+    celery_app.send_task("ledger.drain_pending", countdown=settle)  # ledger/tasks.py
     return True
 
 

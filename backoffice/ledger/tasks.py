@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from backoffice.dbtypes import utcnow
 from backoffice.jobs import celery_app
+from backoffice.ledger import drain, services
 
 
 @celery_app.task(name="ledger.replay_account")
 def replay_account(account_id: str | None) -> dict:
     """Replays the pending archived events of one account (None: the plan catalog only)."""
-    from backoffice.ledger import services
-
     return services.replay_account(account_id).as_dict()
 
 
@@ -18,8 +17,6 @@ def drain_pending() -> dict:
     """Replays every settled pending event of every account (coalesced: one task per settle
     window per web process, not one per event); while younger events wait, enqueues itself
     again for when they settle."""
-    from backoffice.ledger import drain
-
     settle = drain.settle_seconds()
     replayed, due = drain.drain_settled(settle)
     if due is not None:

@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from backoffice.accounts.models import Account
+from backoffice.errors import BadRequest
 from backoffice.extensions import db
+from backoffice.jobs import celery_app
+from backoffice.ledger import tasks as ledger_tasks  # noqa: F401  (registers its tasks)
+from backoffice.ledger.archive import WEBHOOK_EVENT_TYPES
+from backoffice.stripe import drift, recovery, sync, tasks
+from backoffice.stripe import gateway as gw
 
 
 def _stderr():
@@ -27,11 +35,6 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
     """Pull Stripe's events list, archive missed events, refresh subscriptions and payments,
     replay and check drift: for one account or all of them (--all first fetches the customers
     whose events wait for an account, which links or creates it)."""
-    from backoffice.accounts.models import Account
-    from backoffice.errors import BadRequest
-    from backoffice.stripe import gateway as gw
-    from backoffice.stripe import sync
-
     if bool(account_id) == all_accounts:
         raise click.UsageError("Give either --account ID or --all.")
     if account_id:
@@ -73,10 +76,6 @@ def sync_command(account_id: str | None, all_accounts: bool) -> None:
 @with_appcontext
 def baseline_command() -> None:
     """Write baseline history for customers whose past predates Backoffice (marked baseline)."""
-    from backoffice.accounts.models import Account
-    from backoffice.stripe import gateway as gw
-    from backoffice.stripe import recovery
-
     total = db.session.execute(
         db.select(db.func.count()).select_from(Account).where(Account.stripe_customer_id.is_not(None))
     ).scalar_one()
@@ -101,8 +100,6 @@ def _one_line(message: object) -> str:
 def _webhook_url(url: str) -> str:
     """`<url>/stripe/webhook` (kept as is when the URL names the webhook already). Stripe only
     delivers to https; plain http is for a local Stripe-compatible server."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise click.ClickException(f"--url must be an address like https://backoffice.example.com, not {url!r}.")
@@ -131,9 +128,6 @@ def _mode(key: str) -> str:
 def connect_command(url: str, dry_run: bool) -> None:
     """Create the Stripe webhook endpoint that sends Backoffice the events it reads, in the mode of
     STRIPE_SECRET_KEY (test or live), and print its signing secret for STRIPE_WEBHOOK_SECRET."""
-    from backoffice.ledger.archive import WEBHOOK_EVENT_TYPES
-    from backoffice.stripe import gateway as gw
-
     endpoint_url = _webhook_url(url)
     key = current_app.config.get("STRIPE_SECRET_KEY") or ""
     events = WEBHOOK_EVENT_TYPES
@@ -183,9 +177,6 @@ def scan_command(parallel: int | None) -> None:
     """Run one drift pass now, in this process (detect mode: only the drift columns change; an
     account with payments but no subscription row first gets a free one to hold them). Exits 1
     when any check failed or timed out."""
-    from backoffice.jobs import celery_app
-    from backoffice.stripe import drift, tasks
-
     drift.hold_accounts_without_subscription()
     due = len(drift.due_subscription_ids())
     eager = celery_app.conf.task_always_eager
@@ -211,10 +202,6 @@ def scan_command(parallel: int | None) -> None:
 @with_appcontext
 def worker_command(concurrency: int | None, loglevel: str, no_beat: bool) -> None:
     """Run a Celery worker with beat (needs CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
-    from backoffice.jobs import celery_app
-    from backoffice.ledger import tasks as ledger_tasks  # noqa: F401  (registers its tasks)
-    from backoffice.stripe import tasks
-
     if celery_app.conf.task_always_eager:
         raise click.UsageError("Set CELERY_BROKER_URL: without a broker tasks run in-process, no worker needed.")
     tasks.setup_beat()

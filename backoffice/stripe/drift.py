@@ -24,6 +24,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
+from backoffice.operators.services import audit
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.text import _
 
@@ -83,7 +84,6 @@ class Finding:
 class Context:
     """What Stripe said during this check. `events_list` is None in detect mode: it is then
     fetched only if the archive cannot cover a resource (one call per account at most)."""
-
     live: readers.LiveSubscription
     live_raw: dict | None
     schedule: dict | None
@@ -579,8 +579,6 @@ def due_subscription_ids(now: datetime | None = None, limit: int | None = None) 
 # -- acknowledge ------------------------------------------------------------------------------------
 def acknowledge(account_id: str, actor) -> Subscription:
     """Clears the flag, keeps the list, records who and when. No drift → 400."""
-    from backoffice.operators.services import audit
-
     if db.session.get(Account, account_id) is None:
         raise NotFound(_("No account with the id %(id)s.", id=account_id))
     sub = db.session.execute(

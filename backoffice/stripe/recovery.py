@@ -22,6 +22,7 @@ from backoffice.extensions import db
 from backoffice.ledger import archive
 from backoffice.ledger import replay as ledger_replay
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent
+from backoffice.operators.services import audit, audit_now
 from backoffice.stripe import drift, sync
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.text import _
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class RecoveryPlan:
     """What a disaster recovery would do: shown in the second confirmation."""
-
     account_id: str
     awaiting: sync.Awaiting
     critical: int  # open critical discrepancies
@@ -78,8 +78,6 @@ def _candidates(account_id: str, now: datetime) -> list[StripeEvent]:
 def run_disaster_recovery(account_id: str, actor) -> RecoveryResult:
     """Hands the candidates back to the replayer (their processing state back to pending; the
     replayer takes pending events oldest first) and reports how many ledger rows it appended."""
-    from backoffice.operators.services import audit, audit_now
-
     if db.session.get(Account, account_id) is None:
         raise NotFound(_("No account with the id %(id)s.", id=account_id))
     db.session.execute(db.select(Account.id).where(Account.id == account_id).with_for_update())
@@ -172,8 +170,6 @@ def baseline_account(account: Account, gateway: gw.StripeGateway, now: datetime 
 def baseline(gateway: gw.StripeGateway | None = None, progress: Callable[[int], None] | None = None,
              actor=None) -> BaselineResult:
     """`backoffice stripe baseline`: every account with a Stripe customer."""
-    from backoffice.operators.services import audit
-
     gateway = gateway or gw.get_gateway()
     result = BaselineResult()
     accounts = list(db.session.execute(

@@ -27,6 +27,7 @@ from backoffice.extensions import db
 from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import services as ledger_services
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
+from backoffice.operators.services import audit, audit_now
 from backoffice.stripe import drift
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.text import _
@@ -40,7 +41,6 @@ Progress = Callable[[str], None]
 @dataclass
 class Awaiting:
     """Archived events outside Stripe's window with no ledger row: disaster recovery candidates."""
-
     count: int = 0
     oldest: datetime | None = None
     newest: datetime | None = None
@@ -122,8 +122,6 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
                  progress: Progress | None = None, actor_label: str | None = None) -> SyncResult:
     """Runs the whole sync of one account. StripeUnavailable → 503 BadRequest, nothing changed.
     `actor` is the operator (None for the CLI, the scheduler or an API token: `actor_label`)."""
-    from backoffice.operators.services import audit, audit_now
-
     say = progress or (lambda step: None)
     account = get_syncable_account(account_id)
     gateway = gateway or gw.get_gateway()

@@ -22,7 +22,9 @@ from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.jobs import celery_app
-from backoffice.stripe import drift
+from backoffice.operators.models import Operator
+from backoffice.operators.services import audit_now
+from backoffice.stripe import drift, sync
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.models import JobRun
 
@@ -223,10 +225,6 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
 @celery_app.task(name="stripe_sync.sync_account")
 def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> dict:
     """Runs the sync and stores its answer (or its error) on the job-runs row the page polls."""
-    from backoffice.operators.models import Operator
-    from backoffice.operators.services import audit_now
-    from backoffice.stripe import sync
-
     actor = db.session.get(Operator, operator_id) if operator_id else None
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(status="running"))
     db.session.commit()

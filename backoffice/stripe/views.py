@@ -58,9 +58,11 @@ from flask import redirect, url_for
 from flask_login import current_user
 
 from backoffice import hx
+from backoffice.accounts.queries import drift_count
 from backoffice.auth import admin_required
 from backoffice.extensions import csrf
 from backoffice.pagination import parse_page
+from backoffice.stripe import drift, queries, recovery, services, sync
 
 DIALOGS = "stripe/dialogs.html"
 
@@ -84,8 +86,6 @@ def _dialog(block: str, status: int = 200, **context):
 @_csrf_checked
 def account_sync(account_id: str):
     """GET: the confirmation dialog (or why a sync cannot run). POST: start the sync."""
-    from backoffice.stripe import services, sync
-
     if request.method == "GET":
         try:
             account = sync.get_syncable_account(account_id)
@@ -105,8 +105,6 @@ def account_sync(account_id: str):
 @admin_required
 def sync_status(run_id: int):
     """The sync's progress (polled while it runs), then its result."""
-    from backoffice.stripe import queries
-
     return _dialog("sync_status", run=queries.get_sync_run(run_id))
 
 
@@ -114,7 +112,6 @@ def sync_status(run_id: int):
 @admin_required
 @_csrf_checked
 def acknowledge_drift(account_id: str):
-    from backoffice.stripe import drift, queries
 
     if request.method == "GET":
         return _dialog("acknowledge_confirm", account_id=account_id,
@@ -122,7 +119,6 @@ def acknowledge_drift(account_id: str):
     sub = drift.acknowledge(account_id, current_user)
     if not hx.wants_fragment():
         return redirect(url_for("accounts.detail", account_id=account_id), code=303)
-    from backoffice.accounts.queries import drift_count
 
     return _dialog("acknowledge_done", account_id=account_id, subscription=sub, drift_open=drift_count(account_id))
 
@@ -132,8 +128,6 @@ def acknowledge_drift(account_id: str):
 @_csrf_checked
 def disaster_recovery(account_id: str):
     """GET: the second confirmation with the count and date range. POST: replay them."""
-    from backoffice.stripe import recovery
-
     if request.method == "GET":
         return _dialog("recovery_confirm", account_id=account_id, plan=recovery.recovery_plan(account_id))
     result = recovery.run_disaster_recovery(account_id, current_user)
@@ -144,8 +138,6 @@ def disaster_recovery(account_id: str):
 @admin_required
 def jobs():
     """Background job runs: drift passes (totals) and account syncs."""
-    from backoffice.stripe import queries
-
     page, page_size = parse_page(request.args)
     return hx.render("stripe/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size),
                      backlog=queries.archive_backlog(), settle=drain.settle_seconds())

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, time, timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 
+from backoffice.api import services as api_services
+
 PLANS = ("starter", "team", "business")
 ADDONS = ("threema", "searxng-local-search", "calendar", "mail", "web-browser", "voice")
 ROLES = ("prod", "staging", "lab")
@@ -46,7 +48,6 @@ def _iso(dt: datetime) -> str:
 @dataclass
 class DeploymentPlan:
     """One deployment's life as the platform would report it (pure data, no database)."""
-
     name: str
     account_id: str
     created: datetime
@@ -201,8 +202,6 @@ def feed_demo(client_or_app: FlaskClient | Flask, accounts: Iterable, rng: rando
     deployment lives within its account's life). Accounts unknown to Backoffice are created
     through PUT /accounts. Call inside an app context; creates its own `ingest` token.
     `progress(done, total)` is called once per account. Returns counts of what was appended."""
-    from backoffice.api import services as api_services
-
     client = client_or_app.test_client() if isinstance(client_or_app, Flask) else client_or_app
     _token, secret = api_services.create_token("demo ingest", "ingest")
     api = _Api(client, secret)

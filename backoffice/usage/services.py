@@ -25,7 +25,7 @@ from backoffice.usage.models import (
     SuspensionEvent,
     UsageRecord,
 )
-from backoffice.usage.parsing import BackfillItem, EventIn, StateIn, UsageIn
+from backoffice.usage.parsing import BackfillItem, EventIn, StateIn, UsageIn, parse_backfill
 
 BACKFILL_CHUNK = 500  # deployments per transaction (each holds one advisory lock per deployment)
 
@@ -287,8 +287,6 @@ def backfill(items: list[BackfillItem], *, snapshot: dict | None, trigger: str, 
 
 def rerun_last_backfill(actor: Operator) -> BackfillRun:
     """The admin button: the backfill again, from the last snapshot the platform sent."""
-    from backoffice.usage.parsing import parse_backfill
-
     source = queries.last_snapshot_run(with_snapshot=True)
     if source is None:
         raise BadRequest("The platform has not sent a backfill snapshot yet "
