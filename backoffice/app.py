@@ -22,6 +22,7 @@ from backoffice.ledger.views import bp as ledger_bp
 from backoffice.legacy import bp as legacy_bp
 from backoffice.operators.views import bp as operators_bp
 from backoffice.stripe.views import bp as stripe_bp
+from backoffice.stripe.webhook_fast import WebhookFastPath
 from backoffice.usage.views import bp as usage_bp
 from backoffice.users.views import bp as users_bp
 
@@ -88,5 +89,6 @@ def create_app(config: dict | None = None) -> Flask:
     ext.csrf.exempt(stripe_bp)
     for bp in (api_bp, *(part.bp for part in api_parts)):  # the token is the API's credential
         ext.csrf.exempt(bp)
+    app.wsgi_app = WebhookFastPath(app, app.wsgi_app)  # Stripe's events without Flask's request
     register_app_commands(app)
     return app

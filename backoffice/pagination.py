@@ -17,6 +17,7 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 
 MAX_PAGE_SIZE = 100
+LIST_PAGE_SIZE = 25  # the lists' rows per page unless the URL says otherwise
 MAX_SEARCH = 100
 
 
@@ -114,7 +115,7 @@ def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | No
 
 def parse_page(args) -> tuple[int, int]:
     page = parse_int(args, "page", 1)
-    page_size = parse_int(args, "page_size", 25, 1, MAX_PAGE_SIZE)
+    page_size = parse_int(args, "page_size", LIST_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return page, page_size
 
 
@@ -155,9 +156,14 @@ def parse_date(args, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def with_overrides(args: dict, overrides: dict) -> dict:
-    """A list's query arguments with some replaced; an empty override (None, "", False, [])
+def with_overrides(args: dict, overrides: dict, sort: str | bool = False, page_size: int = LIST_PAGE_SIZE) -> dict:
+    """A list's query arguments, with its sort (unless the default: pass False) and page size
+    (unless LIST_PAGE_SIZE), some of them replaced; an empty override (None, "", False, [])
     removes the argument."""
+    if sort:
+        args["sort"] = sort
+    if page_size != LIST_PAGE_SIZE:
+        args["page_size"] = page_size
     for key, value in overrides.items():
         if value in (None, "", False, []):
             args.pop(key, None)

@@ -9,12 +9,11 @@ from flask_babel import lazy_gettext as _l
 
 from backoffice.errors import BadRequest
 from backoffice.ledger import rules
-from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
+from backoffice.pagination import LIST_PAGE_SIZE, parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("name", "plan", "mrr", "renewal", "status", "country", "created", "modified")
 DEFAULT_SORT = "-modified"
 SORT_ALIASES = {"renewal_at": "renewal", "created_at": "created", "modified_at": "modified"}  # the API's field names
-DEFAULT_PAGE_SIZE = 25
 
 # DOMAIN §3 "Account status", in the order the rules are checked (ledger/rules.py).
 STATUSES = rules.STATUSES
@@ -80,7 +79,7 @@ class AccountFilters:
     drift: bool = False
     sort: str = DEFAULT_SORT
     page: int = 1
-    page_size: int = DEFAULT_PAGE_SIZE
+    page_size: int = LIST_PAGE_SIZE
 
     @classmethod
     def from_args(cls, args) -> AccountFilters:
@@ -113,11 +112,7 @@ class AccountFilters:
             out["unsynced"] = 1
         if self.drift:
             out["drift"] = 1
-        if self.sort != DEFAULT_SORT:
-            out["sort"] = self.sort
-        if self.page_size != DEFAULT_PAGE_SIZE:
-            out["page_size"] = self.page_size
-        return with_overrides(out, overrides)
+        return with_overrides(out, overrides, self.sort != DEFAULT_SORT and self.sort, self.page_size)
 
     @property
     def active(self) -> bool:

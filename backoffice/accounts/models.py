@@ -59,7 +59,3 @@ class Account(db.Model):
     # Whether the ledger holds a row of this account. Kept by the database (triggers on billing_events,
     # migration 0010_list_filters_speed) in the writer's transaction; the app never writes it.
     has_ledger_rows: Mapped[bool] = mapped_column(Boolean, server_default=db.false())
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.deleted_at is not None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 
 from backoffice.accounts.models import Account
 from backoffice.demo import wordlists as words
@@ -304,10 +304,3 @@ def seed(spec: DemoSpec, on_batch: Callable[[int], None] | None = None) -> tuple
         if on_batch:
             on_batch(len(batch.accounts))
     return counts, facts
-
-
-    def n(model) -> int:
-        return db.session.execute(select(func.count()).select_from(model)).scalar_one()
-
-    return Counts(accounts=n(Account), users=n(User), memberships=n(Membership), logins=n(Login),
-                  sessions=n(UserSession))

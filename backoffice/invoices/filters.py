@@ -8,12 +8,11 @@ from flask_babel import lazy_gettext as _l
 
 from backoffice.accounts.filters import parse_id
 from backoffice.errors import BadRequest
-from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
+from backoffice.pagination import LIST_PAGE_SIZE, parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("date", "account", "total", "status")
 DEFAULT_SORT = "-date"
 SORT_ALIASES = {"account_name": "account"}  # the API's field names
-DEFAULT_PAGE_SIZE = 25
 VIEWS = ("all", "invoices", "reversals")
 VIEW_LABELS = {"all": _l("All"), "invoices": _l("Invoices"), "reversals": _l("Refunds and credit notes")}
 
@@ -25,7 +24,7 @@ class InvoiceFilters:
     view: str = "all"
     sort: str = DEFAULT_SORT
     page: int = 1
-    page_size: int = DEFAULT_PAGE_SIZE
+    page_size: int = LIST_PAGE_SIZE
 
     @classmethod
     def from_args(cls, args, account: str = "") -> InvoiceFilters:
@@ -43,11 +42,7 @@ class InvoiceFilters:
             out["search"] = self.search
         if self.view != "all":
             out["view"] = self.view
-        if self.sort != DEFAULT_SORT:
-            out["sort"] = self.sort
-        if self.page_size != DEFAULT_PAGE_SIZE:
-            out["page_size"] = self.page_size
-        return with_overrides(out, overrides)
+        return with_overrides(out, overrides, self.sort != DEFAULT_SORT and self.sort, self.page_size)
 
     @property
     def active(self) -> bool:

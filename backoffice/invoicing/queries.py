@@ -1,4 +1,5 @@
-"""Reads of the price book: the lists an admin edits and the prices valid on a day."""
+"""Reads of the price book: the lists an admin edits, the VAT settings of a day, and every price
+version as the quote engine reads them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,9 +7,11 @@ from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from backoffice.errors import NotFound
 from backoffice.extensions import db
+from backoffice.invoicing import engine
 from backoffice.invoicing.models import (
     DEFAULT_DOMESTIC_COUNTRIES,
     DEFAULT_DOMESTIC_RATE,
@@ -36,15 +39,6 @@ def get_entry(kind: Kind, entry_id: int):
     return row
 
 
-def _latest_per_key(model, key_column, day: date):
-    """Rows valid on `day`: per key, the one with the latest valid_from <= day (one query)."""
-    rn = sa.func.row_number().over(partition_by=key_column, order_by=model.valid_from.desc()).label("rn")
-    sub = sa.select(model.id, rn).where(model.valid_from <= day).subquery()
-    return list(db.session.execute(
-        sa.select(model).join(sub, sub.c.id == model.id).where(sub.c.rn == 1).order_by(key_column)
-    ).scalars())
-
-
 @dataclass(frozen=True)
 class Vat:
     seller_country: str
@@ -61,22 +55,15 @@ def vat_on(day: date) -> Vat:
     return Vat(row.seller_country, tuple(row.domestic_countries.split(",")), row.domestic_rate)
 
 
-@dataclass(frozen=True)
-class PriceBook:
-    """Every price valid on one day: what the quote engine prices a month with."""
-
-    day: date
-    plans: dict[str, PlanPrice]
-    addons: dict[str, AddonPrice]
-    metered: dict[str, MeteredPrice]
-    vat: Vat
-
-
-def price_book_on(day: date) -> PriceBook:
-    return PriceBook(
-        day=day,
-        plans={p.plan: p for p in _latest_per_key(PlanPrice, PlanPrice.plan, day)},
-        addons={a.addon: a for a in _latest_per_key(AddonPrice, AddonPrice.addon, day)},
-        metered={m.metric: m for m in _latest_per_key(MeteredPrice, MeteredPrice.metric, day)},
-        vat=vat_on(day),
-    )
+def price_book(until: date) -> engine.PriceBook:
+    """Every version of every price that is valid from `until` or earlier, as the quote engine
+    reads them (three queries; the allowances loaded with their plans)."""
+    plans = db.session.execute(sa.select(PlanPrice).options(selectinload(PlanPrice.allowances))
+                               .where(PlanPrice.valid_from <= until)).scalars()
+    addons = db.session.execute(sa.select(AddonPrice).where(AddonPrice.valid_from <= until)).scalars()
+    metered = db.session.execute(sa.select(MeteredPrice).where(MeteredPrice.valid_from <= until)).scalars()
+    return engine.PriceBook.of(
+        plans=[engine.PlanVersion(p.plan, p.name, p.currency, p.monthly_base, p.setup_fee, p.valid_from,
+                                  {a.metric: a.included_quantity for a in p.allowances}) for p in plans],
+        addons=[engine.AddonVersion(a.addon, a.period, a.price, a.currency, a.valid_from) for a in addons],
+        metered=[engine.MeteredVersion(m.metric, m.unit_price, m.currency, m.valid_from) for m in metered])

@@ -148,14 +148,6 @@ class Catalog:
             return None
         return self._names.get(plan_key, plan_key)
 
-    def ordered_plans(self) -> tuple[str, ...]:
-        """Plan keys by their cheapest monthly price, the free plan first."""
-        cheapest: dict[str, Decimal] = {}
-        for p in self.prices:
-            cheapest[p.plan_key] = min(p.monthly_amount, cheapest.get(p.plan_key, p.monthly_amount))
-        cheapest.pop(FREE_PLAN, None)
-        return (FREE_PLAN, *sorted(cheapest, key=lambda key: (cheapest[key], key)))
-
 
 @dataclass(frozen=True)
 class SubscriptionState:

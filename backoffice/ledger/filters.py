@@ -11,7 +11,14 @@ from backoffice.accounts.filters import parse_id
 from backoffice.errors import BadRequest
 from backoffice.ledger.classifier import MRR_VIEW_TYPES, OTHER_VIEW_TYPES, STATE_VIEW_TYPES
 from backoffice.ledger.labels import EVENT_LABELS
-from backoffice.pagination import parse_date, parse_page, parse_search, parse_sort, with_overrides
+from backoffice.pagination import (
+    LIST_PAGE_SIZE,
+    parse_date,
+    parse_page,
+    parse_search,
+    parse_sort,
+    with_overrides,
+)
 
 
 def _plain(types) -> frozenset[str]:
@@ -26,7 +33,6 @@ EVENT_TYPES = tuple(EVENT_LABELS)
 SORTS = ("account", "event", "occurred")
 DEFAULT_SORT = "-occurred"
 SORT_ALIASES = {"account_name": "account", "type": "event", "occurred_at": "occurred"}  # the API's field names
-DEFAULT_PAGE_SIZE = 25
 VIEWS = ("all", "mrr", "state", "other")
 VIEW_LABELS = {"all": _l("All"), "mrr": _l("MRR impact"), "state": _l("Subscription state"),
                "other": _l("Other")}
@@ -47,7 +53,7 @@ class EventFilters:
     date_to: datetime | None = None  # exclusive: the day after the `to` date
     sort: str = DEFAULT_SORT
     page: int = 1
-    page_size: int = DEFAULT_PAGE_SIZE
+    page_size: int = LIST_PAGE_SIZE
 
     @classmethod
     def from_args(cls, args, account: str = "") -> EventFilters:
@@ -96,11 +102,7 @@ class EventFilters:
             out["from"] = self.from_text
         if self.date_to:
             out["to"] = self.to_text
-        if self.sort != DEFAULT_SORT:
-            out["sort"] = self.sort
-        if self.page_size != DEFAULT_PAGE_SIZE:
-            out["page_size"] = self.page_size
-        return with_overrides(out, overrides)
+        return with_overrides(out, overrides, self.sort != DEFAULT_SORT and self.sort, self.page_size)
 
     @property
     def active(self) -> bool:

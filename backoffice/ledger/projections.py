@@ -265,8 +265,7 @@ class Payments:
 
     def write(self) -> None:
         """Writes the new and the changed rows (once, when the batch is written)."""
-        if self._new:
-            db.session.execute(db.insert(_PT), [{name: t[name] for name in _PT_FIELDS} for t in self._new])
+        sql.insert_rows(_PT, self._new, columns=_PT_FIELDS)
         changed = [txn for txn_id, before in self._loaded.items()
                    if (txn := self.by_invoice[before["stripe_invoice_id"]]) != before]
         if changed:

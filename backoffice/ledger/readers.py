@@ -279,10 +279,6 @@ class ParsedEvent:
         return self.previous_lines[0].price_id if self.previous_lines else None
 
     @property
-    def previous_plan_key(self) -> str | None:
-        return self.previous_lines[0].plan_key if self.previous_lines else None
-
-    @property
     def previous_monthly_amount(self) -> Decimal | None:
         return _sum_known(self.previous_lines) if self.previous_lines else None
 

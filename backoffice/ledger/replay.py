@@ -478,8 +478,7 @@ class Batch:
         self.payments.write()
         _mark(self.marks, now)
         _supersede(corrections, now)
-        if ledger:
-            db.session.execute(db.insert(BillingEvent.__table__), ledger)
+        sql.insert_rows(BillingEvent.__table__, ledger)
 
     def _flag_drift(self, account_id: str, current: Subscription | None) -> None:
         """An event the replay cannot read is drift (DOMAIN §3): the account's flag is set, on a
@@ -565,8 +564,7 @@ def _supersede(corrections: Sequence[tuple[dict | None, object, str | None]], no
     db.session.execute(db.update(t).where(t.c.id == db.bindparam("b_old"), t.c.superseded_at.is_(None))
                        .values(superseded_at=now, superseded_by=db.bindparam("b_new"),
                                superseded_because=db.bindparam("b_cause")), marks)
-    if replacements:
-        db.session.execute(db.insert(t), replacements)
+    sql.insert_rows(t, replacements)
 
 
 def _current_rows(account_ids: Sequence[str]) -> dict[str, dict]:

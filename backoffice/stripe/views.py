@@ -20,7 +20,9 @@ bp = Blueprint("stripe", __name__, template_folder="templates")
 def webhook():
     """Stripe's webhook: verify, archive, acknowledge. Classification is the replayer's job, so a
     slow or failing replay never makes Stripe retry an event that is stored; the replay is only
-    requested (ledger/drain.py: it runs once the event has settled, in bulk)."""
+    requested (ledger/drain.py: it runs once the event has settled, in bulk). An event that is stored,
+    a duplicate or divergent is answered the same way in front of Flask (webhook_fast.py); this
+    view answers what that hands over: the refusals, and a failed archive."""
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRET")  # a tuple (config.webhook_secrets)
     if not secrets:
         raise BadRequest(_("The Stripe webhook is not configured (STRIPE_WEBHOOK_SECRET)."),

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backoffice.pagination import parse_page, parse_search, parse_sort, with_overrides
+from backoffice.pagination import LIST_PAGE_SIZE, parse_page, parse_search, parse_sort, with_overrides
 
 SORTS = ("name", "email", "created", "last_seen")
 DEFAULT_SORT = "-created"
 SORT_ALIASES = {"display_name": "name", "created_at": "created", "last_seen_at": "last_seen"}  # the API's field names
-DEFAULT_PAGE_SIZE = 25
 
 
 @dataclass
@@ -16,7 +15,7 @@ class UserFilters:
     search: str = ""
     sort: str = DEFAULT_SORT
     page: int = 1
-    page_size: int = DEFAULT_PAGE_SIZE
+    page_size: int = LIST_PAGE_SIZE
 
     @classmethod
     def from_args(cls, args) -> UserFilters:
@@ -27,11 +26,7 @@ class UserFilters:
         out: dict = {}
         if self.search:
             out["search"] = self.search
-        if self.sort != DEFAULT_SORT:
-            out["sort"] = self.sort
-        if self.page_size != DEFAULT_PAGE_SIZE:
-            out["page_size"] = self.page_size
-        return with_overrides(out, overrides)
+        return with_overrides(out, overrides, self.sort != DEFAULT_SORT and self.sort, self.page_size)
 
     @property
     def active(self) -> bool:

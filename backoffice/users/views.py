@@ -39,8 +39,11 @@ def index():
 
 
 def _detail(user_id: str, tab: str, **tab_context):
+    """The detail page around one tab's block (`overview_tab`, `logins_tab`, `sessions_tab`), or
+    only that block for an htmx request."""
     user = queries.get_user(user_id)
-    return hx.render("users/detail.html", "user_tab", user=user, tab=tab,
+    tab_block = f"{tab}_tab"
+    return hx.render("users/detail.html", tab_block, user=user, tab_block=tab_block,
                      tiles=queries.user_tiles(user_id), **tab_context)
 
 

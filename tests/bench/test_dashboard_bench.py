@@ -12,8 +12,8 @@ churned ones), so the MRR queries do their real work. The generation runs with t
 triggers keep is then set from the generated rows (timed): the dashboard's summary tables
 (migration 0009) and accounts.has_ledger_rows (0010).
 
-Warm: each card fragment is requested once cold (the first request of a process; reported, not
-asserted), then BENCH_RUNS times in-process (server
+Warm: each card fragment is requested once cold (the first request of a process, which fills the
+per-process caches of queries.py; reported, not asserted), then BENCH_RUNS times in-process (server
 time, p50 and p95) beside its bare SQL (the queries alone). The whole dashboard is, as the issue
 words it, the server time of the shell plus every card fragment (the sum of their p95, as if
 requested one after another); the banners, polled on every page, are reported beside it.

@@ -27,15 +27,15 @@ def _plan(client, valid_from="2026-01-01", base="49.00", **extra):
 def test_plan_versions_and_prices_on_a_day(admin_client):
     assert _plan(admin_client).status_code == 302
     assert _plan(admin_client, valid_from="2026-04-01", base="59.00").status_code == 302
-    march = queries.price_book_on(date(2026, 3, 31))
-    april = queries.price_book_on(date(2026, 4, 1))
-    assert march.plans["team"].monthly_base == Decimal("49.0000")
-    assert april.plans["team"].monthly_base == Decimal("59.0000")
-    assert april.plans["team"].setup_fee == Decimal("99.0000")
-    assert april.plans["team"].currency == "CHF"
-    assert [(a.metric, a.included_quantity) for a in april.plans["team"].allowances] == [
-        ("messages_out", Decimal("1000.0000"))]
-    assert queries.price_book_on(date(2025, 12, 31)).plans == {}
+    book = queries.price_book(date(2026, 4, 30))
+    march, april = (book.plans["team"].on(day.toordinal()) for day in (date(2026, 3, 31), date(2026, 4, 1)))
+    assert march.monthly_base == Decimal("49.0000")
+    assert april.monthly_base == Decimal("59.0000")
+    assert april.setup_fee == Decimal("99.0000")
+    assert april.currency == "CHF"
+    assert april.included == {"messages_out": Decimal("1000.0000")}
+    assert book.plans["team"].on(date(2025, 12, 31).toordinal()) is None
+    assert queries.price_book(date(2026, 3, 31)).plans["team"].on(date(2026, 4, 1).toordinal()) == march
     dup = _plan(admin_client, valid_from="2026-04-01")
     assert dup.status_code == 422
     assert "already valid from 2026-04-01" in dup.get_data(as_text=True)
@@ -50,10 +50,10 @@ def test_addon_metered_and_vat_entries(admin_client):
     assert queries.vat_on(day) == queries.Vat("CH", ("CH", "LI"), Decimal("8.1"))  # the default
     assert _post(admin_client, "/invoicing/price-book/vat/new", seller_country="ch", domestic_countries="CH, li",
                  domestic_rate="8.1", valid_from="2026-01-01").status_code == 302
-    book = queries.price_book_on(day)
-    assert book.addons["searxng-local-search"].price == Decimal("0.100000")
-    assert book.metered["messages_out"].unit_price == Decimal("0.000120")
-    assert book.vat == queries.Vat("CH", ("CH", "LI"), Decimal("8.1000"))
+    book = queries.price_book(day)
+    assert book.addons["searxng-local-search"].on(day.toordinal()).price == Decimal("0.100000")
+    assert book.metered["messages_out"].on(day.toordinal()).unit_price == Decimal("0.000120")
+    assert queries.vat_on(day) == queries.Vat("CH", ("CH", "LI"), Decimal("8.1000"))
     bad = _post(admin_client, "/invoicing/price-book/metered/new", metric="messages_out", unit_price="-1",
                 currency="CHF", valid_from="2026-02-01")
     assert bad.status_code == 422

@@ -79,8 +79,7 @@ def test_forward_mrr():
     assert forward_mrr(scheduled) == Decimal("49.00")
 
 
-def test_catalog_orders_plans_by_monthly_price_and_names_them():
-    assert CATALOG.ordered_plans() == ("free", "prod_starter", "prod_pro", "prod_business")
+def test_catalog_names_plans_and_prices():
     assert CATALOG.plan_name("prod_pro") == "Pro" and CATALOG.plan_name("free") == "Free"
     assert CATALOG.price("price_business_monthly").monthly_amount == Decimal("299.00")
     assert CATALOG.price("nope") is None
@@ -709,7 +708,7 @@ def test_reader_fields_of_the_current_shape():
     assert (ev.customer_id, ev.subscription_id, ev.status) == (p.CUSTOMER, p.SUBSCRIPTION, "active")
     assert (ev.price_id, ev.plan_key, ev.monthly_amount) == ("price_business_monthly", "prod_business",
                                                              Decimal("299.00"))
-    assert (ev.previous_price_id, ev.previous_plan_key, ev.previous_monthly_amount) == (
+    assert (ev.previous_price_id, ev.previous_lines[0].plan_key, ev.previous_monthly_amount) == (
         "price_pro_monthly", "prod_pro", Decimal("149.00"))
     assert ev.previous_keys == ("items",) and not ev.cancel_changed
     inv = read_event(p.envelope("invoice.paid", p.invoice("in_7", attempt_count=3), created=1, event_id="e"))
