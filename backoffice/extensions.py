@@ -35,20 +35,19 @@ htmx = Htmx()
 
 
 def sqlite_pragmas(engine: Engine) -> None:
-    """SQLite enforces the models' foreign keys (it does not unless asked, per connection), and a
-    database file runs in WAL mode: readers (pages, the drain's reads) no longer wait for the
-    writer, and a commit is one fsync of the log instead of the rollback journal's several —
-    durable as before (synchronous=FULL: an acknowledged webhook survives a power loss).
-    Measured with tests/bench/test_intake_bench.py (README). Nothing for PostgreSQL."""
-    if engine.dialect.name != "sqlite":
+    """A SQLite database file runs in WAL mode: readers (pages, the drain's reads) no longer
+    wait for the writer, and a commit is one fsync of the log instead of the rollback journal's
+    several — durable as before (synchronous=FULL: an acknowledged webhook survives a power
+    loss). Measured with tests/bench/test_intake_bench.py (README). Nothing for PostgreSQL or
+    an in-memory database. (Foreign keys stay unenforced on SQLite: with `PRAGMA foreign_keys`
+    on, a Celery worker's drain and a rebuild in another process met "database is locked" —
+    tests/ledger/test_drain.py — so PostgreSQL is where they are enforced.)"""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return
-    in_file = engine.url.database not in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if in_file:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()

@@ -92,9 +92,6 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        if connection.dialect.name == "sqlite":  # a batch migration copies and drops whole tables
-            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
-            connection.commit()  # ends the autobegun transaction: the migrations commit their own
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -103,9 +100,6 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
-        if connection.dialect.name == "sqlite":  # as every other connection of the pool
-            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
-            connection.commit()
 
 
 if context.is_offline_mode():

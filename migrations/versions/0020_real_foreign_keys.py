@@ -1,7 +1,7 @@
 """real foreign keys instead of statement triggers
 
 The ledger's and payments' references to accounts and subscriptions are declarative foreign keys
-again on PostgreSQL, as the models declare them and as on SQLite. Migration 0014 replaced them with
+again on PostgreSQL, as the models declare them (SQLite declares them too and does not enforce them). Migration 0014 replaced them with
 statement-level triggers to save a foreign-key query per row of the replay's bulk writes. Measured
 again (issue 19, tests/bench/test_replay_bench.py, PostgreSQL, 2 cores): 30,000 events replayed at
 6,101 events/s with real foreign keys against 6,467 with the triggers, 100,000 at 8,005 against

@@ -97,15 +97,10 @@ def _reset() -> None:
         from tests.conftest import _pg_truncate_all
         _pg_truncate_all(db.engine.url.render_as_string(hide_password=False))
         return
-    with db.engine.connect() as conn:
-        # Deleting every ledger row would check each against the rows that may supersede it
-        # (billing_events.superseded_by, unindexed: it is nearly always null) — a scan per row.
-        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    with db.engine.begin() as conn:
         for table in ("billing_events", "payment_transactions", "subscriptions", "discrepancies", "stripe_events",
                       "plans", "accounts"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
-        conn.commit()
-        conn.exec_driver_sql("PRAGMA foreign_keys = ON")
 
 
 def test_replay_throughput_clean_and_with_corrections(app, capsys):

