@@ -122,6 +122,24 @@ def app_config(db_url, tmp_path):
     }
 
 
+@pytest.fixture
+def make_app():
+    """`make_app(config)`: an app a test builds beside the `app` fixture's (another configuration, a
+    second worker process's). Its database connections are closed when the test ends, not left to
+    the garbage collector."""
+    made = []
+
+    def make(config: dict):
+        made.append(create_app(config))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
 class Client(FlaskClient):
     """Each request starts with an empty `g`, as in production. The `app` fixture keeps one app
     context open for the whole test, which Flask reuses for every request: without this,

@@ -55,22 +55,22 @@ def test_signed_out_pages_and_the_kiosk_are_defended(client, app):
     _assert_defended(client.post("/stripe/webhook", data="{}"))  # the webhook's refusal
 
 
-def test_hsts_in_production_on_https_only(app_config, monkeypatch):
+def test_hsts_in_production_on_https_only(app_config, make_app, monkeypatch):
     monkeypatch.setenv("BACKOFFICE_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "s3cret")
     monkeypatch.setenv("BACKOFFICE_SINGLE_PROCESS", "1")
-    prod = create_app({k: v for k, v in app_config.items() if k != "SECRET_KEY"})
+    prod = make_app({k: v for k, v in app_config.items() if k != "SECRET_KEY"})
     client = prod.test_client()
     assert client.get("/sign-in", base_url="https://backoffice.test").headers["Strict-Transport-Security"] == (
         "max-age=31536000; includeSubDomains")
     assert "Strict-Transport-Security" not in client.get("/sign-in").headers
 
 
-def test_behind_a_trusted_proxy_the_client_address_and_scheme_are_the_forwarded_ones(app_config, monkeypatch):
+def test_behind_a_trusted_proxy_the_client_address_and_scheme_are_the_forwarded_ones(app_config, make_app, monkeypatch):
     monkeypatch.setenv("BACKOFFICE_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "s3cret")
     monkeypatch.setenv("BACKOFFICE_SINGLE_PROCESS", "1")
-    prod = create_app({**{k: v for k, v in app_config.items() if k != "SECRET_KEY"}, "TRUSTED_PROXIES": 1})
+    prod = make_app({**{k: v for k, v in app_config.items() if k != "SECRET_KEY"}, "TRUSTED_PROXIES": 1})
     resp = prod.test_client().get("/sign-in", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
     assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
 
@@ -156,13 +156,13 @@ def test_create_app_refuses_production_with_in_memory_limits(app_config, monkeyp
         create_app({k: v for k, v in app_config.items() if k != "SECRET_KEY"})
 
 
-def test_the_limits_are_shared_through_redis(app_config):
+def test_the_limits_are_shared_through_redis(app_config, make_app):
     """Two app instances (two worker processes) with one Redis store count together."""
     pytest.importorskip("redis")
     url = "redis://127.0.0.1:6379/14"
     import redis
     redis.Redis.from_url(url).flushdb()
-    apps = [create_app({**app_config, "RATELIMIT_STORAGE_URI": url}) for _ in range(2)]
+    apps = [make_app({**app_config, "RATELIMIT_STORAGE_URI": url}) for _ in range(2)]
     from backoffice.operators import services
     with apps[0].app_context():
         services.create_operator("shared@example.com", PASSWORD, "viewer")

@@ -99,7 +99,7 @@ def _numbers(url: str) -> dict:
         engine.dispose()
 
 
-def test_demo_builds_reuses_and_rebuilds_the_same_numbers(tmp_path, monkeypatch):
+def test_demo_builds_reuses_and_rebuilds_the_same_numbers(tmp_path, monkeypatch, make_app):
     monkeypatch.setenv("BACKOFFICE_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("BACKOFFICE_DEMO_PASSWORD", "demo-password-123")
     result = _invoke("--no-serve", "--accounts", "20")
@@ -119,9 +119,7 @@ def test_demo_builds_reuses_and_rebuilds_the_same_numbers(tmp_path, monkeypatch)
     assert "Generating 20 accounts" in rebuilt.output
     assert _numbers(url) == first
 
-    from backoffice import create_app
-
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SERVER_NAME": "backoffice.test"})
+    app = make_app({"SQLALCHEMY_DATABASE_URI": url, "SERVER_NAME": "backoffice.test"})
     with app.app_context():
         client = app.test_client()
         sign_in(client, DEMO_EMAIL, "demo-password-123")

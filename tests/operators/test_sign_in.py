@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from itsdangerous.timed import TimestampSigner
 
-from backoffice import create_app
 from backoffice.operators import services
 from tests.conftest import PASSWORD, csrf_from
 
@@ -180,11 +179,11 @@ def test_session_cookie_flags_for_local_use(client, admin):
 @pytest.mark.parametrize("env", [{"BACKOFFICE_ENV": "production", "SECRET_KEY": "s3cret-for-production",
                                   "BACKOFFICE_SINGLE_PROCESS": "1"},
                                  {"SESSION_COOKIE_SECURE": "1"}])
-def test_session_cookie_is_secure_outside_local_use(app_config, monkeypatch, env):
+def test_session_cookie_is_secure_outside_local_use(app_config, make_app, monkeypatch, env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = {k: v for k, v in app_config.items() if k != "SECRET_KEY"}
-    secure_app = create_app(config)
+    secure_app = make_app(config)
     with secure_app.app_context():
         services.create_operator("admin@example.com", PASSWORD, "admin")
         client = secure_app.test_client()

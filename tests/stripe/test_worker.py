@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from backoffice import create_app, jobs
+from backoffice import jobs
 from backoffice.extensions import db
 from backoffice.ledger.models import Subscription
 from backoffice.stripe import drift, sync, tasks
@@ -166,13 +166,13 @@ def _redis_available() -> bool:
 
 
 @pytest.fixture
-def broker_app(app_config):
+def broker_app(app_config, make_app):
     """A second app on the same database, with the broker set; the eager default comes back after."""
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     _forget_connections()
-    app = create_app({**app_config, "CELERY_BROKER_URL": REDIS_URL})
+    app = make_app({**app_config, "CELERY_BROKER_URL": REDIS_URL})
     try:
         yield app
     finally:
