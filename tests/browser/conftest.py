@@ -69,6 +69,7 @@ def live_server(tmp_path_factory):
             upgrade()
             db.session.remove()
         server = make_server("127.0.0.1", 0, app, threaded=True)
+        server.daemon_threads = False  # server_close() joins the request threads before the pool closes
         thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
         thread.start()
         try:

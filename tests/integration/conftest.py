@@ -38,8 +38,10 @@ def app_config(app_config, localstripe_url):  # noqa: F811 - extends tests/conft
 
 @contextlib.contextmanager
 def serve(app, threaded: bool):
-    """The app behind a werkzeug server on 127.0.0.1; yields its base URL; shut down and joined."""
+    """The app behind a werkzeug server on 127.0.0.1; yields its base URL; shut down and joined,
+    its request threads too (so no request still holds a connection when the app's pool closes)."""
     server = make_server("127.0.0.1", 0, app, threaded=threaded)
+    server.daemon_threads = False  # server_close() joins them
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="live-app", daemon=True)
     thread.start()
