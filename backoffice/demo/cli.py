@@ -101,8 +101,6 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
     Prints the e-mail and password of the demo admin (BACKOFFICE_DEMO_PASSWORD if set, else a
     new one each run), then serves on http://127.0.0.1:5000 unless --no-serve.
     """
-
-
     started = time.perf_counter()
     sqlite_path: Path | None = None
     if database_url is None:
@@ -159,6 +157,9 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
     click.echo(f"  e-mail:   {op.email}")
     click.echo(f"  password: {op.password}")
     if no_serve:
+        with app.app_context():  # the command leaves no connection open behind it
+            db.session.remove()
+            db.engine.dispose()
         return
     click.echo(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
 
