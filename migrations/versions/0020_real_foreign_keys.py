@@ -22,33 +22,19 @@ down_revision = '0019_one_forward_mrr'
 branch_labels = None
 depends_on = None
 
-CHILDREN = ("billing_events", "payment_transactions")
-FOREIGN_KEYS = (("account_id", "accounts"), ("subscription_id", "subscriptions"))
+
+def _statement_references():
+    """Migration 0014's module: this revision is its downgrade, and its upgrade is this one's."""
+    path = Path(__file__).with_name("0014_statement_references.py")
+    spec = importlib.util.spec_from_file_location("statement_references", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def upgrade():
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no table is altered with trigger events pending
-    for column, parent in FOREIGN_KEYS:
-        op.execute(f"DROP TRIGGER {parent}_referenced_update ON {parent}")
-        op.execute(f"DROP TRIGGER {parent}_referenced_delete ON {parent}")
-        op.execute(f"DROP FUNCTION backoffice_refuse_referenced_{parent}()")
-    for child in CHILDREN:
-        op.execute(f"DROP TRIGGER {child}_references_update ON {child}")
-        op.execute(f"DROP TRIGGER {child}_references ON {child}")
-        for column, parent in FOREIGN_KEYS:
-            op.create_foreign_key(f"fk_{child}_{column}_{parent}", child, parent, [column], ["id"])
-    op.execute("DROP FUNCTION backoffice_check_row_references()")
-    op.execute("DROP FUNCTION backoffice_check_references()")
+    _statement_references().downgrade()
 
 
 def downgrade():
-    """Back to 0014's triggers: its own upgrade, run again."""
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    path = Path(__file__).with_name("0014_statement_references.py")
-    spec = importlib.util.spec_from_file_location("statement_references", path)
-    statement_references = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(statement_references)
-    statement_references.upgrade()
+    _statement_references().upgrade()
