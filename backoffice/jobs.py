@@ -7,10 +7,15 @@ from flask import Flask, current_app, has_app_context
 
 
 class FlaskTask(Task):
-    """Runs every task inside the Flask app's context (the latest app that called init_app)."""
+    """Runs every task inside the Flask app's context (the latest app that called init_app).
+    On a worker each task has a context of its own, so its database session ends with it: the
+    worker's processes inherit the `backoffice worker` command's context, and a session kept
+    across tasks held its transaction open (on SQLite the write lock, until the process's next
+    task). Run eagerly, a task shares its caller's context and unit of work."""
 
     def __call__(self, *args, **kwargs):
-        if has_app_context() and current_app._get_current_object() is celery_app.flask_app:
+        if (self.request.is_eager and has_app_context()
+                and current_app._get_current_object() is celery_app.flask_app):
             return self.run(*args, **kwargs)
         with celery_app.flask_app.app_context():
             return self.run(*args, **kwargs)

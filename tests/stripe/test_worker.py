@@ -224,3 +224,33 @@ def test_a_real_worker_completes_a_drift_pass(stripe_app, fake_stripe, app_confi
         assert sub.drift_checked_at > checked and sub.drift_detected is False
         db.session.remove()
     assert f"drift pass {run_id} finished: 1 accounts, 1 processed" in (tmp_path / "worker.log").read_text()
+
+
+@pytest.mark.skipif(not _redis_available(), reason="needs Redis at " + REDIS_URL)
+def test_a_worker_task_leaves_no_transaction_open(app_config, broker_app, tmp_path):
+    """A drain with nothing to release still runs its UPDATE (a write transaction). The worker's
+    processes inherit the command's app context; the task must end its session all the same,
+    or the process keeps the transaction — on SQLite the database's write lock — until its next
+    task, and every other writer waits and fails ("database is locked")."""
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "CELERY_BROKER_URL": REDIS_URL,
+           "SECRET_KEY": "worker-test", "BACKOFFICE_INSTANCE_PATH": str(tmp_path / "worker"),
+           "BACKOFFICE_CURRENCY": "EUR"}
+    with running_worker(env, tmp_path / "worker.log", "--concurrency", "1", "--no-beat"), broker_app.app_context():
+        result = jobs.celery_app.send_task("ledger.drain_pending").get(timeout=60)
+        assert result == {"events": 0, "next_in_s": None}
+        db.session.commit()
+        if db.engine.dialect.name == "sqlite":
+            import sqlite3
+
+            other = sqlite3.connect(db.engine.url.database, timeout=0.5)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # the write lock is free
+                other.rollback()
+            finally:
+                other.close()
+        else:
+            open_elsewhere = db.session.execute(db.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar_one()
+            assert open_elsewhere == 0
+        db.session.remove()
