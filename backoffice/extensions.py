@@ -50,4 +50,19 @@ def sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
+        # A writer waits this long for the write lock (a replay batch holds it for its whole
+        # transaction, about a second for 5,000 events) before "database is locked".
+        cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.close()
+
+
+def sqlite_write_lock() -> None:
+    """On SQLite, the current transaction takes the database's write lock now (`BEGIN
+    IMMEDIATE`) unless it holds it already: whatever it reads after is what the previous writer
+    committed, and no other writer, in any thread or process, starts before it ends. SQLite's
+    stand-in for PostgreSQL's advisory locks; nothing on PostgreSQL."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        return
+    connection = db.session.connection()
+    if not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

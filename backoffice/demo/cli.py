@@ -129,13 +129,12 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
         reuse = marker is not None and all(marker.get(k) == v for k, v in wanted.items())
         start_afresh = not reuse and services.holds_data()
         if start_afresh:
+            db.session.remove()
+            db.engine.dispose()
             if sqlite_path is None:
                 raise click.ClickException(
                     "The database at --database-url already holds data that is not this demo data set; "
                     "the demo only fills an empty database.")
-
-            db.session.remove()
-            db.engine.dispose()
     if start_afresh:
         click.echo("It holds another data set: building it again.")
         _remove_sqlite(sqlite_path)

@@ -71,8 +71,8 @@ def drain_settled(settle: float) -> tuple[int, datetime | None]:
     """Replays every pending event received at least `settle` seconds ago; answers how many
     events were replayed and when the oldest still waiting will have settled (or None)."""
     cutoff = utcnow() - timedelta(seconds=settle)
-    if archive.release_resolvable_events():
-        db.session.commit()
+    archive.release_resolvable_events()
+    db.session.commit()  # released or not: the UPDATE's transaction ends here
     reports = services.replay_pending(received_before=cutoff)
     left = backlog()
     due = None if left.oldest_received_at is None else left.oldest_received_at + timedelta(seconds=settle)

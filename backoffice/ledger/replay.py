@@ -13,7 +13,7 @@ naming the late event that caused it (DOMAIN §3, corrections without rewriting)
 Every read is one query for the whole batch, every write one statement per table.
 
 Replays of one account take turns (`serialized`, `lock_accounts`): a transaction advisory lock
-per account on PostgreSQL, a process-wide lock on SQLite. Nothing here commits: the use cases
+per account on PostgreSQL, the database's write lock on SQLite. Nothing here commits: the use cases
 (ledger/services.py) do.
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSON as JSON_PG
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
-from backoffice.extensions import db
+from backoffice.extensions import db, sqlite_write_lock
 from backoffice.ledger import archive, projections, readers, sql
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.classifier import unreadable_discrepancy
@@ -231,11 +230,6 @@ def _archive_rows(account_ids: Sequence[str]) -> dict[str, list]:
     return found
 
 
-# SQLite has one writer and no row locks: replays of this process take turns (reentrant: a
-# failed batch is replayed account by account inside its turn).
-_SQLITE_REPLAY_LOCK = threading.RLock()
-
-
 @contextmanager
 def without_gc() -> Iterator[None]:
     """A batch allocates hundreds of thousands of short-lived objects (parsed payloads) and no
@@ -253,13 +247,13 @@ def without_gc() -> Iterator[None]:
 @contextmanager
 def serialized() -> Iterator[None]:
     """A replay's whole transaction, from its first read to its commit (or the marking of its
-    failure): on SQLite one at a time per process; PostgreSQL serialises per account with
-    advisory locks (`lock_accounts`)."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        with _SQLITE_REPLAY_LOCK:
-            yield
-    else:
-        yield
+    failure): on SQLite one at a time in every thread and process — the transaction takes the
+    database's write lock before its first read (`BEGIN IMMEDIATE`), unless it holds it already
+    (a sync that wrote archive rows first). With one lock there is no order to get wrong: a
+    process lock as well let a drain that held the database's lock wait for a replay that
+    waited for it. PostgreSQL serialises per account with advisory locks (`lock_accounts`)."""
+    sqlite_write_lock()
+    yield
 
 
 def account_lock_key(account_id: str) -> int:
@@ -271,7 +265,7 @@ def account_lock_key(account_id: str) -> int:
 def lock_accounts(account_ids: Sequence[str]) -> None:
     """Serialises replays of an account until the transaction ends: on PostgreSQL a transaction
     advisory lock per account, taken in key order so two batches never deadlock (one query per
-    chunk); on SQLite `serialized` holds the process lock already."""
+    chunk); on SQLite `serialized` holds the database's write lock already."""
     if db.session.get_bind().dialect.name != "postgresql":
         return
     keys = sorted({account_lock_key(a) for a in account_ids})

@@ -1,6 +1,6 @@
 """Use cases that write the usage logs. Each is one transaction; writers of the same deployment are
-serialized (PostgreSQL: a transaction-scoped advisory lock per deployment name; SQLite: its single
-writer, taken by the first statement), so every diff is computed against the state the previous
+serialized (PostgreSQL: a transaction-scoped advisory lock per deployment name; SQLite: the database's
+write lock, taken before the first read), so every diff is computed against the state the previous
 writer committed and two writers never append contradicting events."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
-from backoffice.extensions import db
+from backoffice.extensions import db, sqlite_write_lock
 from backoffice.operators.models import Operator
 from backoffice.operators.services import audit
 from backoffice.usage import queries
@@ -43,9 +43,7 @@ def _lock_deployments(names) -> None:
             db.session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                                {"key": "deployment:" + name})
     else:
-        # SQLite allows one writer: a first write statement takes the database's write lock
-        # until commit, so everything read after it is what the previous writer committed.
-        db.session.execute(sa.text("UPDATE deployments SET name = name WHERE 1 = 0"))
+        sqlite_write_lock()
 
 
 def _fresh_deployment(name: str) -> Deployment | None:

@@ -261,3 +261,35 @@ def test_a_real_shape_story_delivered_shuffled_ends_as_an_in_order_replay(app, l
         assert (report.rows_appended, report.rows_corrected, report.differences) == (0, 0, [])
     finally:
         thread.stop()
+
+
+def test_on_sqlite_a_writer_that_replays_and_a_waiting_replay_both_finish(app):
+    """A sync writes archive rows, then replays in the same transaction; meanwhile the drain
+    thread's replay waits for the database. With a process lock beside SQLite's write lock the
+    two waited for each other until SQLite gave up ("database is locked"); with the write lock
+    alone the writer goes on, commits, and the waiting replay follows."""
+    from backoffice.accounts.models import Account
+    from backoffice.ledger import replay, services
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single write lock; PostgreSQL locks per account (tests/ledger/test_replay_concurrency.py)")
+    _waiting_event("evt_lock_wait", 10)
+    db.session.execute(db.update(Account).where(Account.id == "acc-wait").values(name="Waiting Co"))  # the lock
+    reports = []
+
+    def drain_replay() -> None:
+        with app.app_context():
+            reports.append(services.replay_account("acc-wait"))
+            db.session.remove()
+
+    waiting = threading.Thread(target=drain_replay)
+    started = time.monotonic()
+    waiting.start()
+    time.sleep(0.5)
+    assert waiting.is_alive()  # it waits for the write lock
+    with replay.serialized():
+        pass  # the writer's own replay does not wait for the waiting one
+    db.session.commit()
+    waiting.join(30)
+    assert [r.error for r in reports] == [None] and time.monotonic() - started < 5
+    assert _states()["evt_lock_wait"] == "processed"
