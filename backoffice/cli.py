@@ -10,6 +10,7 @@ from backoffice import create_app
 from backoffice.api.cli import tokens
 from backoffice.demo.cli import demo
 from backoffice.i18n import i18n
+from backoffice.invoicing.cli import invoicing
 from backoffice.ledger.cli import ledger
 from backoffice.operators.cli import operators, users
 from backoffice.stripe.cli import COMMANDS as stripe_commands
@@ -30,7 +31,7 @@ def main() -> None:
 
 def register_app_commands(app: Flask) -> None:
     """Feature command groups, attached to every app so `flask --app backoffice` sees them too."""
-    for command in (operators, users, tokens, i18n, ledger):
+    for command in (operators, users, tokens, i18n, ledger, invoicing):
         app.cli.add_command(command)
     for command in stripe_commands:
         app.cli.add_command(command)

@@ -11,6 +11,7 @@ import sys
 from decimal import Decimal
 
 import click
+from babel import numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, current_app, request, session
@@ -58,6 +59,14 @@ def money(value: Decimal | int | str | None, currency: str | None = None) -> str
     return format_currency(Decimal(value), currency or current_app.config["PLATFORM_CURRENCY"])
 
 
+def unit_price(value: Decimal | str | None, currency: str | None = None) -> str:
+    """A price per unit with all its decimals (0.005 per message is not 0.01)."""
+    if value is None:
+        return "—"
+    return numbers.format_currency(Decimal(value), currency or current_app.config["PLATFORM_CURRENCY"],
+                                   locale=get_locale(), decimal_quantization=False)
+
+
 def signed_money(value: Decimal | None, currency: str | None = None) -> str:
     if value is None:
         return "—"
@@ -83,6 +92,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["signed_money"] = signed_money
+    app.jinja_env.filters["unit_price"] = unit_price
     app.jinja_env.filters["number"] = number
 
     @app.context_processor

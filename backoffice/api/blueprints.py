@@ -3,12 +3,13 @@ here: a part is a module with its own `bp` that imports nothing back from the AP
 named `api.<part>.<view>`."""
 from __future__ import annotations
 
-from backoffice.api import ingest, lists, metrics, stripe, views
+from backoffice.api import ingest, invoicing, lists, metrics, stripe, views
 
 PARTS = (
     ingest,  # the platform's ingest: accounts, users, logins, sessions, deployments, usage
     lists,  # accounts, users, billing events, invoices
     metrics,  # dashboard numbers: /metrics/*
+    invoicing,  # quotes and month-end runs
     stripe,  # reconciliation: sync, drift, recovery of an account
 )
 

@@ -83,6 +83,14 @@ class Period:
     def end(self) -> datetime:
         return self.start + timedelta(days=self.days)
 
+    @functools.cached_property
+    def last_day(self) -> date:
+        return self.first_day + timedelta(days=self.days - 1)
+
+    @classmethod
+    def of(cls, day: date) -> Period:
+        return cls(day.year, day.month)
+
     def previous(self) -> Period:
         return Period(self.year - 1, 12) if self.month == 1 else Period(self.year, self.month - 1)
 

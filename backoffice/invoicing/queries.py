@@ -17,6 +17,7 @@ from backoffice.invoicing.models import (
     DEFAULT_DOMESTIC_RATE,
     DEFAULT_SELLER_COUNTRY,
     AddonPrice,
+    InvoicingRun,
     MeteredPrice,
     PlanPrice,
     VatSetting,
@@ -30,6 +31,12 @@ def entries_page(kind: Kind, page: int, page_size: int = 50) -> Page:
     order = [getattr(model, kind.key)] if kind.key else []
     stmt = sa.select(model).order_by(*order, model.valid_from.desc(), model.id)
     return paginate(stmt, page, page_size)
+
+
+def runs_page(page: int, page_size: int = 20) -> Page:
+    """The month-end runs, newest first."""
+    return paginate(sa.select(InvoicingRun).order_by(InvoicingRun.started_at.desc(), InvoicingRun.id.desc()),
+                    page, page_size)
 
 
 def get_entry(kind: Kind, entry_id: int):

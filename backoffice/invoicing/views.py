@@ -1,5 +1,7 @@
-"""The price book pages (admin only): every price with its valid-from date, added, edited, removed."""
+"""Invoicing pages: quotes (any operator), the month-end runs and the price book (admin only)."""
 from __future__ import annotations
+
+from datetime import date
 
 from flask import Blueprint, current_app, flash, request, url_for
 from flask_babel import gettext as _
@@ -9,9 +11,10 @@ from backoffice import hx
 from backoffice.auth import admin_required
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
-from backoffice.invoicing import pricebook, queries, services
+from backoffice.invoicing import pricebook, queries, quotes, run, services, tasks
 from backoffice.invoicing.pricebook import KINDS, get_kind
 from backoffice.pagination import parse_int
+from backoffice.usage.models import METRICS
 
 bp = Blueprint("invoicing", __name__, url_prefix="/invoicing", template_folder="templates")
 
@@ -29,6 +32,55 @@ def price_book():
 def _today():
 
     return utcnow().date()
+
+
+@bp.get("/quotes")
+def quote():
+    """The planned deployment's fields in the query string (a quote is a link); its lines below."""
+    args = request.args
+    book = queries.price_book(date.max)
+    document, error, status = None, None, 200
+    if "plan" in args:
+        try:
+            planned = quotes.parse({
+                "plan": args.get("plan"), "add_ons": args.getlist("add_ons"), "start_day": args.get("start_day"),
+                "usage": {m: args.get(f"usage_{m}") for m in METRICS if args.get(f"usage_{m}")},
+                "customer_country": args.get("customer_country"), "customer_vat_id": args.get("customer_vat_id")})
+            document = quotes.quote_json(planned, quotes.quote(planned))
+        except BadRequest as e:
+            error, status = e, 400
+    return hx.render("invoicing/quotes.html", "result", book=book, args=args, metrics=METRICS,
+                     today=_today(), document=document, error=error), status
+
+
+@bp.get("")
+@admin_required
+def runs():
+    page = parse_int(request.args, "page", 1)
+    return hx.render("invoicing/runs.html", runs=queries.runs_page(page), default_period=str(run.previous_period()))
+
+
+@bp.post("/runs")
+@admin_required
+def start_run():
+    form = request.form
+    try:
+        started = run.start(run.parse_period(form.get("period", "").strip()), force=bool(form.get("force")),
+                            account_id=form.get("account_id", "").strip() or None, trigger="page",
+                            actor=current_user.email)
+    except BadRequest as e:
+        flash(e.message, "error")
+        return hx.redirect_response(url_for("invoicing.runs"))
+    launched = tasks.launch(started)
+    if launched.status == "running":
+        flash(_("Run %(id)s of %(period)s started on the workers.", id=launched.id, period=launched.period), "success")
+    else:
+        s = launched.summary
+        flash(_("Run %(id)s of %(period)s: %(created)s created, %(rebuilt)s rebuilt, %(skipped)s skipped, "
+                "%(failed)s failed.", id=launched.id, period=launched.period, created=s["created"],
+                rebuilt=s["rebuilt"], skipped=launched.skipped, failed=launched.failed),
+              "success" if launched.status == "done" and not launched.failed else "error")
+    return hx.redirect_response(url_for("invoicing.runs"))
 
 
 def _form(kind, values: dict, entry_id: int | None, error: str | None, status: int = 200):

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from backoffice.accounts.models import Account
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
+from backoffice.invoicing import tasks as invoicing_tasks  # noqa: F401  (registers its tasks)
 from backoffice.jobs import celery_app
 from backoffice.ledger import tasks as ledger_tasks  # noqa: F401  (registers its tasks)
 from backoffice.ledger.archive import WEBHOOK_EVENT_TYPES

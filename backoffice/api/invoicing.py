@@ -1,0 +1,150 @@
+"""Month-end invoicing for scripts: `POST /api/v1/quotes` (read scope: a planned deployment in, the
+engine's lines out), `POST /api/v1/invoicing/runs` (admin scope: run a month) and
+`GET /api/v1/invoicing/runs/<id>` (read scope: a run and its summary)."""
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from backoffice.api.openapi import contribute
+from backoffice.auth import token_required
+from backoffice.errors import BadRequest, NotFound
+from backoffice.extensions import db
+from backoffice.invoicing import quotes, run, tasks
+from backoffice.invoicing.models import InvoicingRun
+
+bp = Blueprint("invoicing", __name__)  # nested in the api blueprint (api/blueprints.py)
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object (Content-Type: application/json).")
+    return body
+
+
+def _time(value):
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def run_json(r: InvoicingRun) -> dict:
+    return {"id": str(r.id), "period": r.period, "force": r.force, "account_id": r.account_id,
+            "trigger": r.trigger, "actor": r.actor, "status": r.status, "started_at": _time(r.started_at),
+            "finished_at": _time(r.finished_at), "summary": r.summary or None}
+
+
+@bp.post("/quotes")
+@token_required("read")
+def quote():
+    planned = quotes.parse(_body())
+    return jsonify(quotes.quote_json(planned, quotes.quote(planned)))
+
+
+@bp.post("/invoicing/runs")
+@token_required("admin")
+def start_run():
+    body = _body()
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise BadRequest("force must be true or false.", field="force")
+    account_id = body.get("account_id")
+    if account_id is not None and not isinstance(account_id, str):
+        raise BadRequest("account_id must be a string.", field="account_id")
+    token = g.api_token
+    started = run.start(run.parse_period(body.get("period")), force=force, account_id=account_id,
+                        trigger="api", actor=f"api token {token.prefix} ({token.name})")
+    launched = tasks.launch(started)
+    return jsonify(run_json(launched)), 200 if launched.status != "running" else 202
+
+
+@bp.get("/invoicing/runs/<int:run_id>")
+@token_required("read")
+def get_run(run_id: int):
+    found = db.session.get(InvoicingRun, run_id)
+    if found is None:
+        raise NotFound(f"No invoicing run with id {run_id}.")
+    return jsonify(run_json(found))
+
+
+@contribute
+def _openapi():
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    decimal = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
+    nullable_decimal = {"type": ["string", "null"], "pattern": r"^-?\d+(\.\d+)?$"}
+    line = {"type": "object", "required": ["kind", "deployment", "metric", "description", "quantity", "unit",
+                                           "unit_price", "amount"], "properties": {
+        "kind": {"type": "string", "enum": ["plan_base", "setup", "addon", "overage"]},
+        "deployment": {"type": "string"}, "metric": {"type": ["string", "null"]},
+        "description": {"type": "string"}, "quantity": decimal, "unit": {"type": "string"},
+        "unit_price": decimal, "amount": decimal,
+        "price_valid_from": {"type": ["string", "null"], "format": "date"},
+        "days": {"type": "array", "description": "The billable days as [first, last] runs of dates.",
+                 "items": {"type": "array", "items": {"type": "string", "format": "date"}}},
+        "monthly_price": {**nullable_decimal, "description": "The monthly price a daily line was converted from."},
+        "used": {**nullable_decimal, "description": "Overage: the month's metered total."},
+        "included": {**nullable_decimal, "description": "Overage: the plan's allowance."},
+    }}
+    vat = {"type": "object", "required": ["rate", "reason", "note"], "properties": {
+        "rate": decimal, "reason": {"type": "string", "enum": ["domestic", "reverse_charge", "export"]},
+        "note": {"type": "string"}}}
+    quote_in = {"type": "object", "required": ["plan"], "properties": {
+        "plan": {"type": "string", "maxLength": 64},
+        "add_ons": {"type": "array", "items": {"type": "string"}},
+        "start_day": {"type": "string", "format": "date", "description": "Default today (UTC)."},
+        "usage": {"type": "object", "description": "Expected quantity per metric in the first month.",
+                  "additionalProperties": decimal},
+        "customer_country": {"type": ["string", "null"], "minLength": 2, "maxLength": 2},
+        "customer_vat_id": {"type": ["string", "null"], "maxLength": 40},
+        "deployment": {"type": ["string", "null"], "maxLength": 100},
+    }}
+    quote_out = {"type": "object", "required": ["period", "currency", "lines", "subtotal", "tax", "total", "vat"],
+                 "properties": {"period": {"type": "string"}, "deployment": {"type": "string"},
+                                "start_day": {"type": "string", "format": "date"},
+                                "currency": {"type": ["string", "null"]},
+                                "lines": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceLine"}},
+                                "subtotal": decimal, "tax": decimal, "total": decimal,
+                                "vat": {"$ref": "#/components/schemas/VatDecision"}}}
+    run_in = {"type": "object", "required": ["period"], "properties": {
+        "period": {"type": "string", "pattern": r"^\d{4}-\d{2}$", "description": "A month that has ended."},
+        "force": {"type": "boolean", "description": "Rebuild the month's drafts (never an issued invoice)."},
+        "account_id": {"type": ["string", "null"], "description": "Only this account."}}}
+    run_out = {"type": "object", "required": ["id", "period", "status", "summary"], "properties": {
+        "id": {"type": "string"}, "period": {"type": "string"}, "force": {"type": "boolean"},
+        "account_id": {"type": ["string", "null"]}, "trigger": {"type": "string"}, "actor": {"type": "string"},
+        "status": {"type": "string", "enum": ["running", "done", "failed"]},
+        "started_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        "summary": {"type": ["object", "null"], "description": "examined, created, rebuilt, skipped {reason: "
+                    "count}, failures [{account_id, reason}], totals {currency: amount}; null while running."}}}
+
+    def ok(description: str, schema: str) -> dict:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+    def body(schema: str) -> dict:
+        return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+    bad = {"description": "Bad input (named in error.field)", **error}
+    unauthorized = {"description": "No or unknown bearer token", **error}
+    forbidden = {"description": "The token's scope does not allow it", **error}
+    paths = {
+        "/api/v1/quotes": {"post": {
+            "summary": "Price a planned deployment's first month with the month-end engine",
+            "tags": ["Invoicing"], "requestBody": body("QuoteRequest"),
+            "responses": {"200": ok("The lines, subtotal, VAT and total", "Quote"), "400": bad,
+                          "401": unauthorized, "403": forbidden}}},
+        "/api/v1/invoicing/runs": {"post": {
+            "summary": "Run a month: one draft invoice per account with billable activity",
+            "description": "Without a broker the run happens in the request (200, finished); with one its "
+                           "batches fan out over the workers (202, running: poll GET .../runs/{id}).",
+            "tags": ["Invoicing"], "requestBody": body("InvoicingRunRequest"),
+            "responses": {"200": ok("The finished run", "InvoicingRun"), "202": ok("The run, started",
+                          "InvoicingRun"), "400": bad, "401": unauthorized, "403": forbidden,
+                          "404": {"description": "Unknown account_id", **error}}}},
+        "/api/v1/invoicing/runs/{run_id}": {"get": {
+            "summary": "A month-end run and its summary", "tags": ["Invoicing"],
+            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": ok("The run", "InvoicingRun"), "401": unauthorized, "403": forbidden,
+                          "404": {"description": "Unknown run", **error}}}},
+    }
+    return paths, {"InvoiceLine": line, "VatDecision": vat, "QuoteRequest": quote_in, "Quote": quote_out,
+                   "InvoicingRunRequest": run_in, "InvoicingRun": run_out}

@@ -1,0 +1,147 @@
+"""Quotes (issue 20 part 2): a planned deployment — plan, add-ons, start day, expected usage per
+metric, the customer's country and VAT id — priced by the quote engine for the month it starts
+in, exactly as the month-end run would invoice the same timeline (the price book and the VAT
+settings of the month's last day). The page, the API and the invoice share `line_json`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+
+from backoffice.dbtypes import utcnow
+from backoffice.errors import BadRequest
+from backoffice.invoicing import engine, queries
+from backoffice.usage.models import METRICS
+
+PLANNED = "planned"  # the deployment name of a quote unless one is given
+FIELD_OF_KIND = {"the plan": "plan", "the add-on": "add_ons", "the metric": "usage"}
+
+
+@dataclass(frozen=True)
+class Planned:
+    deployment: str
+    plan: str
+    add_ons: tuple[str, ...]
+    start_day: date
+    usage: dict[str, Decimal]
+    customer_country: str | None
+    customer_vat_id: str | None
+
+    @property
+    def period(self) -> engine.Period:
+        return engine.Period.of(self.start_day)
+
+    def timeline(self) -> engine.Timeline:
+        """Created at 00:00 of the start day on the plan, with its add-ons on from then."""
+        at = datetime.combine(self.start_day, time(), UTC)
+        return engine.Timeline(self.deployment, at, None, [(at, self.plan)], [(at, a, True) for a in self.add_ons])
+
+
+def parse(data: dict) -> Planned:
+    """A planned deployment from a JSON body or a form's fields; BadRequest naming the field."""
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    plan = _text(data.get("plan"), "plan", 64)
+    if not plan:
+        raise BadRequest("plan is required: the plan the deployment would run on.", field="plan")
+    add_ons = data.get("add_ons") or []
+    if isinstance(add_ons, str):
+        add_ons = [a.strip() for a in add_ons.split(",")]
+    if not isinstance(add_ons, list) or not all(isinstance(a, str) for a in add_ons):
+        raise BadRequest("add_ons must be a list of add-on names.", field="add_ons")
+    start = data.get("start_day") or utcnow().date().isoformat()
+    try:
+        start_day = date.fromisoformat(start) if isinstance(start, str) and len(start) == 10 else None
+    except ValueError:
+        start_day = None
+    if start_day is None:
+        raise BadRequest(f"start_day must be a day written YYYY-MM-DD, not {start!r}.", field="start_day")
+    usage = data.get("usage") or {}
+    if not isinstance(usage, dict):
+        raise BadRequest("usage must be an object of metric → expected quantity.", field="usage")
+    expected = {}
+    for metric, quantity in usage.items():
+        if metric not in METRICS:
+            raise BadRequest(f"Unknown metric {metric!r} in usage; known: {', '.join(METRICS)}.", field="usage")
+        expected[metric] = _quantity(quantity, f"usage.{metric}")
+    country = _text(data.get("customer_country"), "customer_country", 2)
+    if country and not (len(country) == 2 and country.isascii() and country.isalpha()):
+        raise BadRequest("customer_country must be a two-letter country code (ISO 3166-1).",
+                         field="customer_country")
+    return Planned(_text(data.get("deployment"), "deployment", 100) or PLANNED, plan,
+                   tuple(dict.fromkeys(a for a in add_ons if a)), start_day, expected,
+                   country.upper() if country else None, _text(data.get("customer_vat_id"), "customer_vat_id", 40))
+
+
+def _text(value, name: str, length: int) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string.", field=name)
+    value = value.strip()
+    if len(value) > length or "\x00" in value or not value.isprintable():
+        raise BadRequest(f"{name} must be at most {length} printable characters.", field=name)
+    return value
+
+
+def _quantity(value, name: str) -> Decimal:
+    try:
+        quantity = Decimal(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    except InvalidOperation:
+        quantity = None
+    if quantity is None or not quantity.is_finite() or quantity < 0 or quantity > Decimal("1e12"):
+        raise BadRequest(f"{name} must be a quantity of 0 or more, as a decimal string.", field=name)
+    return quantity
+
+
+def quote(planned: Planned) -> engine.Quote:
+    """The engine's lines for the planned deployment's first month; BadRequest naming the plan,
+    add-on or metric the price book does not price."""
+    period = planned.period
+    book = queries.price_book(period.last_day)
+    if planned.plan not in book.plans:
+        raise BadRequest(f"Unknown plan {planned.plan!r}: the price book has no price for it.", field="plan")
+    for addon in planned.add_ons:
+        if addon not in book.addons:
+            raise BadRequest(f"Unknown add-on {addon!r}: the price book has no price for it.", field="add_ons")
+    vat = queries.vat_on(period.last_day)
+    decision = engine.vat_decision(vat.domestic_countries, vat.domestic_rate, planned.customer_country,
+                                   planned.customer_vat_id)
+    try:
+        lines = engine.price_deployment(planned.timeline(), period, book, planned.usage)
+        return engine.total(lines, decision)
+    except engine.PricingError as e:
+        field = next((f for what, f in FIELD_OF_KIND.items() if what in str(e)), "plan")
+        raise BadRequest(f"Cannot price this quote: {e}.", field=field) from None
+
+
+# --- one JSON shape for a line, whether quoted or invoiced ----------------------------------
+
+def _number(value: Decimal | None) -> str | None:
+    return None if value is None else format(Decimal(value).normalize(), "f")
+
+
+def _days(days) -> list[list[str]]:
+    return [[d if isinstance(d, str) else d.isoformat() for d in run] for run in days]
+
+
+def line_json(line) -> dict:
+    """A quote's engine.Line or an invoice's stored line, in the API's shape (DESIGN "Invoices, one
+    list"), with its evidence."""
+    return {"kind": line.kind, "deployment": line.deployment, "metric": line.metric,
+            "description": line.description, "quantity": _number(line.quantity), "unit": line.unit,
+            "unit_price": _number(line.unit_price), "amount": str(engine.cents(line.amount)),
+            "price_valid_from": line.price_valid_from.isoformat() if line.price_valid_from else None,
+            "days": _days(line.days), "monthly_price": _number(line.monthly_price),
+            "used": _number(line.used), "included": _number(line.included)}
+
+
+def vat_json(rate: Decimal, reason: str, note: str) -> dict:
+    return {"rate": _number(rate), "reason": reason, "note": note}
+
+
+def quote_json(planned: Planned, found: engine.Quote) -> dict:
+    return {"period": str(planned.period), "deployment": planned.deployment, "start_day": planned.start_day.isoformat(),
+            "currency": found.currency, "lines": [line_json(line) for line in found.lines],
+            "subtotal": str(found.subtotal), "tax": str(found.tax), "total": str(found.total),
+            "vat": vat_json(found.vat.rate, found.vat.reason, found.vat.note)}
