@@ -16,6 +16,7 @@ from backoffice.auth import admin_required
 from backoffice.errors import BadRequest
 from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.queries import invoice_rows_page, invoice_rows_preview
+from backoffice.invoicing import review
 from backoffice.ledger.filters import EventFilters
 from backoffice.ledger.queries import (
     billing_events_page,
@@ -142,6 +143,15 @@ def invoices(account_id: str):
     f = InvoiceFilters.from_args(request.args, account=account_id)
     queries.get_account(account_id)
     return _detail(account_id, "invoices_tab", inv_f=f, rows=invoice_rows_page(f))
+
+
+@bp.get("/<account_id>/platform-invoices")
+def platform_invoices(account_id: str):
+    """Backoffice's own invoices of the account (the month-end run's drafts and, later, issued ones)."""
+    account_id = parse_id(account_id, "account_id")
+    f = review.DraftFilters.from_args(request.args, account=account_id)
+    queries.get_account(account_id)
+    return _detail(account_id, "platform_invoices_tab", draft_f=f, drafts=review.invoices_page(f))
 
 
 @bp.get("/<account_id>/ledger")

@@ -7,11 +7,12 @@ from flask import Blueprint, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from backoffice import hx
+from backoffice import exports, hx
 from backoffice.auth import admin_required
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
-from backoffice.invoicing import pricebook, queries, quotes, run, services, tasks
+from backoffice.invoicing import pricebook, queries, quotes, review, run, services, tasks
+from backoffice.invoicing.models import INVOICE_STATUSES
 from backoffice.invoicing.pricebook import KINDS, get_kind
 from backoffice.pagination import parse_int
 from backoffice.usage.models import METRICS
@@ -51,6 +52,50 @@ def quote():
             error, status = e, 400
     return hx.render("invoicing/quotes.html", "result", book=book, args=args, metrics=METRICS,
                      today=_today(), document=document, error=error), status
+
+
+@bp.get("/invoices")
+def invoices():
+    """The platform invoices (drafts and, later, issued ones): period, status, account search, sort,
+    paging and the CSV export, all in the query string."""
+    f = review.DraftFilters.from_args(request.args)
+    if exports.wants_csv(request.args):
+        headers = [_("Period"), _("Account id"), _("Account"), _("Status"), _("Number"), _("Currency"),
+                   _("Excl. VAT"), _("VAT"), _("Total"), _("VAT reason")]
+        return exports.csv_response("platform-invoices.csv", headers, review.invoices_stmt(f), lambda r: (
+            r.PlatformInvoice.period, r.PlatformInvoice.account_id, r.account_name, r.PlatformInvoice.status,
+            r.PlatformInvoice.number, r.PlatformInvoice.currency, r.PlatformInvoice.subtotal,
+            r.PlatformInvoice.tax, r.PlatformInvoice.total, r.PlatformInvoice.vat_reason))
+    return hx.render("invoicing/invoices.html", "invoice_table", f=f, rows=review.invoices_page(f),
+                     statuses=INVOICE_STATUSES)
+
+
+@bp.get("/invoices/<int:invoice_id>")
+def invoice(invoice_id: int):
+    found = review.get_invoice(invoice_id)
+    return hx.render("invoicing/invoice.html", invoice=found, document=review.document(found),
+                     vat_why=review.vat_why(found))
+
+
+@bp.post("/invoices/<int:invoice_id>/rebuild")
+@admin_required
+def rebuild_invoice(invoice_id: int):
+    done = review.rebuild_draft(invoice_id, current_user)
+    found = review.invoice_of(done.account_id, done.period)
+    if done.failed or found is None:
+        reason = "; ".join(f["reason"] for f in done.summary["failures"]) or ", ".join(done.summary["skipped"])
+        flash(_("The draft could not be rebuilt: %(reason)s", reason=reason), "error")
+        return hx.redirect_response(url_for("invoicing.invoices", period=done.period))
+    flash(_("Draft rebuilt from the usage logs and the price book."), "success")
+    return hx.redirect_response(url_for("invoicing.invoice", invoice_id=found.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/delete")
+@admin_required
+def delete_invoice(invoice_id: int):
+    review.delete_draft(invoice_id, current_user)
+    flash(_("Draft deleted; the next run of its month drafts it again."), "success")
+    return hx.redirect_response(url_for("invoicing.invoices"))
 
 
 @bp.get("")

@@ -1,0 +1,95 @@
+"""Operators review the drafts (issue 20 part 4): the list with its URL state and CSV, one draft
+with the evidence of every line, an admin's rebuild and delete, the account's tab."""
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+from backoffice.extensions import db
+from backoffice.invoicing.cli import invoicing
+from backoffice.invoicing.models import PlatformInvoice
+from backoffice.operators.models import AuditEntry
+from tests.invoicing.test_run import NOVEMBER, _invoice, chf_book, the_chf_account, usage
+from tests.usage.helpers import make_api
+
+
+def _drafts(client, runner) -> None:
+    chf_book()
+    api = make_api(client)
+    the_chf_account(api)
+    the_chf_account(api, "acc_de", country="DE", vat_id="DE123456789")
+    assert runner.invoke(invoicing, ["run", "--period", NOVEMBER]).exit_code == 0
+
+
+def test_the_list_filters_sorts_and_exports(app, client, viewer_client, runner):
+    _drafts(client, runner)
+    page = viewer_client.get("/invoicing/invoices").get_data(as_text=True)
+    assert page.count('data-invoice="') == 2 and 'data-amount="145.46"' in page and 'data-amount="134.56"' in page
+    only = viewer_client.get("/invoicing/invoices?search=acc_de&period=2026-11&status=draft&sort=total")
+    assert only.status_code == 200 and only.get_data(as_text=True).count('data-invoice="') == 1
+    fragment = viewer_client.get("/invoicing/invoices?period=2026-10", headers={"HX-Request": "true"})
+    assert "No platform invoices match your filters." in fragment.get_data(as_text=True)
+    assert fragment.get_data(as_text=True).lstrip().startswith('<section id="invoice-table"')
+    for bad, field in (("period=2026-13", "period"), ("status=paid", "status"), ("sort=price", "sort")):
+        resp = viewer_client.get(f"/invoicing/invoices?{bad}")
+        assert resp.status_code == 400, bad
+    exported = viewer_client.get("/invoicing/invoices?format=csv&sort=-total")
+    rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
+    assert rows[0][:3] == ["Period", "Account id", "Account"]
+    assert [(r[1], r[-2], r[-1]) for r in rows[1:]] == [("acc_chf", "145.46", "domestic"),
+                                                         ("acc_de", "134.56", "reverse_charge")]
+
+
+def test_a_draft_shows_the_evidence_of_every_line(app, client, viewer_client, runner):
+    _drafts(client, runner)
+    invoice = _invoice("acc_de")
+    html = viewer_client.get(f"/invoicing/invoices/{invoice.id}").get_data(as_text=True)
+    assert "Days: 2026-11-17 – 2026-11-30" in html  # the base fee's billable days
+    assert "Days: 2026-11-20 – 2026-11-25" in html  # the add-on's enabled days
+    assert "3,417 used, 1,000 included" in html and "Price valid from 2026-01-01" in html
+    assert "reverse charge" in html and "DE123456789" in html and 'data-total="134.56"' in html
+    assert "Rebuild draft" not in html  # a viewer reads
+    assert viewer_client.get("/invoicing/invoices/999").status_code == 404
+
+
+def test_an_admin_rebuilds_and_deletes_a_draft(app, client, admin_client, runner):
+    _drafts(client, runner)
+    invoice = _invoice("acc_chf")
+    usage(make_api(client), "acc_chf-web", "messages_out", [1000], "2026-11-29")
+    resp = admin_client.post(f"/invoicing/invoices/{invoice.id}/rebuild", data={"csrf_token": admin_client.csrf})
+    assert resp.status_code == 302
+    rebuilt = _invoice("acc_chf")
+    assert rebuilt.lines[-1].amount == Decimal("17.09")
+    assert admin_client.get(resp.headers["Location"]).status_code == 200
+    resp = admin_client.post(f"/invoicing/invoices/{rebuilt.id}/delete", data={"csrf_token": admin_client.csrf})
+    assert resp.status_code == 302
+    assert db.session.scalar(db.select(db.func.count()).select_from(PlatformInvoice)) == 1
+    actions = db.session.execute(db.select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
+    assert actions[-2:] == ["invoicing.draft_rebuild", "invoicing.draft_delete"]
+
+
+def test_an_issued_invoice_is_not_rebuilt_or_deleted(app, client, admin_client, runner):
+    _drafts(client, runner)
+    invoice = _invoice("acc_chf")
+    invoice.status, invoice.number = "issued", "2026-000001"
+    db.session.commit()
+    for action in ("rebuild", "delete"):
+        resp = admin_client.post(f"/invoicing/invoices/{invoice.id}/{action}", data={"csrf_token": admin_client.csrf})
+        assert resp.status_code == 409, action
+    assert _invoice("acc_chf").status == "issued"
+
+
+def test_viewers_cannot_change_drafts(app, client, viewer_client, runner):
+    _drafts(client, runner)
+    invoice = _invoice("acc_chf")
+    for action in ("rebuild", "delete"):
+        resp = viewer_client.post(f"/invoicing/invoices/{invoice.id}/{action}", data={"csrf_token": viewer_client.csrf})
+        assert resp.status_code == 403
+
+
+def test_the_accounts_platform_invoices_tab(app, client, viewer_client, runner):
+    _drafts(client, runner)
+    html = viewer_client.get("/accounts/acc_de/platform-invoices").get_data(as_text=True)
+    assert html.count('data-invoice="') == 1 and 'data-amount="134.56"' in html
+    assert 'href="/accounts/acc_de/platform-invoices"' in viewer_client.get("/accounts/acc_de").get_data(as_text=True)
