@@ -24,7 +24,14 @@ import pytest
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoicing import engine, run
-from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, PlatformInvoice, VatSetting
+from backoffice.invoicing.models import (
+    AddonPrice,
+    MeteredPrice,
+    PlanAllowance,
+    PlanPrice,
+    PlatformInvoice,
+    VatSetting,
+)
 from backoffice.ledger import sql
 from backoffice.usage.models import AddonEvent, Deployment, PlanEvent, SuspensionEvent, UsageRecord
 from tests.conftest import IS_POSTGRES
