@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 
-from backoffice.accounts.models import Account
+from backoffice.accounts.models import LANGUAGES, Account
 from backoffice.accounts.posture import check_posture
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
@@ -79,6 +79,11 @@ def upsert_account(account_id: str, body: dict) -> tuple[Account, bool]:
         if not isinstance(posture, dict):
             raise BadRequest("billing_posture must be an object.", field="billing_posture")
         values.update(check_posture(posture, prefix="billing_posture."))
+    if "language" in body:
+        if body["language"] not in LANGUAGES:
+            raise BadRequest(f"language must be one of {', '.join(LANGUAGES)} (the invoices' language).",
+                             field="language")
+        values["language"] = body["language"]
     if "created_at" in body:
         values["created_at"] = parse_time(body["created_at"], "created_at")
     if "deleted_at" in body:

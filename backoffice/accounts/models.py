@@ -11,6 +11,8 @@ from backoffice.extensions import db
 WITHOUT_LEDGER = "NOT has_ledger_rows AND deleted_at IS NULL"
 
 
+LANGUAGES = ("en", "de", "fr", "it")  # the languages an account's invoices are written in
+
 class Account(db.Model):
     """A customer organisation: the billed party. Soft-deleted accounts keep their money history."""
 
@@ -55,6 +57,7 @@ class Account(db.Model):
     pay_by: Mapped[str] = mapped_column(String(10), default="card", server_default="card")
     auto_invoice: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
     auto_reminders: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
+    language: Mapped[str] = mapped_column(String(2), default="en", server_default="en")  # its invoices' language
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     # Whether the ledger holds a row of this account. Kept by the database (triggers on billing_events,
     # migration 0010_list_filters_speed) in the writer's transaction; the app never writes it.

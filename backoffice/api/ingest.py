@@ -34,7 +34,7 @@ def _account_json(a) -> dict:
         "stripe_customer_id": a.stripe_customer_id, "created_at": _iso(a.created_at),
         "modified_at": _iso(a.modified_at), "deleted_at": _iso(a.deleted_at),
         "billing": {k: getattr(a, col) for k, (col, _limit) in accounts_ingest.BILLING_FIELDS.items()},
-        "billing_posture": posture_of(a),
+        "billing_posture": posture_of(a), "language": a.language,
     }
 
 
@@ -209,7 +209,8 @@ def _openapi():
             "billing_posture": {"type": "object", "properties": {
                 "pay_by": {"enum": ["card", "invoice"]}, "auto_invoice": {"type": "boolean"},
                 "auto_reminders": {"type": "boolean"},
-                "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365}}}},
+                "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365}}},
+            "language": {"enum": ["en", "de", "fr", "it"], "description": "The language of its invoices."}},
             "description": "Keys left out keep their stored value; null clears an optional field. "
                            "`name` is required when the account is new."},
         "UserIn": {"type": "object", "required": ["email"], "properties": {

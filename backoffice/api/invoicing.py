@@ -1,15 +1,17 @@
 """Month-end invoicing for scripts: `POST /api/v1/quotes` (read scope: a planned deployment in, the
-engine's lines out), `POST /api/v1/invoicing/runs` (admin scope: run a month) and
-`GET /api/v1/invoicing/runs/<id>` (read scope: a run and its summary)."""
+engine's lines out), `POST /api/v1/invoicing/runs` (admin scope: run a month),
+`GET /api/v1/invoicing/runs/<id>` (read scope: a run and its summary) and `GET|PUT
+/api/v1/price-book` (admin scope: the whole price book as one document)."""
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
 from backoffice.api.openapi import contribute
+from backoffice.api.stripe import TokenActor
 from backoffice.auth import token_required
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
-from backoffice.invoicing import quotes, run, tasks
+from backoffice.invoicing import price_document, quotes, run, tasks
 from backoffice.invoicing.models import InvoicingRun
 
 bp = Blueprint("invoicing", __name__)  # nested in the api blueprint (api/blueprints.py)
@@ -63,6 +65,19 @@ def get_run(run_id: int):
     if found is None:
         raise NotFound(f"No invoicing run with id {run_id}.")
     return jsonify(run_json(found))
+
+
+@bp.get("/price-book")
+@token_required("admin")
+def get_price_book():
+    return jsonify(price_document.export())
+
+
+@bp.put("/price-book")
+@token_required("admin")
+def put_price_book():
+    token = g.api_token
+    return jsonify(price_document.replace(_body(), TokenActor(f"api token {token.prefix} ({token.name})")))
 
 
 @contribute
@@ -126,7 +141,38 @@ def _openapi():
     bad = {"description": "Bad input (named in error.field)", **error}
     unauthorized = {"description": "No or unknown bearer token", **error}
     forbidden = {"description": "The token's scope does not allow it", **error}
+    dated = {"valid_from": {"type": "string", "format": "date"}}
+    currency = {"type": "string", "pattern": "^[A-Za-z]{3}$"}
+    book = {"type": "object", "properties": {
+        "plans": {"type": "array", "items": {"type": "object", "required": [
+            "plan", "name", "currency", "monthly_base", "setup_fee", "valid_from"], "additionalProperties": False,
+            "properties": {"plan": {"type": "string"}, "name": {"type": "string"}, "currency": currency,
+                           "monthly_base": decimal, "setup_fee": decimal,
+                           "included": {"type": "object", "additionalProperties": decimal}, **dated}}},
+        "add_ons": {"type": "array", "items": {"type": "object", "required": [
+            "addon", "period", "price", "currency", "valid_from"], "additionalProperties": False,
+            "properties": {"addon": {"type": "string"}, "period": {"type": "string", "enum": ["day", "month"]},
+                           "price": decimal, "currency": currency, **dated}}},
+        "metered": {"type": "array", "items": {"type": "object", "required": [
+            "metric", "unit_price", "currency", "valid_from"], "additionalProperties": False,
+            "properties": {"metric": {"type": "string"}, "unit_price": decimal, "currency": currency, **dated}}},
+        "vat": {"type": "array", "items": {"type": "object", "required": [
+            "seller_country", "domestic_countries", "domestic_rate", "valid_from"], "additionalProperties": False,
+            "properties": {"seller_country": {"type": "string"},
+                           "domestic_countries": {"type": "array", "items": {"type": "string"}},
+                           "domestic_rate": decimal, **dated}}},
+    }, "additionalProperties": False}
     paths = {
+        "/api/v1/price-book": {
+            "get": {"summary": "The whole price book as one document", "tags": ["Invoicing"],
+                    "responses": {"200": ok("The price book", "PriceBook"), "401": unauthorized, "403": forbidden}},
+            "put": {"summary": "Replace the whole price book",
+                    "description": "Validated as a whole: a bad entry refuses all of it (error.field names it, "
+                                   "e.g. plans[2].monthly_base) and nothing is written. Audited.",
+                    "tags": ["Invoicing"], "requestBody": body("PriceBook"),
+                    "responses": {"200": ok("The price book now", "PriceBook"), "400": bad,
+                                  "401": unauthorized, "403": forbidden}},
+        },
         "/api/v1/quotes": {"post": {
             "summary": "Price a planned deployment's first month with the month-end engine",
             "tags": ["Invoicing"], "requestBody": body("QuoteRequest"),
@@ -146,5 +192,5 @@ def _openapi():
             "responses": {"200": ok("The run", "InvoicingRun"), "401": unauthorized, "403": forbidden,
                           "404": {"description": "Unknown run", **error}}}},
     }
-    return paths, {"InvoiceLine": line, "VatDecision": vat, "QuoteRequest": quote_in, "Quote": quote_out,
+    return paths, {"PriceBook": book, "InvoiceLine": line, "VatDecision": vat, "QuoteRequest": quote_in, "Quote": quote_out,
                    "InvoicingRunRequest": run_in, "InvoicingRun": run_out}

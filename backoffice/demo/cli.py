@@ -17,6 +17,7 @@ from backoffice.demo import generator, services
 from backoffice.demo.generator import MAX_ACCOUNTS
 from backoffice.demo.stripe_sim import DEMO_WEBHOOK_SECRET, StripeSimulator
 from backoffice.extensions import db
+from backoffice.invoicing import demo as invoicing_demo
 from backoffice.usage.demo import feed_demo
 
 # Above 2,000 accounts, only this many customers get their Stripe history by default (about as
@@ -200,6 +201,12 @@ def _build(app, seed: int, accounts: int, stripe_accounts: int, usage_accounts: 
         click.echo(f"  {len(report.failed):,} deliveries were refused; the first: {first[0]} → "
                    f"{first[1]} {first[2]}", err=True)
     usage = _feed_usage(app, seed, spec.now, profiles, usage_accounts)
+    t = time.perf_counter()
+    runs = invoicing_demo.invoice_closed_months(spec.now)
+    for r in runs:
+        totals = ", ".join(f"{c} {a}" for c, a in r.summary["totals"].items()) or "nothing"
+        click.echo(f"Invoicing {r.period}: {r.created:,} drafts ({totals}), {r.skipped:,} skipped, {r.failed:,} failed")
+    click.echo(f"  month-end runs in {_elapsed(t)}; /invoicing/invoices lists the drafts")
     services.record_marker({**wanted, "built_on": f"{spec.now:%Y-%m-%d}", "accounts_created": counts.accounts,
                             "users": counts.users, "stripe_customers": len(plans),
                             "stripe_events_delivered": report.delivered,

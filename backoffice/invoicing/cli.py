@@ -1,11 +1,13 @@
 """`backoffice invoicing ...`: the month-end run from the command line."""
 from __future__ import annotations
 
+import json
+
 import click
 from flask.cli import with_appcontext
 
 from backoffice.errors import BadRequest
-from backoffice.invoicing import run
+from backoffice.invoicing import price_document, run
 
 
 @click.group("invoicing")
@@ -33,6 +35,38 @@ def run_command(period: str, force: bool, account_id: str | None) -> None:
     click.echo(summary_text(finished))
     if finished.failed or finished.status != "done":
         raise SystemExit(1)
+
+
+@invoicing.group("prices")
+def prices() -> None:
+    """The price book as one JSON document (the same as GET|PUT /api/v1/price-book)."""
+
+
+@prices.command("export")
+@click.argument("file", type=click.File("w"))
+@with_appcontext
+def export_prices(file) -> None:
+    """Write the whole price book to FILE ("-": standard output)."""
+    json.dump(price_document.export(), file, indent=2, ensure_ascii=False)
+    file.write("\n")
+
+
+@prices.command("import")
+@click.argument("file", type=click.File("r"))
+@with_appcontext
+def import_prices(file) -> None:
+    """Replace the whole price book with FILE. Validated as a whole: a bad entry refuses all of
+    it, naming the entry, and nothing is written. Audited."""
+    try:
+        document = json.load(file)
+    except ValueError as e:
+        raise click.ClickException(f"{file.name} is not JSON: {e}") from None
+    try:
+        book = price_document.replace(document, None)
+    except BadRequest as e:
+        raise click.ClickException(f"{e.field}: {e.message}" if e.field else e.message) from None
+    click.echo(f"Price book replaced: {len(book['plans'])} plan versions, {len(book['add_ons'])} add-on prices, "
+               f"{len(book['metered'])} metered prices, {len(book['vat'])} VAT settings.")
 
 
 def summary_text(finished) -> str:

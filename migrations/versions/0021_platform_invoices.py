@@ -3,7 +3,7 @@
 Revision ID: 0021_platform_invoices
 Revises: 0020_real_foreign_keys
 
-One invoice per account and period (a unique constraint: two runs of one month at once cannot
+Accounts get the language their invoices are written in (en by default). One invoice per account and period (a unique constraint: two runs of one month at once cannot
 make two), its lines with their evidence, and each run with its summary.
 """
 import sqlalchemy as sa
@@ -18,6 +18,8 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('language', sa.String(length=2), server_default='en', nullable=False))
     op.create_table('invoicing_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('period', sa.String(length=7), nullable=False),
@@ -112,3 +114,5 @@ def downgrade():
         batch_op.drop_index('ix_invoicing_runs_started')
 
     op.drop_table('invoicing_runs')
+    with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.drop_column('language')

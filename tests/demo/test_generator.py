@@ -94,6 +94,9 @@ def _numbers(url: str) -> dict:
                 "types": types,
                 "mrr": str(scalar("SELECT coalesce(sum(price_amount), 0) FROM subscriptions "
                                   "WHERE is_current AND NOT cancel_at_period_end")),
+                "drafts": dict(conn.execute(sa.text("SELECT period, count(*) FROM platform_invoices "
+                                                    "GROUP BY period")).all()),
+                "invoiced": str(scalar("SELECT coalesce(sum(total), 0) FROM platform_invoices")),
             }
     finally:
         engine.dispose()
@@ -110,6 +113,8 @@ def test_demo_builds_reuses_and_rebuilds_the_same_numbers(tmp_path, monkeypatch,
     first = _numbers(url)
     assert first["accounts"] == 20 and first["pending"] == 0
     assert first["customers"] > 0 and first["billing_events"] > 0  # exact figures below, run twice
+    assert len(first["drafts"]) == 3 and all(n > 0 for n in first["drafts"].values())  # the last 3 closed months
+    assert result.output.count(" drafts (CHF ") == 3
 
     again = _invoke("--no-serve", "--accounts", "20")
     assert "Reusing the data set" in again.output
