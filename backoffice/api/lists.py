@@ -12,10 +12,13 @@ from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
+from backoffice.dbtypes import utcnow
+from backoffice.errors import NotFound
 from backoffice.invoices import filters as invoice_filters
 from backoffice.invoices import queries as invoice_queries
 from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
 from backoffice.invoices.filters import InvoiceFilters
+from backoffice.invoicing import engine, review
 from backoffice.ledger import filters as event_filters
 from backoffice.ledger import queries as ledger_queries
 from backoffice.ledger.filters import EVENT_TYPES, EventFilters
@@ -134,11 +137,35 @@ def list_invoices():
     f = InvoiceFilters.from_args(request.args)
     page = invoice_queries.invoice_rows_page(f)
     return jsonify(_listing(page, lambda r: {
-        "id": f"{r.tx_id}:{r.kind}", "transaction_id": str(r.tx_id), "kind": r.kind, "date": _time(r.row_date),
+        "id": f"backoffice:{r.tx_id}" if r.source == "backoffice" else f"{r.tx_id}:{r.kind}",
+        "transaction_id": None if r.source == "backoffice" else str(r.tx_id), "source": r.source,
+        "kind": r.kind, "date": _time(r.row_date),
         "account_id": str(r.account_id), "account_name": r.account_name, "status": r.status, "number": r.number,
         "currency": r.currency, "amount_excluding_tax": _money(r.amount_excluding_tax),
         "tax_amount": _money(r.tax_amount), "total": _money(r.total),
     }))
+
+
+@bp.get("/invoices/<invoice_id>")
+@token_required("read")
+def get_invoice(invoice_id: str):
+    """One of Backoffice's own invoices (`backoffice:<n>`, as the list names it) with its lines."""
+    number = invoice_id.removeprefix("backoffice:")
+    if number == invoice_id or not number.isdigit() or len(number) > 12:
+        raise NotFound(f"No invoice {invoice_id!r} with a detail: Backoffice's own invoices are backoffice:<n> "
+                       "(Stripe's are documents at Stripe).")
+    found = review.get_invoice(int(number))
+    period = engine.Period.parse(found.period)
+    payment = None if found.status != "issued" else ("paid" if found.paid_at else (
+        "overdue" if found.due_at and found.due_at < utcnow() else "open"))
+    return jsonify({
+        "id": invoice_id, "source": "backoffice", "account_id": found.account_id, "period": found.period,
+        "number": found.number, "status": found.status, "payment_status": payment,
+        "period_start": period.first_day.isoformat(), "period_end": period.last_day.isoformat(),
+        **review.document(found), "issued_at": _time(found.issued_at), "due_at": _time(found.due_at),
+        "paid_at": _time(found.paid_at), "customer": {
+            "name": found.customer_name, "address": found.customer_address, "country": found.customer_country,
+            "vat_id": found.customer_vat_id}})
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------
@@ -154,6 +181,7 @@ PAGING = [
 ]
 MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
 TIME = {"type": ["string", "null"], "format": "date-time"}
+ERROR_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _list_op(summary: str, item_ref: str, params: list) -> dict:
@@ -221,8 +249,18 @@ def _openapi():
             _param("account", "Account id."),
             _param("search", "Account name contains."),
             _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
+            _param("source", "stripe (Stripe's invoices, credit notes, refunds) or backoffice (the month-end "
+                   "run's own).", {"type": "string", "enum": list(invoice_filters.SOURCES)}),
             _sort(invoice_filters.SORTS, "-date", invoice_filters.SORT_ALIASES),
         ]),
+        "/api/v1/invoices/{invoice_id}": {"get": {
+            "summary": "One of Backoffice's own invoices with its lines", "tags": ["Lists"],
+            "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it.", where="path")],
+            "responses": {
+                "200": {"description": "The invoice", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/PlatformInvoice"}}}},
+                "401": {"description": "No or unknown bearer token", **ERROR_CONTENT},
+                "404": {"description": "No such invoice", **ERROR_CONTENT}}}},
     }
     account = {"type": "object", "properties": {
         "id": {"type": "string"}, "name": {"type": "string"}, "country": {"type": ["string", "null"]},
@@ -249,8 +287,19 @@ def _openapi():
             "to_plan": {"type": ["string", "null"]}, "previous_amount": MONEY, "new_amount": MONEY,
             "amount_delta": MONEY, "committed_mrr": MONEY, "currency": {"type": ["string", "null"]},
             "occurred_at": TIME, "stripe_event_id": {"type": "string"}, "reason": {"type": ["string", "null"]}}},
+        "PlatformInvoice": {"type": "object", "required": ["id", "source", "status", "lines", "vat"], "properties": {
+            "id": {"type": "string"}, "source": {"const": "backoffice"}, "account_id": {"type": "string"},
+            "period": {"type": "string"}, "number": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["draft", "issued", "void"]},
+            "payment_status": {"type": ["string", "null"], "enum": ["open", "paid", "overdue", None]},
+            "period_start": {"type": "string", "format": "date"}, "period_end": {"type": "string", "format": "date"},
+            "currency": {"type": "string"}, "subtotal": MONEY, "tax": MONEY, "total": MONEY,
+            "vat": {"$ref": "#/components/schemas/VatDecision"},
+            "lines": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceLine"}},
+            "issued_at": TIME, "due_at": TIME, "paid_at": TIME, "customer": {"type": "object"}}},
         "InvoiceRow": {"type": "object", "properties": {
-            "id": {"type": "string"}, "transaction_id": {"type": "string"},
+            "id": {"type": "string"}, "transaction_id": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["stripe", "backoffice"]},
             "kind": {"type": "string", "enum": ["invoice", "credit_note", "refund"]}, "date": TIME,
             "account_id": {"type": "string"}, "account_name": {"type": "string"}, "status": {"type": "string"},
             "number": {"type": ["string", "null"]}, "currency": {"type": "string"},

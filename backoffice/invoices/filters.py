@@ -15,6 +15,8 @@ DEFAULT_SORT = "-date"
 SORT_ALIASES = {"account_name": "account"}  # the API's field names
 VIEWS = ("all", "invoices", "reversals")
 VIEW_LABELS = {"all": _l("All"), "invoices": _l("Invoices"), "reversals": _l("Refunds and credit notes")}
+SOURCES = ("stripe", "backoffice")  # Stripe's invoices or Backoffice's own (the month-end run's)
+SOURCE_LABELS = {"": _l("All sources"), "stripe": _l("Stripe"), "backoffice": _l("Backoffice")}
 
 
 @dataclass
@@ -22,6 +24,7 @@ class InvoiceFilters:
     search: str = ""
     account: str = ""
     view: str = "all"
+    source: str = ""
     sort: str = DEFAULT_SORT
     page: int = 1
     page_size: int = LIST_PAGE_SIZE
@@ -32,9 +35,13 @@ class InvoiceFilters:
         view = (args.get("view") or "all").strip()
         if view not in VIEWS:
             raise BadRequest(_("view must be one of %(views)s.", views=", ".join(VIEWS)), field="view")
+        source = (args.get("source") or "").strip()
+        if source and source not in SOURCES:
+            raise BadRequest(_("source must be one of %(sources)s.", sources=", ".join(SOURCES)), field="source")
         if not account and args.get("account"):
             account = parse_id(args.get("account").strip(), "account")
-        return cls(parse_search(args), account, view, parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES), page, page_size)
+        return cls(parse_search(args), account, view, source, parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES),
+                   page, page_size)
 
     def args(self, **overrides) -> dict:
         out: dict = {}
@@ -42,8 +49,10 @@ class InvoiceFilters:
             out["search"] = self.search
         if self.view != "all":
             out["view"] = self.view
+        if self.source:
+            out["source"] = self.source
         return with_overrides(out, overrides, self.sort != DEFAULT_SORT and self.sort, self.page_size)
 
     @property
     def active(self) -> bool:
-        return bool(self.search or self.view != "all")
+        return bool(self.search or self.view != "all" or self.source)

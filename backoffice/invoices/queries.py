@@ -1,6 +1,7 @@
 """The invoices page: every payment transaction is an Invoice row with its original outcome, plus
 a Credit note row (dated at the credit note, else the refund, else the payment) or else a Refund
-row — never both. One UNION ALL, sorted and paged in SQL.
+row — never both; beside them Backoffice's own invoices (the month-end run's, `source`
+backoffice, dated when issued, else when drafted). One UNION ALL, sorted and paged in SQL.
 
 For a page, each branch is sorted and cut to `offset + limit` rows on its own (from an index) and
 only then merged, so page one reads a few dozen rows however many transactions there are; the
@@ -16,6 +17,7 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.models import PaymentTransaction as PT
+from backoffice.invoicing.models import PlatformInvoice as PI
 from backoffice.pagination import COUNT_CAP, Page, check_page_in_range
 
 KINDS = ("invoice", "credit_note", "refund")
@@ -58,26 +60,46 @@ def _branch(f: InvoiceFilters, reversal: bool, limit: int | None):
         row_date.label("row_date"), PT.account_id.label("account_id"), status.label("status"),
         PT.number.label("number"), PT.plan.label("plan"), PT.currency.label("currency"),
         PT.amount_excluding_tax.label("amount_excluding_tax"), PT.tax_amount.label("tax_amount"),
-        total.label("total"), url.label("url"),
+        total.label("total"), url.label("url"), db.literal("stripe", db.String(10)).label("source"),
     ]
+    return _finish(f, PT, columns, row_date, total, status, PT.id, PT.account_id, limit,
+                   is_reversed() if reversal else None)
+
+
+def _platform_branch(f: InvoiceFilters, limit: int | None):
+    """Backoffice's own invoices as rows of the same shape."""
+    row_date = db.func.coalesce(PI.issued_at, PI.created_at)
+    columns = [
+        PI.id.label("tx_id"), db.literal("invoice", db.String(20)).label("kind"),
+        db.literal(2, db.Integer).label("kind_rank"), row_date.label("row_date"), PI.account_id.label("account_id"),
+        PI.status.label("status"), PI.number.label("number"), db.null().label("plan"), PI.currency.label("currency"),
+        PI.subtotal.label("amount_excluding_tax"), PI.tax.label("tax_amount"), PI.total.label("total"),
+        db.null().label("url"), db.literal("backoffice", db.String(10)).label("source"),
+    ]
+    return _finish(f, PI, columns, row_date, PI.total, PI.status, PI.id, PI.account_id, limit, None)
+
+
+def _finish(f: InvoiceFilters, table, columns: list, row_date, total, status, row_id, account_id, limit: int | None,
+            where):
+    """A branch's account filter, search and (with `limit`) its own sort and cut."""
     by_account = f.sort.lstrip("-") == "account"
     if by_account:
         columns.append(db.func.lower(Account.name).label("account_key"))
-    stmt = db.select(*columns).select_from(PT)
+    stmt = db.select(*columns).select_from(table)
     if by_account:
-        stmt = stmt.join(Account, Account.id == PT.account_id)
-    if reversal:
-        stmt = stmt.where(is_reversed())
+        stmt = stmt.join(Account, Account.id == account_id)
+    if where is not None:
+        stmt = stmt.where(where)
     if f.account:
-        stmt = stmt.where(PT.account_id == f.account)
+        stmt = stmt.where(account_id == f.account)
     if f.search:
         matching = db.select(Account.id).where(db.or_(
             Account.name.ilike(f"%{_escape_like(f.search)}%", escape="\\"), Account.id == f.search))
-        stmt = stmt.where(PT.account_id.in_(matching))
+        stmt = stmt.where(account_id.in_(matching))
     if limit is None:
         return stmt
     keys = {"date": row_date, "total": total, "status": status, "account": db.func.lower(Account.name)}
-    stmt = stmt.order_by(*_order(f.sort, keys[f.sort.lstrip("-")], row_date, PT.id, None)).limit(limit)
+    stmt = stmt.order_by(*_order(f.sort, keys[f.sort.lstrip("-")], row_date, row_id, None)).limit(limit)
     return db.select(stmt.subquery())  # SQLite takes ORDER BY/LIMIT in a union only inside a subquery
 
 
@@ -93,10 +115,15 @@ def _order(sort: str, key, row_date, tx_id, kind_rank) -> list:
 
 def _rows(f: InvoiceFilters, limit: int | None):
     branches = []
-    if f.view in ("all", "invoices"):
-        branches.append(_branch(f, False, limit))
-    if f.view in ("all", "reversals"):
-        branches.append(_branch(f, True, limit))
+    if f.source in ("", "stripe"):
+        if f.view in ("all", "invoices"):
+            branches.append(_branch(f, False, limit))
+        if f.view in ("all", "reversals"):
+            branches.append(_branch(f, True, limit))
+    if f.source in ("", "backoffice") and f.view in ("all", "invoices"):
+        branches.append(_platform_branch(f, limit))
+    if not branches:  # Backoffice's own reversals: its credit notes come with issuing (the next issue)
+        branches.append(_branch(f, True, limit).where(db.false()))
     return (db.union_all(*branches) if len(branches) > 1 else branches[0]).subquery("invoice_rows")
 
 

@@ -6,18 +6,18 @@ from flask_babel import gettext as _
 
 from backoffice import exports, hx
 from backoffice.invoices import queries
-from backoffice.invoices.filters import VIEW_LABELS, InvoiceFilters
+from backoffice.invoices.filters import SOURCE_LABELS, VIEW_LABELS, InvoiceFilters
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices", template_folder="templates")
 
 
 def csv_export(f: InvoiceFilters):
     headers = [_("Date"), _("Kind"), _("Account id"), _("Account"), _("Status"), _("Number"), _("Currency"),
-               _("Excl. VAT"), _("VAT"), _("Total")]
+               _("Excl. VAT"), _("VAT"), _("Total"), _("Source")]  # Source last: older spreadsheets keep their columns
 
     def cells(r):
         return (r.row_date, r.kind, r.account_id, r.account_name, r.status, r.number, r.currency,
-                r.amount_excluding_tax, r.tax_amount, r.total)
+                r.amount_excluding_tax, r.tax_amount, r.total, r.source)
 
     return exports.csv_response("invoices.csv", headers, queries.invoice_rows_stmt(f), cells)
 
@@ -28,4 +28,4 @@ def index():
     if exports.wants_csv(request.args):
         return csv_export(f)
     return hx.render("invoices/index.html", "invoice_table", f=f, rows=queries.invoice_rows_page(f),
-                     view_labels=VIEW_LABELS)
+                     view_labels=VIEW_LABELS, source_labels=SOURCE_LABELS)

@@ -93,3 +93,49 @@ def test_the_accounts_platform_invoices_tab(app, client, viewer_client, runner):
     html = viewer_client.get("/accounts/acc_de/platform-invoices").get_data(as_text=True)
     assert html.count('data-invoice="') == 1 and 'data-amount="134.56"' in html
     assert 'href="/accounts/acc_de/platform-invoices"' in viewer_client.get("/accounts/acc_de").get_data(as_text=True)
+
+
+def _stripe_invoice(account_id: str = "acc_chf") -> None:
+    from datetime import UTC, datetime
+
+    from backoffice.invoices.models import PaymentTransaction
+
+    db.session.add(PaymentTransaction(account_id=account_id, stripe_invoice_id="in_1", date=datetime(
+        2026, 11, 3, tzinfo=UTC), status="succeeded", currency="EUR", amount=Decimal("49.00"),
+        invoice_total=Decimal("49.00"), amount_excluding_tax=Decimal("49.00"), tax_amount=Decimal(0)))
+    db.session.commit()
+
+
+def test_one_list_of_invoices_with_their_source(app, client, viewer_client, runner):
+    _drafts(client, runner)
+    _stripe_invoice()
+    html = viewer_client.get("/invoices").get_data(as_text=True)
+    assert html.count('data-source="backoffice"') == 2 and html.count('data-source="stripe"') == 1
+    only = viewer_client.get("/invoices?source=backoffice").get_data(as_text=True)
+    assert only.count('data-source="backoffice"') == 2 and 'data-source="stripe"' not in only
+    assert viewer_client.get("/invoices?source=paypal").status_code == 400
+    exported = viewer_client.get("/invoices?format=csv&source=stripe").get_data(as_text=True).splitlines()
+    assert exported[0].split(",")[-1] == "Source" and [line.split(",")[-1] for line in exported[1:]] == ["stripe"]
+    assert 'data-source="backoffice"' in viewer_client.get("/accounts/acc_chf/invoices").get_data(as_text=True)
+
+
+def test_the_api_lists_both_and_reads_a_platform_invoice(app, client, runner):
+    from backoffice.api import services as api_services
+
+    _drafts(client, runner)
+    _stripe_invoice()
+    _token, read = api_services.create_token("bi", "read")
+    headers = {"Authorization": f"Bearer {read}"}
+    items = client.get("/api/v1/invoices", headers=headers).get_json()["items"]
+    assert sorted(i["source"] for i in items) == ["backoffice", "backoffice", "stripe"]
+    ours = client.get("/api/v1/invoices?source=backoffice&sort=-total", headers=headers).get_json()["items"]
+    assert [(i["id"].split(":")[0], i["total"], i["status"]) for i in ours] == [("backoffice", "145.46", "draft"),
+                                                                                ("backoffice", "134.56", "draft")]
+    detail = client.get(f"/api/v1/invoices/{ours[0]['id']}", headers=headers).get_json()
+    assert (detail["period_start"], detail["period_end"], detail["status"], detail["payment_status"]) == (
+        "2026-11-01", "2026-11-30", "draft", None)
+    assert (detail["subtotal"], detail["tax"], detail["total"]) == ("134.56", "10.90", "145.46")
+    assert [line["kind"] for line in detail["lines"]] == ["plan_base", "setup", "addon", "overage"]
+    assert detail["vat"] == {"rate": "8.1", "reason": "domestic", "note": ""}
+    for missing in ("backoffice:999", "1:invoice", "backoffice:x"):
+        assert client.get(f"/api/v1/invoices/{missing}", headers=headers).status_code == 404

@@ -325,3 +325,22 @@ def test_previous_period_and_parse_period():
     assert str(run.parse_period("2026-11", at("2026-12-01T00:00"))) == "2026-11"
     with pytest.raises(Exception, match="has not ended yet"):
         run.parse_period("2026-12", at("2026-12-31T23:59"))
+
+
+def test_the_schedule_runs_the_month_just_ended_on_the_first_at_three(app, client):
+    from celery.schedules import crontab
+
+    from backoffice.invoicing import tasks
+    from backoffice.jobs import celery_app
+    from backoffice.stripe import tasks as stripe_tasks
+
+    stripe_tasks.setup_beat()  # what `backoffice worker` does: the drift pass joins, the month end stays
+    entry = celery_app.conf.beat_schedule["invoicing-month-end"]
+    assert entry["task"] == "invoicing.month_end"
+    assert entry["schedule"] == crontab(minute=0, hour=3, day_of_month=1)
+    assert "stripe-drift-pass" in celery_app.conf.beat_schedule
+    chf_book()
+    the_chf_account(make_api(client))
+    run_id = tasks.month_end.delay().get()
+    found = db.session.get(InvoicingRun, run_id)
+    assert (found.period, found.trigger, found.created) == (str(run.previous_period()), "schedule", 1)
