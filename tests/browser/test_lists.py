@@ -104,10 +104,11 @@ def test_side_pane_opens_on_row_focus(page, seeded):
 def test_tabs_switch_with_url_change(page, seeded):
     sign_in(page, seeded, "admin@example.com", "/accounts/acc_br_zeta")
     expect(page.locator(".tab-panel")).to_have_attribute("data-tab", "overview")
-    for label, path, key in [("Invoices", "/invoices", "invoices"), ("Ledger", "/ledger",
-                                                                     "ledger"),
+    for label, path, key in [("Invoices", "/invoices", "invoices"),
+                             ("Platform invoices", "/platform-invoices", "platform_invoices"),
+                             ("Ledger", "/ledger", "ledger"),
                              ("Users", "/users", "users"), ("Drift", "/drift", "drift")]:
-        page.locator("nav.tabs").get_by_role("link", name=label).click()
+        page.locator("nav.tabs").get_by_role("link", name=label, exact=True).click()
         expect(page).to_have_url(seeded.url(f"/accounts/acc_br_zeta{path}"))
         expect(page.locator(".tab-panel")).to_have_attribute("data-tab", key)
     page.go_back()
