@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from backoffice.accounts import filters as account_filters
 from backoffice.accounts import queries as account_queries
@@ -13,7 +13,7 @@ from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
 from backoffice.dbtypes import utcnow
-from backoffice.errors import NotFound
+from backoffice.errors import BadRequest, NotFound
 from backoffice.invoices import filters as invoice_filters
 from backoffice.invoices import queries as invoice_queries
 from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
@@ -131,10 +131,20 @@ def list_billing_events():
     }))
 
 
+def _own_account() -> str | None:
+    """An account-scoped token's account (it sees that account's invoices only), else None."""
+    token = g.api_token
+    return token.account_id if token.scope == "account" else None
+
+
 @bp.get("/invoices")
-@token_required("read")
+@token_required("read", "account")
 def list_invoices():
-    f = InvoiceFilters.from_args(request.args)
+    own = _own_account()
+    if own is not None and request.args.get("account") not in (None, "", own):
+        raise BadRequest("This token sees only its own account's invoices.", field="account", status=403,
+                         code="forbidden")
+    f = InvoiceFilters.from_args(request.args, account=own or "")
     page = invoice_queries.invoice_rows_page(f)
     return jsonify(_listing(page, lambda r: {
         "id": f"backoffice:{r.tx_id}" if r.source == "backoffice" else f"{r.tx_id}:{r.kind}",
@@ -147,7 +157,7 @@ def list_invoices():
 
 
 @bp.get("/invoices/<invoice_id>")
-@token_required("read")
+@token_required("read", "account")
 def get_invoice(invoice_id: str):
     """One of Backoffice's own invoices (`backoffice:<n>`, as the list names it) with its lines."""
     number = invoice_id.removeprefix("backoffice:")
@@ -155,6 +165,8 @@ def get_invoice(invoice_id: str):
         raise NotFound(f"No invoice {invoice_id!r} with a detail: Backoffice's own invoices are backoffice:<n> "
                        "(Stripe's are documents at Stripe).")
     found = review.get_invoice(int(number))
+    if _own_account() not in (None, found.account_id):
+        raise NotFound(f"No invoice {invoice_id!r}.")  # another account's: not even its existence
     period = engine.Period.parse(found.period)
     payment = None if found.status != "issued" else ("paid" if found.paid_at else (
         "overdue" if found.due_at and found.due_at < utcnow() else "open"))
@@ -182,6 +194,12 @@ PAGING = [
 MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 ERROR_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _with_403(op: dict) -> dict:
+    op["get"]["responses"]["403"] = {"description": "The token's scope does not allow it (an account-scoped "
+                                     "token asking for another account)", **ERROR_CONTENT}
+    return op
 
 
 def _list_op(summary: str, item_ref: str, params: list) -> dict:
@@ -245,14 +263,15 @@ def _openapi():
             _param("to", "Up to and including this UTC day.", {"type": "string", "format": "date"}),
             _sort(event_filters.SORTS, "-occurred", event_filters.SORT_ALIASES),
         ]),
-        "/api/v1/invoices": _list_op("Invoices, credit notes and refunds", "InvoiceRow", [
+        "/api/v1/invoices": _with_403(_list_op("Invoices, credit notes and refunds (a token of scope account: its "
+                                              "own account's only)", "InvoiceRow", [
             _param("account", "Account id."),
             _param("search", "Account name contains."),
             _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
             _param("source", "stripe (Stripe's invoices, credit notes, refunds) or backoffice (the month-end "
                    "run's own).", {"type": "string", "enum": list(invoice_filters.SOURCES)}),
             _sort(invoice_filters.SORTS, "-date", invoice_filters.SORT_ALIASES),
-        ]),
+        ])),
         "/api/v1/invoices/{invoice_id}": {"get": {
             "summary": "One of Backoffice's own invoices with its lines", "tags": ["Lists"],
             "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it.", where="path")],

@@ -139,3 +139,25 @@ def test_the_api_lists_both_and_reads_a_platform_invoice(app, client, runner):
     assert detail["vat"] == {"rate": "8.1", "reason": "domestic", "note": ""}
     for missing in ("backoffice:999", "1:invoice", "backoffice:x"):
         assert client.get(f"/api/v1/invoices/{missing}", headers=headers).status_code == 404
+
+
+def test_an_account_token_sees_its_own_accounts_invoices_only(app, client, runner):
+    from backoffice.api import services as api_services
+
+    _drafts(client, runner)
+    _stripe_invoice("acc_de")
+    _token, own = api_services.create_token("acc_de portal", "account", "acc_de")
+    headers = {"Authorization": f"Bearer {own}"}
+    items = client.get("/api/v1/invoices", headers=headers).get_json()["items"]
+    assert {i["account_id"] for i in items} == {"acc_de"} and sorted(i["source"] for i in items) == [
+        "backoffice", "stripe"]
+    assert client.get("/api/v1/invoices?account=acc_chf", headers=headers).status_code == 403
+    assert client.get("/api/v1/invoices?account=acc_de", headers=headers).status_code == 200
+    mine, theirs = _invoice("acc_de"), _invoice("acc_chf")
+    assert client.get(f"/api/v1/invoices/backoffice:{mine.id}", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/invoices/backoffice:{theirs.id}", headers=headers).status_code == 404
+    for elsewhere in ("/api/v1/accounts", "/api/v1/billing-events", "/api/v1/metrics/kpis"):
+        assert client.get(elsewhere, headers=headers).status_code == 403, elsewhere
+    _token, read = api_services.create_token("bi", "read")
+    every = client.get("/api/v1/invoices", headers={"Authorization": f"Bearer {read}"}).get_json()["items"]
+    assert {i["account_id"] for i in every} == {"acc_chf", "acc_de"}
