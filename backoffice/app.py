@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backoffice import auth, errors, hx, i18n, jobs, models, security  # noqa: F401  (models: metadata)
+from backoffice import auth, errors, hx, i18n, jobs, models, schedule, security  # noqa: F401  (models: metadata)
 from backoffice import extensions as ext
 from backoffice.accounts.views import bp as accounts_bp
 from backoffice.api.blueprints import PARTS as api_parts
@@ -72,6 +72,7 @@ def create_app(config: dict | None = None) -> Flask:
     security.init_app(app)
     i18n.init_app(app)
     jobs.init_app(app)
+    schedule.init_app(app)
     for bp in (
         operators_bp,
         dashboard_bp,

@@ -105,6 +105,8 @@ def load_config(instance_path: Path) -> dict:
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", ""),
         # Seconds an archived event waits before the replay classifies it (its siblings arrive).
         "REPLAY_SETTLE_SECONDS": float(env.get("REPLAY_SETTLE_SECONDS", "5")),
+        # Without a broker each web process runs the schedules (backoffice/schedule.py) unless off.
+        "SCHEDULER_ENABLED": _bool(env.get("BACKOFFICE_SCHEDULER"), True),
         "STRIPE_TIMEOUT": float(env.get("STRIPE_TIMEOUT", "10")),
         "STRIPE_MAX_RETRIES": int(env.get("STRIPE_MAX_RETRIES", "3")),
         "DRIFT_PARALLEL": int(env.get("DRIFT_PARALLEL", "4")),

@@ -7,6 +7,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, VatSetting
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry, Operator
+from backoffice.schedule import ScheduleState
 from backoffice.stripe.models import JobRun
 from backoffice.usage.models import (
     AddonEvent,
@@ -41,6 +42,7 @@ __all__ = [
     "PlanEvent",
     "PlanPrice",
     "RevenueDaily",
+    "ScheduleState",
     "StripeEvent",
     "Subscription",
     "SuspensionEvent",

@@ -25,6 +25,11 @@ settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("explore" if os.environ.get("HYPOTHESIS_EXPLORE") == "1" else "repeatable")
 
+# The servers the tests start (live servers, gunicorn, workers) run no schedule of their own
+# unless a test asks (tests/test_schedule.py): a drift pass at the top of the hour must not land
+# in the middle of another test.
+os.environ.setdefault("BACKOFFICE_SCHEDULER", "off")
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 PASSWORD = "correct-horse-battery"

@@ -26,7 +26,6 @@ UNIT_PLACES = Decimal("0.0001")  # a daily price as printed; amounts are compute
 HUNDRED = Decimal(100)
 
 KINDS = ("plan_base", "setup", "addon", "overage")
-VAT_REASONS = ("domestic", "reverse_charge", "export")
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (customer VAT id {vat_id})."
 EXPORT_NOTE = "Export of services: not subject to VAT."
 

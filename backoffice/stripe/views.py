@@ -59,7 +59,7 @@ import functools
 from flask import redirect, url_for
 from flask_login import current_user
 
-from backoffice import hx
+from backoffice import hx, schedule
 from backoffice.accounts.queries import drift_count
 from backoffice.auth import admin_required
 from backoffice.extensions import csrf
@@ -142,4 +142,5 @@ def jobs():
     """Background job runs: drift passes (totals) and account syncs."""
     page, page_size = parse_page(request.args)
     return hx.render("stripe/jobs.html", "job_table", runs=queries.job_runs_page(page, page_size),
-                     backlog=queries.archive_backlog(), settle=drain.settle_seconds())
+                     backlog=queries.archive_backlog(), settle=drain.settle_seconds(), schedules=schedule.states(),
+                     beat=schedule.owned_by_beat(), scheduler_on=current_app.config.get("SCHEDULER_ENABLED", True))
