@@ -82,10 +82,11 @@ def invoice(invoice_id: int):
 def rebuild_invoice(invoice_id: int):
     done = review.rebuild_draft(invoice_id, current_user)
     found = review.invoice_of(done.account_id, done.period)
-    if done.failed or found is None:
+    if done.rebuilt != 1 or found is None:  # failed, or skipped (auto-invoice off, nothing billable)
         reason = "; ".join(f["reason"] for f in done.summary["failures"]) or ", ".join(done.summary["skipped"])
         flash(_("The draft could not be rebuilt: %(reason)s", reason=reason), "error")
-        return hx.redirect_response(url_for("invoicing.invoices", period=done.period))
+        target = url_for("invoicing.invoice", invoice_id=found.id) if found else url_for("invoicing.invoices")
+        return hx.redirect_response(target)
     flash(_("Draft rebuilt from the usage logs and the price book."), "success")
     return hx.redirect_response(url_for("invoicing.invoice", invoice_id=found.id))
 

@@ -161,3 +161,13 @@ def test_an_account_token_sees_its_own_accounts_invoices_only(app, client, runne
     _token, read = api_services.create_token("bi", "read")
     every = client.get("/api/v1/invoices", headers={"Authorization": f"Bearer {read}"}).get_json()["items"]
     assert {i["account_id"] for i in every} == {"acc_chf", "acc_de"}
+
+
+def test_a_rebuild_that_is_skipped_says_so(app, client, admin_client, runner):
+    _drafts(client, runner)
+    invoice = _invoice("acc_chf")
+    make_api(client).put("/accounts/acc_chf", {"billing_posture": {"auto_invoice": False}})
+    resp = admin_client.post(f"/invoicing/invoices/{invoice.id}/rebuild", data={"csrf_token": admin_client.csrf})
+    assert resp.headers["Location"].endswith(f"/invoicing/invoices/{invoice.id}")
+    html = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "The draft could not be rebuilt: auto-invoice off" in html and "Draft rebuilt" not in html
