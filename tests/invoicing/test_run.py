@@ -344,3 +344,18 @@ def test_the_schedule_runs_the_month_just_ended_on_the_first_at_three(app, clien
     run_id = tasks.month_end.delay().get()
     found = db.session.get(InvoicingRun, run_id)
     assert (found.period, found.trigger, found.created) == (str(run.previous_period()), "schedule", 1)
+
+
+def test_mixed_currencies_fail_that_account_alone(app, client, runner):
+    chf_book()
+    db.session.add(AddonPrice(addon="euro-support", period="month", price=Decimal("5"), currency="EUR",
+                              valid_from=date(2026, 1, 1)))
+    db.session.commit()
+    api = make_api(client)
+    the_chf_account(api)
+    api.account("acc_mixed", billing={"country": "CH"})
+    api.deployment("mixed-web", "acc_mixed", plan="team", add_ons=["euro-support"], at=at("2026-10-01T00:00"))
+    result = runner.invoke(invoicing, ["run", "--period", NOVEMBER])
+    assert result.exit_code == 1
+    assert "FAILED acc_mixed: prices in more than one currency: CHF, EUR" in result.output
+    assert "1 invoices created" in result.output and _invoice("acc_chf").total == Decimal("145.46")
