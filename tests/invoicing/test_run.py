@@ -348,7 +348,7 @@ def test_the_schedule_runs_the_month_just_ended_on_the_first_at_three(app, clien
 
 def test_mixed_currencies_fail_that_account_alone(app, client, runner):
     chf_book()
-    db.session.add(AddonPrice(addon="euro-support", period="month", price=Decimal("5"), currency="EUR",
+    db.session.add(AddonPrice(addon="euro-support", period="month", price=Decimal(5), currency="EUR",
                               valid_from=date(2026, 1, 1)))
     db.session.commit()
     api = make_api(client)
