@@ -146,6 +146,7 @@ class RestartableServer:
 
     def start(self) -> None:
         self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.server.daemon_threads = False  # stop() joins the request threads: a cut response closes its file
         self.running = True
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
