@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery.schedules import crontab
 from flask import Flask, current_app
 from sqlalchemy import Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backoffice.dbtypes import UTCDateTime, utcnow
 from backoffice.extensions import db
 from backoffice.jobs import celery_app
+from backoffice.ledger import sql
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,22 @@ def next_first_at_three(now: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Schedule:
-    name: str  # as in Celery beat's schedule
+    name: str  # its entry in Celery beat's schedule
     task: str  # the Celery task it runs
-    next_after: Callable[[datetime], datetime]
+    next_after: Callable[[datetime], datetime]  # the embedded scheduler's next time
+    beat: object  # the same times for Celery beat: seconds or a crontab
 
 
 SCHEDULES = (
-    Schedule("stripe-drift-pass", "stripe_sync.drift_pass", next_hour),
-    Schedule("invoicing-month-end", "invoicing.month_end", next_first_at_three),
+    Schedule("stripe-drift-pass", "stripe_sync.drift_pass", next_hour, 3600.0),
+    Schedule("invoicing-month-end", "invoicing.month_end", next_first_at_three,
+             crontab(minute=0, hour=3, day_of_month=1)),
 )
+
+
+def beat_schedule() -> dict:
+    """Celery beat's entries, for `backoffice worker` (stripe/tasks.setup_beat)."""
+    return {s.name: {"task": s.task, "schedule": s.beat} for s in SCHEDULES}
 
 
 def owned_by_beat(app: Flask | None = None) -> bool:
@@ -77,13 +86,9 @@ def states() -> list[tuple[Schedule, ScheduleState | None]]:
 def _claim(schedule: Schedule, now: datetime) -> bool:
     """True for the one caller whose UPDATE took the due schedule (the row is made on first sight,
     due at the schedule's next time)."""
-    if db.session.get(ScheduleState, schedule.name) is None:
-        db.session.add(ScheduleState(name=schedule.name, next_run_at=schedule.next_after(now)))
-        try:
-            db.session.commit()
-        except Exception:  # noqa: BLE001 - another process made it first: it is there either way
-            db.session.rollback()
     table = ScheduleState.__table__
+    db.session.execute(sql.upsert(table).values(name=schedule.name, next_run_at=schedule.next_after(now))
+                       .on_conflict_do_nothing(index_elements=[table.c.name]))
     claimed = db.session.execute(
         db.update(table).where(table.c.name == schedule.name, table.c.next_run_at <= now,
                                db.or_(table.c.lease_until.is_(None), table.c.lease_until < now))

@@ -4,10 +4,10 @@ engine's lines out), `POST /api/v1/invoicing/runs` (admin scope: run a month),
 /api/v1/price-book` (admin scope: the whole price book as one document)."""
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify
 
+from backoffice.api.answers import iso_time, object_body, token_actor
 from backoffice.api.openapi import contribute
-from backoffice.api.stripe import TokenActor
 from backoffice.auth import token_required
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
@@ -17,43 +17,31 @@ from backoffice.invoicing.models import InvoicingRun
 bp = Blueprint("invoicing", __name__)  # nested in the api blueprint (api/blueprints.py)
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object (Content-Type: application/json).")
-    return body
-
-
-def _time(value):
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def run_json(r: InvoicingRun) -> dict:
     return {"id": str(r.id), "period": r.period, "force": r.force, "account_id": r.account_id,
-            "trigger": r.trigger, "actor": r.actor, "status": r.status, "started_at": _time(r.started_at),
-            "finished_at": _time(r.finished_at), "summary": r.summary or None}
+            "trigger": r.trigger, "actor": r.actor, "status": r.status, "started_at": iso_time(r.started_at),
+            "finished_at": iso_time(r.finished_at), "summary": r.summary or None}
 
 
 @bp.post("/quotes")
 @token_required("read")
 def quote():
-    planned = quotes.parse(_body())
+    planned = quotes.parse(object_body())
     return jsonify(quotes.quote_json(planned, quotes.quote(planned)))
 
 
 @bp.post("/invoicing/runs")
 @token_required("admin")
 def start_run():
-    body = _body()
+    body = object_body()
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise BadRequest("force must be true or false.", field="force")
     account_id = body.get("account_id")
     if account_id is not None and not isinstance(account_id, str):
         raise BadRequest("account_id must be a string.", field="account_id")
-    token = g.api_token
     started = run.start(run.parse_period(body.get("period")), force=force, account_id=account_id,
-                        trigger="api", actor=f"api token {token.prefix} ({token.name})")
+                        trigger="api", actor=token_actor().email)
     launched = tasks.launch(started)
     return jsonify(run_json(launched)), 200 if launched.status != "running" else 202
 
@@ -76,8 +64,7 @@ def get_price_book():
 @bp.put("/price-book")
 @token_required("admin")
 def put_price_book():
-    token = g.api_token
-    return jsonify(price_document.replace(_body(), TokenActor(f"api token {token.prefix} ({token.name})")))
+    return jsonify(price_document.replace(object_body(), token_actor()))
 
 
 @contribute

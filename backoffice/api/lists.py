@@ -2,7 +2,6 @@
 pages as JSON, with the same filters, sorting and paging (and the same 400s, naming the field)."""
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 from flask import Blueprint, g, jsonify, request
@@ -10,6 +9,7 @@ from flask import Blueprint, g, jsonify, request
 from backoffice.accounts import filters as account_filters
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
+from backoffice.api.answers import iso_time
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
 from backoffice.dbtypes import utcnow
@@ -34,10 +34,6 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{Decimal(value).quantize(Decimal('0.01'))}"
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def _listing(page, serialize) -> dict:
     # Long lists count up to a cap (LIST_COUNT_CAP): then `total` is a lower bound and total_exact is false.
     return {"items": [serialize(i) for i in page.items], "total": page.total, "page": page.page,
@@ -56,13 +52,13 @@ def _account_item(account, sub, status, mrr, catalog) -> dict:
         "price": _money(sub.price_amount if sub else Decimal(0)),
         "mrr": _money(mrr if mrr is not None else Decimal(0)),
         "currency": sub.currency if sub else None,
-        "renewal_at": _time(sub.current_period_end if sub else None),
+        "renewal_at": iso_time(sub.current_period_end if sub else None),
         "cancel_at_period_end": bool(sub.cancel_at_period_end) if sub else False,
         "scheduled_plan": sub.scheduled_plan if sub else None,
         "drift_detected": bool(sub.drift_detected) if sub else False,
-        "drift_checked_at": _time(sub.drift_checked_at if sub else None),
-        "created_at": _time(account.created_at),
-        "modified_at": _time(account.modified_at),
+        "drift_checked_at": iso_time(sub.drift_checked_at if sub else None),
+        "created_at": iso_time(account.created_at),
+        "modified_at": iso_time(account.modified_at),
     }
 
 
@@ -85,10 +81,10 @@ def get_account(account_id: str):
     item = _account_item(a, s.subscription, s.status, s.mrr, catalog)
     item.update({
         "currency": s.currency,
-        "subscribed_since": _time(s.subscription.subscribed_since if s.subscription else None),
+        "subscribed_since": iso_time(s.subscription.subscribed_since if s.subscription else None),
         "lifetime_value": _money(s.lifetime_value),
         "last_invoice": None if s.last_invoice is None else {
-            "date": _time(s.last_invoice.date), "total": _money(s.last_invoice.invoice_total),
+            "date": iso_time(s.last_invoice.date), "total": _money(s.last_invoice.invoice_total),
             "currency": s.last_invoice.currency, "status": s.last_invoice.status},
         "users": {"total": s.users_total, "active": s.users_active, "inactive": s.users_inactive,
                   "pending": s.users_pending},
@@ -98,7 +94,7 @@ def get_account(account_id: str):
                     "line2": a.billing_line2, "postal_code": a.billing_postal_code, "city": a.billing_city,
                     "country": a.billing_country, "vat_id": a.vat_id},
         "stripe_customer_id": a.stripe_customer_id,
-        "deleted_at": _time(a.deleted_at),
+        "deleted_at": iso_time(a.deleted_at),
     })
     return jsonify(item)
 
@@ -111,7 +107,7 @@ def list_users():
     accounts = user_queries.accounts_of([u.id for u in page.items])
     return jsonify(_listing(page, lambda u: {
         "id": str(u.id), "email": u.email, "first_name": u.first_name, "last_name": u.last_name,
-        "display_name": u.display_name, "created_at": _time(u.created_at), "last_seen_at": _time(u.last_seen_at),
+        "display_name": u.display_name, "created_at": iso_time(u.created_at), "last_seen_at": iso_time(u.last_seen_at),
         "account_ids": [str(a) for a, _name in accounts.get(u.id, [])],
     }))
 
@@ -126,7 +122,7 @@ def list_billing_events():
         "from_plan": r[0].from_plan, "to_plan": r[0].to_plan,
         "previous_amount": _money(r[0].previous_amount), "new_amount": _money(r[0].new_amount),
         "amount_delta": _money(r[0].amount_delta), "committed_mrr": _money(r[0].committed_mrr),
-        "currency": r[0].currency, "occurred_at": _time(r[0].occurred_at),
+        "currency": r[0].currency, "occurred_at": iso_time(r[0].occurred_at),
         "stripe_event_id": r[0].stripe_event_id, "reason": r[0].reason,
     }))
 
@@ -149,7 +145,7 @@ def list_invoices():
     return jsonify(_listing(page, lambda r: {
         "id": f"backoffice:{r.tx_id}" if r.source == "backoffice" else f"{r.tx_id}:{r.kind}",
         "transaction_id": None if r.source == "backoffice" else str(r.tx_id), "source": r.source,
-        "kind": r.kind, "date": _time(r.row_date),
+        "kind": r.kind, "date": iso_time(r.row_date),
         "account_id": str(r.account_id), "account_name": r.account_name, "status": r.status, "number": r.number,
         "currency": r.currency, "amount_excluding_tax": _money(r.amount_excluding_tax),
         "tax_amount": _money(r.tax_amount), "total": _money(r.total),
@@ -174,8 +170,8 @@ def get_invoice(invoice_id: str):
         "id": invoice_id, "source": "backoffice", "account_id": found.account_id, "period": found.period,
         "number": found.number, "status": found.status, "payment_status": payment,
         "period_start": period.first_day.isoformat(), "period_end": period.last_day.isoformat(),
-        **review.document(found), "issued_at": _time(found.issued_at), "due_at": _time(found.due_at),
-        "paid_at": _time(found.paid_at), "customer": {
+        **review.document(found), "issued_at": iso_time(found.issued_at), "due_at": iso_time(found.due_at),
+        "paid_at": iso_time(found.paid_at), "customer": {
             "name": found.customer_name, "address": found.customer_address, "country": found.customer_country,
             "vat_id": found.customer_vat_id}})
 

@@ -5,13 +5,11 @@ need the `admin` scope. Each runs the page's own use case, in the request, audit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import parse_id
+from backoffice.api.answers import iso_time, token_actor
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
 from backoffice.pagination import parse_page, parse_sort
@@ -20,27 +18,10 @@ from backoffice.stripe import drift, queries, recovery, sync
 bp = Blueprint("stripe", __name__)  # nested in the api blueprint (api/blueprints.py)
 
 
-@dataclass(frozen=True)
-class TokenActor:
-    """Who an API call acted as, for the use cases' audit entry and acknowledgement: a token
-    has no operator row (`id` None), and `email` is the token's label."""
-    email: str
-    id: None = None
-
-
-def _actor() -> TokenActor:
-    token = g.api_token
-    return TokenActor(f"api token {token.prefix} ({token.name})")
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def _drift_state(account_id: str, sub) -> dict:
     return {"account_id": account_id, "drift_detected": bool(sub and sub.drift_detected),
-            "drift_checked_at": _time(sub.drift_checked_at if sub else None),
-            "acknowledged_at": _time(sub.drift_acknowledged_at if sub else None),
+            "drift_checked_at": iso_time(sub.drift_checked_at if sub else None),
+            "acknowledged_at": iso_time(sub.drift_acknowledged_at if sub else None),
             "acknowledged_by": sub.drift_acknowledged_by if sub else None}
 
 
@@ -71,8 +52,8 @@ def account_drift(account_id: str):
     sub = queries.drift_subscription(account_id)
     found = account_queries.discrepancies_page(account_id, page, page_size, sort)
     items = [{"id": str(d.id), "kind": d.kind, "severity": d.severity, "field": d.field,
-              "stripe_event_id": d.stripe_event_id, "message": d.message, "detected_at": _time(d.detected_at),
-              "resolved_at": _time(d.resolved_at), "state": _discrepancy_state(d, sub)} for d in found.items]
+              "stripe_event_id": d.stripe_event_id, "message": d.message, "detected_at": iso_time(d.detected_at),
+              "resolved_at": iso_time(d.resolved_at), "state": _discrepancy_state(d, sub)} for d in found.items]
     return jsonify({**_drift_state(account_id, sub), "items": items, "total": found.total, "page": found.page,
                     "page_size": found.page_size})
 
@@ -82,7 +63,7 @@ def account_drift(account_id: str):
 def acknowledge_drift(account_id: str):
 
     account_id = _known_account(account_id)
-    sub = drift.acknowledge(account_id, _actor())
+    sub = drift.acknowledge(account_id, token_actor())
     return jsonify(_drift_state(account_id, sub))
 
 
@@ -99,7 +80,7 @@ def recovery_plan(account_id: str):
 @token_required("admin")
 def disaster_recovery(account_id: str):
 
-    result = recovery.run_disaster_recovery(_known_account(account_id), _actor())
+    result = recovery.run_disaster_recovery(_known_account(account_id), token_actor())
     return jsonify(result.as_dict())
 
 
@@ -107,8 +88,7 @@ def disaster_recovery(account_id: str):
 @token_required("admin")
 def sync_account(account_id: str):
 
-    token = g.api_token
-    result = sync.sync_account(account_id, None, actor_label=f"api token {token.prefix} ({token.name})")
+    result = sync.sync_account(account_id, None, actor_label=token_actor().email)
     return jsonify(result.as_dict())
 
 

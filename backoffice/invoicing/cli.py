@@ -28,7 +28,7 @@ def run_command(period: str, force: bool, account_id: str | None) -> None:
         month = run.parse_period(period)
         started = run.start(month, force=force, account_id=account_id, trigger="cli", actor="cli")
     except BadRequest as e:
-        raise click.BadParameter(e.message, param_hint=f"--{e.field or 'period'}".replace("_id", "")) from None
+        raise click.BadParameter(e.message, param_hint="--account" if e.field == "account_id" else "--period") from None
     accounts = len(run.accounts_to_examine(month, account_id))
     with click.progressbar(length=accounts, label=f"Invoicing {month}", show_pos=True) as bar:
         finished = run.run_in_process(started, progress=bar.update)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.invoicing import engine, queries
 from backoffice.usage.models import METRICS
+from backoffice.usage.parsing import parse_addons, parse_name, parse_plan, parse_quantity
 
 PLANNED = "planned"  # the deployment name of a quote unless one is given
 FIELD_OF_KIND = {"the plan": "plan", "the add-on": "add_ons", "the metric": "usage"}
@@ -41,14 +42,10 @@ def parse(data: dict) -> Planned:
     """A planned deployment from a JSON body or a form's fields; BadRequest naming the field."""
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
-    plan = _text(data.get("plan"), "plan", 64)
+    plan = parse_plan(data.get("plan") or None)
     if not plan:
         raise BadRequest("plan is required: the plan the deployment would run on.", field="plan")
-    add_ons = data.get("add_ons") or []
-    if isinstance(add_ons, str):
-        add_ons = [a.strip() for a in add_ons.split(",")]
-    if not isinstance(add_ons, list) or not all(isinstance(a, str) for a in add_ons):
-        raise BadRequest("add_ons must be a list of add-on names.", field="add_ons")
+    add_ons = parse_addons(data.get("add_ons") or None)
     start = data.get("start_day") or utcnow().date().isoformat()
     try:
         start_day = date.fromisoformat(start) if isinstance(start, str) and len(start) == 10 else None
@@ -63,13 +60,16 @@ def parse(data: dict) -> Planned:
     for metric, quantity in usage.items():
         if metric not in METRICS:
             raise BadRequest(f"Unknown metric {metric!r} in usage; known: {', '.join(METRICS)}.", field="usage")
-        expected[metric] = _quantity(quantity, f"usage.{metric}")
+        if isinstance(quantity, float):  # a decimal string (or a whole number): 0.1 is not a float's 0.1
+            raise BadRequest(f"usage.{metric} must be a decimal string.", field=f"usage.{metric}")
+        expected[metric] = parse_quantity(quantity, f"usage.{metric}", prefix=f"usage.{metric}: ")
     country = _text(data.get("customer_country"), "customer_country", 2)
     if country and not (len(country) == 2 and country.isascii() and country.isalpha()):
         raise BadRequest("customer_country must be a two-letter country code (ISO 3166-1).",
                          field="customer_country")
-    return Planned(_text(data.get("deployment"), "deployment", 100) or PLANNED, plan,
-                   tuple(dict.fromkeys(a for a in add_ons if a)), start_day, expected,
+    deployment = data.get("deployment")
+    return Planned(parse_name(deployment, "deployment") if deployment else PLANNED, plan, tuple(sorted(add_ons)),
+                   start_day, expected,
                    country.upper() if country else None, _text(data.get("customer_vat_id"), "customer_vat_id", 40))
 
 
@@ -82,16 +82,6 @@ def _text(value, name: str, length: int) -> str | None:
     if len(value) > length or "\x00" in value or not value.isprintable():
         raise BadRequest(f"{name} must be at most {length} printable characters.", field=name)
     return value
-
-
-def _quantity(value, name: str) -> Decimal:
-    try:
-        quantity = Decimal(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
-    except InvalidOperation:
-        quantity = None
-    if quantity is None or not quantity.is_finite() or quantity < 0 or quantity > Decimal("1e12"):
-        raise BadRequest(f"{name} must be a quantity of 0 or more, as a decimal string.", field=name)
-    return quantity
 
 
 def quote(planned: Planned) -> engine.Quote:

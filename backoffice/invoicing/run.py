@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoicing import engine, queries
 from backoffice.invoicing.models import InvoicingRun, PlatformInvoice, PlatformInvoiceLine
@@ -89,7 +86,7 @@ def start(period: engine.Period, *, force: bool = False, account_id: str | None 
           trigger: str, actor: str) -> InvoicingRun:
     """The run's row, committed, before any account is priced (the Invoicing page shows it running)."""
     if account_id is not None and db.session.get(Account, account_id) is None:
-        raise BadRequest(f"No account with id {account_id!r}.", field="account_id", status=404, code="not_found")
+        raise NotFound(f"No account with id {account_id!r}.", field="account_id")
     run = InvoicingRun(period=str(period), force=force, account_id=account_id, trigger=trigger, actor=actor,
                        status="running", summary={})
     db.session.add(run)
@@ -229,8 +226,7 @@ def write_drafts(run_id: int | None, period: engine.Period, seller_country: str,
              "customer_country": quote.vat.customer_country, "customer_vat_id": quote.vat.customer_vat_id,
              "run_id": run_id, "created_at": now, "issued_at": None, "due_at": None, "paid_at": None}
             for account, quote in drafts]
-    insert = pg_insert if sql.postgres() else sqlite_insert
-    statement = (insert(table).on_conflict_do_nothing(index_elements=[table.c.account_id, table.c.period])
+    statement = (sql.upsert(table).on_conflict_do_nothing(index_elements=[table.c.account_id, table.c.period])
                  .returning(table.c.id, table.c.account_id))
     ids: dict[str, int] = {}
     for start in range(0, len(rows), 200):  # SQLite: 200 rows × 24 columns within its variable limit

@@ -1,17 +1,14 @@
-"""The month-end run on Celery: scheduled by beat on the 1st at 03:00 UTC for the month just ended;
-with a broker its batches of accounts fan out over the workers (a chord, so one summary is written
+"""The month-end run on Celery: scheduled on the 1st at 03:00 UTC for the month just ended
+(backoffice/schedule.py); with a broker its batches of accounts fan out over the workers (a chord, so one summary is written
 when the last batch is done); without one it runs in the calling process."""
 from __future__ import annotations
 
 from celery import chord
-from celery.schedules import crontab
 
 from backoffice.extensions import db
 from backoffice.invoicing import engine, run
 from backoffice.invoicing.models import InvoicingRun
 from backoffice.jobs import celery_app
-
-SCHEDULE = {"invoicing-month-end": {"task": "invoicing.month_end", "schedule": crontab(minute=0, hour=3, day_of_month=1)}}
 
 
 def launch(started: InvoicingRun) -> InvoicingRun:
@@ -53,5 +50,3 @@ def month_end() -> int:
     started = run.start(run.previous_period(), trigger="schedule", actor="schedule")
     return launch(started).id
 
-
-celery_app.conf.beat_schedule = {**(celery_app.conf.beat_schedule or {}), **SCHEDULE}

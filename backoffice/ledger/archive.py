@@ -29,7 +29,7 @@ from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
-from backoffice.ledger import readers
+from backoffice.ledger import readers, sql
 from backoffice.ledger.models import Discrepancy, StripeEvent
 
 log = logging.getLogger(__name__)
@@ -313,8 +313,7 @@ def store_recovered(body: bytes, event: dict, *, source: str, account_id: str, c
     not committed; answers whether it was stored (False: the id is archived already)."""
     values = _row_values(body, event, hashlib.sha256(body).hexdigest(), customer_id, source, now)
     table = StripeEvent.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored = db.session.execute(insert(table).values(**values, account_id=account_id)
+    stored = db.session.execute(sql.upsert(table).values(**values, account_id=account_id)
                                 .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id)).first()
     return stored is not None
 

@@ -18,9 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
@@ -138,8 +135,7 @@ def project_prices(plans: dict[str, Plan], events: Sequence[dict]) -> bool:
     if new:
         # Another replay may insert the same price meanwhile: insert what is missing, then
         # update it like any stored plan.
-        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert(Plan.__table__).values(new).on_conflict_do_nothing(index_elements=["price_id"]))
+        db.session.execute(sql.upsert(Plan.__table__).values(new).on_conflict_do_nothing(index_elements=["price_id"]))
         for chunk in sql.chunks([v["price_id"] for v in new]):
             plans.update((p.price_id, p) for p in db.session.execute(
                 db.select(Plan).where(sql.in_(Plan.price_id, chunk))).scalars())

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import String, insert
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.types import NullType
 
 from backoffice.extensions import db
@@ -17,6 +19,12 @@ ID_CHUNK = 2000  # ids per IN (...) list (SQLite allows 32,766 variables)
 
 def postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+def upsert(table):
+    """`INSERT` into `table` in the session's dialect, for `.on_conflict_do_nothing(...)` /
+    `.on_conflict_do_update(...)` (PostgreSQL and SQLite spell them alike)."""
+    return (pg_insert if postgres() else sqlite_insert)(table)
 
 
 def chunks(values: Sequence, size: int = ID_CHUNK) -> Iterable[Sequence]:

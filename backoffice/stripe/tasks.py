@@ -18,6 +18,7 @@ from celery import chain, group
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
+from backoffice import schedule
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
@@ -262,11 +263,8 @@ def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> 
 
 
 def setup_beat() -> None:
-    """The beat schedule: the drift pass every hour."""
-    celery_app.conf.beat_schedule = {
-        **(celery_app.conf.beat_schedule or {}),
-        "stripe-drift-pass": {"task": "stripe_sync.drift_pass", "schedule": 3600.0},
-    }
+    """The beat schedule: the drift pass every hour and the month-end run (backoffice/schedule.py)."""
+    celery_app.conf.beat_schedule = {**(celery_app.conf.beat_schedule or {}), **schedule.beat_schedule()}
 
 
 setup_beat()

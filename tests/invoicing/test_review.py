@@ -31,7 +31,7 @@ def test_the_list_filters_sorts_and_exports(app, client, viewer_client, runner):
     fragment = viewer_client.get("/invoicing/invoices?period=2026-10", headers={"HX-Request": "true"})
     assert "No platform invoices match your filters." in fragment.get_data(as_text=True)
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="invoice-table"')
-    for bad, field in (("period=2026-13", "period"), ("status=paid", "status"), ("sort=price", "sort")):
+    for bad in ("period=2026-13", "status=paid", "sort=price"):
         resp = viewer_client.get(f"/invoicing/invoices?{bad}")
         assert resp.status_code == 400, bad
     exported = viewer_client.get("/invoicing/invoices?format=csv&sort=-total")
