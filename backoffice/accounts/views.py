@@ -25,6 +25,7 @@ from backoffice.ledger.queries import (
     corrections_page,
 )
 from backoffice.pagination import parse_int, parse_page
+from backoffice.stripe.queries import account_runs
 from backoffice.usage import queries as usage_queries
 from backoffice.usage.models import METRICS
 
@@ -101,6 +102,12 @@ def pane(account_id: str):
     return hx.render_fragment(
         "accounts/index.html", "side_pane", pane=summary, catalog=queries.plan_catalog(),
         owners=queries.owners(account_id), top_users=queries.top_users(account_id))
+
+
+def _account_jobs(account_id: str) -> list:
+    """The account's latest syncs and recoveries (admins start them; everyone sees the results),
+    when the reconciliation feature is there."""
+    return account_runs(account_id) if url_map_has("stripe.jobs") else []
 
 
 def _detail(account_id: str, tab_block: str, **tab_context):
@@ -191,7 +198,8 @@ def drift(account_id: str):
     account_id = parse_id(account_id, "account_id")
     page, page_size = parse_page(request.args)
     queries.get_account(account_id)
-    return _detail(account_id, "drift_tab", discrepancies=queries.discrepancies_page(account_id, page, page_size))
+    return _detail(account_id, "drift_tab", discrepancies=queries.discrepancies_page(account_id, page, page_size),
+                   jobs=_account_jobs(account_id))
 
 
 @bp.get("/<account_id>/billing")

@@ -1,19 +1,23 @@
 """Reconciliation with Stripe over the API, the account page's actions for scripts:
 `POST /api/v1/accounts/<id>/sync`, `GET .../drift` (read), `POST .../drift/acknowledge`,
 `GET .../recovery` (read: what a disaster recovery would do) and `POST .../recovery`; the POSTs
-need the `admin` scope. Each runs the page's own use case, in the request, audited as there.
+need the `admin` scope. Each runs the page's own use case, audited as there; a sync and a recovery
+run as background jobs (202, then `GET /api/v1/jobs/<id>` until done or failed).
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, url_for
 
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import parse_id
 from backoffice.api.answers import iso_time, token_actor
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
+from backoffice.errors import NotFound
+from backoffice.extensions import db
 from backoffice.pagination import parse_page, parse_sort
-from backoffice.stripe import drift, queries, recovery, sync
+from backoffice.stripe import drift, queries, recovery, services, tasks
+from backoffice.stripe.models import JobRun
 
 bp = Blueprint("stripe", __name__)  # nested in the api blueprint (api/blueprints.py)
 
@@ -76,20 +80,40 @@ def recovery_plan(account_id: str):
                     "critical": plan.critical})
 
 
+def job_json(run: JobRun) -> dict:
+    return {"id": str(run.id), "kind": run.kind, "status": run.status, "account_id": run.target_id,
+            "started_at": iso_time(run.started_at), "finished_at": iso_time(run.finished_at),
+            "error": run.error, "result": run.result if run.status == "done" else None}
+
+
+def _accepted(run: JobRun):
+    """202 with the job as it is now and where to poll it."""
+    url = url_for("api.stripe.job", run_id=run.id)
+    return jsonify(job_json(run)), 202, {"Location": url}
+
+
 @bp.post("/accounts/<account_id>/recovery")
 @token_required("admin")
 def disaster_recovery(account_id: str):
 
-    result = recovery.run_disaster_recovery(_known_account(account_id), token_actor())
-    return jsonify(result.as_dict())
+    return _accepted(services.start_disaster_recovery(_known_account(account_id), token_actor()))
 
 
 @bp.post("/accounts/<account_id>/sync")
 @token_required("admin")
 def sync_account(account_id: str):
 
-    result = sync.sync_account(account_id, None, actor_label=token_actor().email)
-    return jsonify(result.as_dict())
+    return _accepted(services.start_account_sync(parse_id(account_id, "account_id"), token_actor()))
+
+
+@bp.get("/jobs/<int:run_id>")
+@token_required("admin")
+def job(run_id: int):
+    """A sync's or a recovery's state while it runs, then its result or error."""
+    run = db.session.get(JobRun, run_id)
+    if run is None or run.kind not in (tasks.ACCOUNT_SYNC, tasks.DISASTER_RECOVERY):
+        raise NotFound("No such job.", field="run_id")
+    return jsonify(job_json(run))
 
 
 @contribute
@@ -158,6 +182,23 @@ def _openapi():
         return {"description": description,
                 "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
+    job = {"type": "object", "required": ["id", "kind", "status", "account_id", "started_at", "finished_at",
+                                          "error", "result"], "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["account_sync", "disaster_recovery"]},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "account_id": {"type": "string"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "finished_at": time,
+        "error": {"type": ["string", "null"], "description": "Why the job failed, in an operator's words."},
+        "result": {"description": "Once done: a SyncResult (account_sync) or a RecoveryResult "
+                   "(disaster_recovery); else null.", "anyOf": [
+                       {"$ref": "#/components/schemas/SyncResult"}, {"$ref": "#/components/schemas/RecoveryResult"},
+                       {"type": "null"}]},
+    }}
+    accepted = {"description": "The job, started; poll the Location header (GET /api/v1/jobs/{run_id})",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
     unauthorized = {"description": "No or unknown bearer token", **error}
     forbidden = {"description": "The token's scope is not admin", **error}
     unknown = {"description": "Unknown account", **error}
@@ -193,32 +234,39 @@ def _openapi():
                               "404": unknown},
             },
             "post": {
-                "summary": "Disaster recovery",
+                "summary": "Disaster recovery, as a background job",
                 "description": "Replays archived events Stripe's events list no longer returns and that have no "
-                               "ledger row, oldest first, and reports how many (audited).",
+                               "ledger row, oldest first (audited). Answers the job at once; its `result` is a "
+                               "RecoveryResult once `status` is done. A replay that fails leaves the job failed "
+                               "with its reason and nothing changed.",
                 "tags": ["Stripe"], "parameters": [account_param],
-                "responses": {"200": ok("What was recovered", "RecoveryResult"), "401": unauthorized,
-                              "403": forbidden, "404": unknown,
-                              "500": {"description": "The replay failed; nothing changed", **error}},
+                "responses": {"202": accepted, "401": unauthorized, "403": forbidden, "404": unknown},
             },
         },
+        "/api/v1/jobs/{run_id}": {"get": {
+            "summary": "A sync's or a disaster recovery's job: its state, then its result or error",
+            "tags": ["Stripe"],
+            "parameters": [{"name": "run_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {"200": ok("The job", "Job"), "401": unauthorized, "403": forbidden,
+                          "404": {"description": "No such job", **error}},
+        }},
     }
     paths = {"/api/v1/accounts/{account_id}/sync": {"post": {
         "summary": "Sync an account with Stripe",
         "description": "Pulls Stripe's events list for the account's customer from its anchor, archives missed "
-                       "events, refreshes the subscription and payments, replays the ledger and checks drift.",
+                       "events, refreshes the subscription and payments, replays the ledger and checks drift — "
+                       "as a background job, never holding the request: answers the job at once (its `result` "
+                       "is a SyncResult once `status` is done; Stripe unreachable or refusing leaves it failed "
+                       "with what Stripe said, nothing changed). Poll the Location header.",
         "tags": ["Stripe"],
         "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {
-            "200": {"description": "The sync's result",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncResult"}}}},
+            "202": accepted,
             "400": {"description": "Stripe not configured, no Stripe customer, or a foreign currency", **error},
-            "401": {"description": "No or unknown bearer token"},
-            "403": {"description": "The token's scope is not admin"},
-            "404": {"description": "Unknown account", **error},
-            "503": {"description": "Stripe is unavailable; nothing changed", **error},
+            "401": unauthorized, "403": forbidden, "404": unknown,
         },
     }}}
     return {**paths, **more_paths}, {"SyncResult": result, "Discrepancy": discrepancy, "DriftState": drift_state,
                                      "DriftFinding": finding, "DriftList": drift_list, "RecoveryPlan": plan,
-                                     "RecoveryResult": recovered}
+                                     "RecoveryResult": recovered, "Job": job}

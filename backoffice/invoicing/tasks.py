@@ -1,20 +1,28 @@
 """The month-end run on Celery: scheduled on the 1st at 03:00 UTC for the month just ended
 (backoffice/schedule.py); with a broker its batches of accounts fan out over the workers (a chord, so one summary is written
-when the last batch is done); without one it runs in the calling process."""
+when the last batch is done); without one a page's or the API's run goes to the web process's
+background pool and the scheduler's runs in the scheduler's thread."""
 from __future__ import annotations
 
 from celery import chord
 
+from backoffice import jobs
 from backoffice.extensions import db
 from backoffice.invoicing import engine, run
 from backoffice.invoicing.models import InvoicingRun
 from backoffice.jobs import celery_app
 
 
-def launch(started: InvoicingRun) -> InvoicingRun:
-    """Runs a started run: fanned out over the workers with a broker, in this process without."""
+def launch(started: InvoicingRun, *, here: bool = False) -> InvoicingRun:
+    """Runs a started run: fanned out over the workers with a broker; without one on the web
+    process's background pool (a page or an API call never waits for it), or in this thread when
+    `here` (the CLI's progress bar, the scheduler's own thread). Answers the run as it is now."""
     if celery_app.conf.task_always_eager:
-        return run.run_in_process(started)
+        if here:
+            return run.run_in_process(started)
+        jobs.in_background(run_started, started.id)
+        db.session.expire_all()
+        return db.session.get(InvoicingRun, started.id)
     period = engine.Period.parse(started.period)
     account_ids = run.accounts_to_examine(period, started.account_id)
     if not account_ids:
@@ -22,6 +30,12 @@ def launch(started: InvoicingRun) -> InvoicingRun:
     chord(run_batch.s(started.id, started.period, batch, started.force)
           for batch in run.batches(account_ids))(finish_run.s(started.id))
     return started
+
+
+@celery_app.task(name="invoicing.run_started")
+def run_started(run_id: int) -> dict:
+    """A started run priced in one process (without a broker: the background pool)."""
+    return run.run_in_process(db.session.get(InvoicingRun, run_id)).summary
 
 
 @celery_app.task(name="invoicing.run_batch")
@@ -48,5 +62,5 @@ def finish_run(outcomes: list[dict], run_id: int) -> dict:
 def month_end() -> int:
     """The schedule's run of the month just ended; answers its id."""
     started = run.start(run.previous_period(), trigger="schedule", actor="schedule")
-    return launch(started).id
+    return launch(started, here=True).id
 

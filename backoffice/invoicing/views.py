@@ -119,7 +119,8 @@ def start_run():
         return hx.redirect_response(url_for("invoicing.runs"))
     launched = tasks.launch(started)
     if launched.status == "running":
-        flash(_("Run %(id)s of %(period)s started on the workers.", id=launched.id, period=launched.period), "success")
+        flash(_("Run %(id)s of %(period)s started in the background; this page shows its result when it is done.",
+                id=launched.id, period=launched.period), "success")
     else:
         s = launched.summary
         flash(_("Run %(id)s of %(period)s: %(created)s created, %(rebuilt)s rebuilt, %(skipped)s skipped, "

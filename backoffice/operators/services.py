@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
@@ -38,6 +39,14 @@ def check_password_rules(password: str | None) -> str:
     if not password or len(password) < MIN_PASSWORD:
         raise BadRequest(f"The password needs at least {MIN_PASSWORD} characters.", field="password")
     return password
+
+
+@dataclass(frozen=True)
+class NamedActor:
+    """An actor without an operator row (an API token, a job started by one): `id` is None and
+    `email` is its label in the audit log."""
+    email: str
+    id: None = None
 
 
 def audit(actor: Operator | None, action: str, target_type: str | None = None, target_id=None,

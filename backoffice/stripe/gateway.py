@@ -55,7 +55,10 @@ def describe_error(e: BaseException) -> str:
     """What went wrong with a Stripe call, in words an operator can act on (the job's error,
     the audit entry), never a bare exception class name."""
     message = getattr(e, "user_message", None) or str(e) or type(e).__name__
-    if isinstance(e, StripeUnavailable):
+    if isinstance(e, StripeUnavailable):  # the refusal it wraps says more than "unavailable"
+        cause = e.__cause__
+        if isinstance(cause, stripe.AuthenticationError | stripe.PermissionError | stripe.InvalidRequestError):
+            return describe_error(cause)
         return str(e)
     if isinstance(e, stripe.AuthenticationError):
         return f"Stripe refused the API key (revoked, expired or not this account's: check STRIPE_SECRET_KEY): {message}"

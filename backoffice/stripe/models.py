@@ -21,10 +21,11 @@ class JobRun(db.Model):
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
         Index("ix_job_runs_kind_started", "kind", "started_at"),
         Index("ix_job_runs_started", "started_at"),
+        Index("ix_job_runs_target_started", "target_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))  # drift_pass | account_sync
+    kind: Mapped[str] = mapped_column(String(40))  # drift_pass | account_sync | disaster_recovery
     target_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(10), default="queued")
     actor_email: Mapped[str | None] = mapped_column(String(254))

@@ -10,6 +10,7 @@ from backoffice.extensions import db
 from backoffice.ledger.models import Discrepancy, StripeEvent, Subscription
 from backoffice.pagination import Page, paginate
 from backoffice.stripe.models import JobRun
+from backoffice.stripe.text import _
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,20 @@ def job_runs_page(page: int, page_size: int, kind: str | None = None) -> Page:
     return paginate(stmt, page, page_size)
 
 
-def get_sync_run(run_id: int) -> JobRun:
+def get_run(run_id: int, kind: str) -> JobRun:
+    """One job's row, of the kind the URL names (a sync's id is no recovery)."""
     run = db.session.get(JobRun, run_id)
-    if run is None or run.kind != "account_sync":
-        raise NotFound("No such sync.")
+    if run is None or run.kind != kind:
+        raise NotFound(_("No such job."))
     return run
+
+
+def account_runs(account_id: str, limit: int = 5) -> list[JobRun]:
+    """The account's latest syncs and recoveries, newest first (ix_job_runs_target_started)."""
+    return list(db.session.execute(
+        db.select(JobRun).where(JobRun.target_id == account_id)
+        .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(limit)
+    ).scalars())
 
 
 def open_discrepancies(account_id: str) -> list[Discrepancy]:

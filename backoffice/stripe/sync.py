@@ -119,9 +119,9 @@ def current_subscription(account_id: str, *, lock: bool = False) -> Subscription
 
 # -- the use case -----------------------------------------------------------------------------------
 def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | None = None,
-                 progress: Progress | None = None, actor_label: str | None = None) -> SyncResult:
+                 progress: Progress | None = None) -> SyncResult:
     """Runs the whole sync of one account. StripeUnavailable → 503 BadRequest, nothing changed.
-    `actor` is the operator (None for the CLI, the scheduler or an API token: `actor_label`)."""
+    `actor` is the operator or an API token's NamedActor (None for the CLI and the scheduler)."""
     say = progress or (lambda step: None)
     account = get_syncable_account(account_id)
     gateway = gateway or gw.get_gateway()
@@ -151,8 +151,8 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     except gw.StripeUnavailable as e:
         log.warning("sync of %s: Stripe unavailable: %s", account.id, e)
         audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
-                  detail=_detail(actor_label, str(e)))
-        raise BadRequest(_("Stripe is unavailable right now; nothing was changed. Try again later."),
+                  detail=str(e)[:2000])
+        raise BadRequest(_("%(why)s Nothing was changed.", why=gw.describe_error(e)),
                          status=503, code="stripe_unavailable") from e
 
     for price in prices:
@@ -178,7 +178,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     report = replay_account(account.id)  # in this transaction: one commit at the end
     if report.get("error"):
         audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
-                  detail=_detail(actor_label, f"replay failed: {report['error']}"))
+                  detail=f"replay failed: {report['error']}"[:2000])
         raise BadRequest(_("The replay of this account's events failed; nothing was changed. "
                            "The error has been logged."), status=500, code="replay_failed")
     appended = _ledger_count(account.id) - before_rows
@@ -200,7 +200,7 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     except gw.StripeUnavailable as e:
         db.session.commit()  # the pull and the replay are complete and kept; the check did not happen
         audit_now(actor, "stripe.sync", target_type="account", target_id=account.id, result="error",
-                  detail=_detail(actor_label, f"drift check: {e}"))
+                  detail=f"drift check: {e}"[:2000])
         raise BadRequest(_("Stripe became unavailable during the drift check; the events were synced, "
                            "the drift check will run again."), status=503, code="stripe_unavailable") from e
     findings = drift.store(account.id, sub, found, now)
@@ -217,13 +217,9 @@ def sync_account(account_id: str, actor=None, *, gateway: gw.StripeGateway | Non
     audit(actor, "stripe.sync", "account", account.id,
           after={"events_recovered": recovered, "events_appended": appended,
                  "discrepancies": len(findings), "awaiting_confirmation": awaiting.count},
-          result="ok", detail=actor_label)
+          result="ok")
     db.session.commit()
     return result
-
-
-def _detail(label: str | None, text: str) -> str:
-    return (f"{label}: {text}" if label else text)[:2000]
 
 
 def attach_waiting_customers(gateway: gw.StripeGateway | None = None) -> int:

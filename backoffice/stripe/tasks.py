@@ -1,4 +1,5 @@
-"""Background jobs of reconciliation: the hourly drift pass and account syncs started from a page.
+"""Background jobs of reconciliation: the hourly drift pass, and the account syncs and disaster
+recoveries started from a page or the API.
 
 With no broker (CELERY_BROKER_URL unset) Celery runs tasks in-process: the drift pass then checks
 accounts on a small thread pool. With a broker the pass fans out over the workers: N chains of
@@ -24,8 +25,8 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.jobs import celery_app
 from backoffice.operators.models import Operator
-from backoffice.operators.services import audit_now
-from backoffice.stripe import drift, sync
+from backoffice.operators.services import NamedActor, audit_now
+from backoffice.stripe import drift, recovery, sync
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.models import JobRun
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DRIFT_PASS = "drift_pass"
 ACCOUNT_SYNC = "account_sync"
+DISASTER_RECOVERY = "disaster_recovery"
 DEFAULT_PARALLEL = 4
 DEFAULT_TIMEOUT = 30  # seconds per account
 WAIT_FOR_A_START = 0.05  # seconds the in-process pass waits when no pending check has begun yet
@@ -223,10 +225,24 @@ def _run_in_process(run_id: int, ids: list[int], parallel: int, timeout: int,
 
 
 # -- an account sync started from a page -------------------------------------------------------------
+def _actor(operator_id: int | None, actor_label: str | None):
+    """Who started the job, for its audit entries: the operator, or an actor without a row."""
+    if operator_id:
+        return db.session.get(Operator, operator_id)
+    return NamedActor(actor_label) if actor_label else None
+
+
+def _fail(run_id: int, why: str, **values) -> None:
+    db.session.rollback()
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
+        status="failed", error=why, finished_at=utcnow(), **values))
+    db.session.commit()
+
+
 @celery_app.task(name="stripe_sync.sync_account")
-def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> dict:
+def sync_account_task(run_id: int, account_id: str, operator_id: int | None, actor_label: str | None = None) -> dict:
     """Runs the sync and stores its answer (or its error) on the job-runs row the page polls."""
-    actor = db.session.get(Operator, operator_id) if operator_id else None
+    actor = _actor(operator_id, actor_label)
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(status="running"))
     db.session.commit()
 
@@ -241,20 +257,38 @@ def sync_account_task(run_id: int, account_id: str, operator_id: int | None) -> 
     try:
         result = sync.sync_account(account_id, actor, progress=progress).as_dict()
     except BadRequest as e:
-        db.session.rollback()
-        db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
-            status="failed", error=e.message, result={"status": e.status, "code": e.code},
-            finished_at=utcnow()))
-        db.session.commit()
+        _fail(run_id, e.message, result={"status": e.status, "code": e.code})
         return {"error": e.message}
     except Exception as e:
-        db.session.rollback()
         log.exception("sync of %s failed", account_id)
         why = gw.describe_error(e)[:2000]
-        db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
-            status="failed", error=why, finished_at=utcnow()))
-        db.session.commit()
+        _fail(run_id, why)
         audit_now(actor, "stripe.sync", target_type="account", target_id=account_id, result="error", detail=why)
+        return {"error": why}
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
+        status="done", result=result, processed=1, total=1, finished_at=utcnow()))
+    db.session.commit()
+    return result
+
+
+@celery_app.task(name="stripe_sync.disaster_recovery")
+def disaster_recovery_task(run_id: int, account_id: str, operator_id: int | None,
+                           actor_label: str | None = None) -> dict:
+    """Runs the recovery (recovery.py audits it) and stores its answer or error on the row."""
+    actor = _actor(operator_id, actor_label)
+    db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(status="running"))
+    db.session.commit()
+    try:
+        result = recovery.run_disaster_recovery(account_id, actor).as_dict()
+    except BadRequest as e:
+        _fail(run_id, e.message, result={"status": e.status, "code": e.code})
+        return {"error": e.message}
+    except Exception as e:
+        log.exception("disaster recovery of %s failed", account_id)
+        why = f"{type(e).__name__}: {e}"[:2000]
+        _fail(run_id, why)
+        audit_now(actor, "stripe.disaster_recovery", target_type="account", target_id=account_id,
+                  result="error", detail=why)
         return {"error": why}
     db.session.execute(db.update(JobRun).where(JobRun.id == run_id).values(
         status="done", result=result, processed=1, total=1, finished_at=utcnow()))

@@ -64,7 +64,7 @@ from backoffice.accounts.queries import drift_count
 from backoffice.auth import admin_required
 from backoffice.extensions import csrf
 from backoffice.pagination import parse_page
-from backoffice.stripe import drift, queries, recovery, services, sync
+from backoffice.stripe import drift, queries, recovery, services, sync, tasks
 
 DIALOGS = "stripe/dialogs.html"
 
@@ -107,7 +107,7 @@ def account_sync(account_id: str):
 @admin_required
 def sync_status(run_id: int):
     """The sync's progress (polled while it runs), then its result."""
-    return _dialog("sync_status", run=queries.get_sync_run(run_id))
+    return _dialog("sync_status", run=queries.get_run(run_id, tasks.ACCOUNT_SYNC))
 
 
 @bp.route("/stripe/accounts/<account_id>/drift/acknowledge", methods=["GET", "POST"])
@@ -129,11 +129,21 @@ def acknowledge_drift(account_id: str):
 @admin_required
 @_csrf_checked
 def disaster_recovery(account_id: str):
-    """GET: the second confirmation with the count and date range. POST: replay them."""
+    """GET: the second confirmation with the count and date range. POST: replay them, as a
+    background job whose dialog polls its row."""
     if request.method == "GET":
         return _dialog("recovery_confirm", account_id=account_id, plan=recovery.recovery_plan(account_id))
-    result = recovery.run_disaster_recovery(account_id, current_user)
-    return _dialog("recovery_result", account_id=account_id, result=result)
+    run = services.start_disaster_recovery(account_id, current_user)
+    if not hx.wants_fragment():
+        return redirect(url_for("stripe.recovery_status", run_id=run.id), code=303)
+    return _dialog("recovery_status", run=run)
+
+
+@bp.get("/stripe/recoveries/<int:run_id>")
+@admin_required
+def recovery_status(run_id: int):
+    """The recovery's progress (polled while it runs), then its result."""
+    return _dialog("recovery_status", run=queries.get_run(run_id, tasks.DISASTER_RECOVERY))
 
 
 @bp.get("/stripe/jobs")

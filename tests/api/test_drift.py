@@ -12,6 +12,7 @@ from backoffice.api import services
 from backoffice.extensions import db
 from backoffice.ledger.models import BillingEvent, Discrepancy, StripeEvent, Subscription
 from backoffice.operators.models import AuditEntry
+from backoffice.stripe.models import JobRun
 from tests.factories import AccountFactory, SubscriptionFactory
 from tests.stripe import helpers as h
 
@@ -211,8 +212,12 @@ def test_recovery_plan_then_recovery_appends_the_lost_rows_and_is_audited(client
         "critical": 0})
 
     resp = client.post("/api/v1/accounts/acc_1/recovery", headers=admin_api[0])
-    assert (resp.status_code, resp.get_json()) == (200, {
-        "account_id": "acc_1", "candidates": 2, "events_appended": 2, "oldest": oldest, "newest": newest})
+    job = resp.get_json()
+    assert (resp.status_code, resp.headers["Location"]) == (202, f"/api/v1/jobs/{job['id']}")
+    assert (job["kind"], job["status"], job["account_id"], job["error"], job["result"]) == (
+        "disaster_recovery", "done", "acc_1", None,
+        {"account_id": "acc_1", "candidates": 2, "events_appended": 2, "oldest": oldest, "newest": newest})
+    assert client.get(resp.headers["Location"], headers=admin_api[0]).get_json() == job
     rows = db.session.execute(db.select(BillingEvent.stripe_event_id, BillingEvent.type)
                               .order_by(BillingEvent.occurred_at)).all()
     assert [tuple(r) for r in rows] == [("evt_lost_1", "billing_info_added"), ("evt_lost_2", "subscription_created")]
@@ -224,8 +229,21 @@ def test_recovery_plan_then_recovery_appends_the_lost_rows_and_is_audited(client
     # Nothing is left: the plan offers nothing, a second run appends nothing.
     assert client.get("/api/v1/accounts/acc_1/recovery", headers=read).get_json()["awaiting"] == {
         "count": 0, "oldest": None, "newest": None}
-    assert client.post("/api/v1/accounts/acc_1/recovery", headers=admin_api[0]).get_json() == {
+    assert client.post("/api/v1/accounts/acc_1/recovery", headers=admin_api[0]).get_json()["result"] == {
         "account_id": "acc_1", "candidates": 0, "events_appended": 0, "oldest": None, "newest": None}
+
+
+def test_a_job_is_read_with_an_admin_token_and_only_a_sync_or_a_recovery(client, read, admin_api, lost_rows):
+    location = client.post("/api/v1/accounts/acc_1/recovery", headers=admin_api[0]).headers["Location"]
+    assert client.get(location).status_code == 401
+    assert client.get(location, headers=read).status_code == 403
+    drift_pass = JobRun(kind="drift_pass", status="done")
+    db.session.add(drift_pass)
+    db.session.commit()
+    for path in (f"/api/v1/jobs/{drift_pass.id}", "/api/v1/jobs/999999"):
+        resp = client.get(path, headers=admin_api[0])
+        assert (resp.status_code, resp.get_json()["error"]) == (404, {
+            "code": "not_found", "message": "No such job.", "field": "run_id"})
 
 
 def test_openapi_lists_the_drift_and_recovery_paths_with_their_status_codes(client):
@@ -238,7 +256,8 @@ def test_openapi_lists_the_drift_and_recovery_paths_with_their_status_codes(clie
     assert codes("/api/v1/accounts/{account_id}/drift", "get") == ["200", "400", "401", "404"]
     assert codes("/api/v1/accounts/{account_id}/drift/acknowledge", "post") == ["200", "400", "401", "403", "404"]
     assert codes("/api/v1/accounts/{account_id}/recovery", "get") == ["200", "401", "404"]
-    assert codes("/api/v1/accounts/{account_id}/recovery", "post") == ["200", "401", "403", "404", "500"]
+    assert codes("/api/v1/accounts/{account_id}/recovery", "post") == ["202", "401", "403", "404"]
+    assert codes("/api/v1/jobs/{run_id}", "get") == ["200", "401", "403", "404"]
     assert [p["name"] for p in paths["/api/v1/accounts/{account_id}/drift"]["get"]["parameters"]] == [
         "account_id", "page", "page_size", "sort"]
     schemas = doc["components"]["schemas"]

@@ -2,6 +2,8 @@
 API, run from the CLI, the page and the API; quotes priced by the same engine, line for line."""
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -227,6 +229,40 @@ def test_the_page_runs_a_month_and_lists_it(app, client, admin_client):
     refused = admin_client.post("/invoicing/runs", data={"period": "2026-1", "csrf_token": admin_client.csrf})
     assert refused.status_code == 302
     assert "period must be a month written YYYY-MM" in admin_client.get("/invoicing").get_data(as_text=True)
+
+
+def test_without_a_broker_the_pages_run_goes_to_the_background_and_the_list_polls(app, client, admin_client,
+                                                                                  monkeypatch):
+    """As users run it (no broker, not a test's in-request job): the POST answers before the
+    run is priced; the list refreshes itself while a run is running and stops once it is done."""
+    chf_book()
+    the_chf_account(make_api(client))
+    app.config["JOBS_IN_REQUEST"] = False
+    hold = threading.Event()
+    real = run.run_in_process
+
+    def held(started, progress=None):
+        hold.wait(20)
+        return real(started, progress)
+
+    monkeypatch.setattr(run, "run_in_process", held)
+    try:
+        resp = admin_client.post("/invoicing/runs", data={"period": NOVEMBER, "csrf_token": admin_client.csrf})
+        assert resp.status_code == 302
+        listed = admin_client.get("/invoicing").get_data(as_text=True)
+        assert "started in the background" in listed and 'data-status="running"' in listed
+        assert 'hx-trigger="every 2s"' in listed
+        hold.set()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            if db.session.execute(db.select(InvoicingRun.status)).scalar_one() != "running":
+                break
+            time.sleep(0.05)
+    finally:
+        hold.set()
+    listed = admin_client.get("/invoicing").get_data(as_text=True)
+    assert 'data-status="done"' in listed and "145.46" in listed and "every 2s" not in listed
 
 
 def test_the_page_and_its_post_are_for_admins(app, viewer_client):

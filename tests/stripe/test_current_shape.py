@@ -148,8 +148,9 @@ def test_the_api_syncs_an_account_on_current_stripe_data(current_stripe_app, str
 
     resp = client.post("/api/v1/accounts/acc_1/sync", headers={"Authorization": f"Bearer {secret}"})
 
-    assert resp.status_code == 200, resp.get_data(as_text=True)
-    body = resp.get_json()
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    assert (resp.get_json()["status"], resp.get_json()["error"]) == ("done", None)
+    body = resp.get_json()["result"]
     assert (body["events_recovered"], body["events_appended"], body["drift_detected"],
             body["discrepancies"]) == (6, 5, False, [])
     _assert_synced(events)
