@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
+from flask_migrate.cli import db as db_commands
 
 from backoffice import create_app
 from backoffice.api.cli import tokens
+from backoffice.dbroles import grant_app_role_command
 from backoffice.demo.cli import demo
 from backoffice.i18n import i18n
 from backoffice.invoicing.cli import invoicing
@@ -38,8 +40,10 @@ def register_app_commands(app: Flask) -> None:
 
 
 def _register_standalone() -> None:
-    """Commands that build their own app (the demo uses its own database)."""
+    """Commands that build their own app (the demo uses its own database), and ours in
+    Flask-Migrate's `db` group (`db grant-app-role` beside `db upgrade`)."""
     main.add_command(demo)
+    db_commands.add_command(grant_app_role_command)
 
 
 _register_standalone()
