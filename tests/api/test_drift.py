@@ -235,9 +235,9 @@ def test_openapi_lists_the_drift_and_recovery_paths_with_their_status_codes(clie
     def codes(path: str, method: str) -> list[str]:
         return sorted(paths[path][method]["responses"])
 
-    assert codes("/api/v1/accounts/{account_id}/drift", "get") == ["200", "400", "401", "404"]
+    assert codes("/api/v1/accounts/{account_id}/drift", "get") == ["200", "400", "401", "403", "404"]
     assert codes("/api/v1/accounts/{account_id}/drift/acknowledge", "post") == ["200", "400", "401", "403", "404"]
-    assert codes("/api/v1/accounts/{account_id}/recovery", "get") == ["200", "401", "404"]
+    assert codes("/api/v1/accounts/{account_id}/recovery", "get") == ["200", "401", "403", "404"]
     assert codes("/api/v1/accounts/{account_id}/recovery", "post") == ["200", "401", "403", "404", "500"]
     assert [p["name"] for p in paths["/api/v1/accounts/{account_id}/drift"]["get"]["parameters"]] == [
         "account_id", "page", "page_size", "sort"]
