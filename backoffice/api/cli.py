@@ -14,8 +14,10 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.option("--name", required=True, help="What the token is for (e.g. 'platform ingest').")
-@click.option("--scope", type=click.Choice(["read", "ingest", "admin", "account"]), required=True)
-@click.option("--account", "account_id", default=None, help="The account, for --scope account.")
+@click.option("--scope", type=click.Choice(services.SCOPES), required=True,
+              help="read: every read; ingest: the platform's writes; admin: everything; account: one "
+                   "account's own records (its account, billing events and invoices).")
+@click.option("--account", "account_id", default=None, help="The account's id, for --scope account.")
 @with_appcontext
 def create(name: str, scope: str, account_id: str | None) -> None:
     """Create a token (audited). The secret is printed once and stored only as a hash."""
