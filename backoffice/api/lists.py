@@ -1,5 +1,7 @@
 """GET /api/v1/accounts, /accounts/<id>, /users, /billing-events, /invoices: the lists of the
-pages as JSON, with the same filters, sorting and paging (and the same 400s, naming the field)."""
+pages as JSON, with the same filters, sorting and paging (and the same 400s, naming the field).
+A token of scope account reads its own account here, its billing events and its invoices, confined
+by api/answers.confine."""
 from __future__ import annotations
 
 from decimal import Decimal
