@@ -117,7 +117,9 @@ def admin_required(view: Callable) -> Callable:
 
 def token_required(*scopes: str) -> Callable:
     """Bearer-token auth for /api/v1/: 401 without a valid token, 403 with the wrong scope.
-    The `admin` scope may do everything."""
+    The `admin` scope may do everything. An endpoint that lists `account` accepts account-scoped
+    tokens and confines itself to the token's account (api/answers.confine); every other endpoint
+    refuses them. The scopes stay on the view for the OpenAPI document (api/openapi.py)."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -131,6 +133,9 @@ def token_required(*scopes: str) -> Callable:
             ).scalar_one_or_none()
             if token is None or token.revoked_at is not None:
                 return _api_error(401, "unauthorized", "The bearer token is unknown or revoked.")
+            if token.scope == "account" and "account" not in scopes:
+                return _api_error(403, "forbidden", "An account-scoped token reads only its own account, its "
+                                  "billing events and its invoices.")
             if token.scope != "admin" and token.scope not in scopes:
                 return _api_error(403, "forbidden", "This token's scope does not allow this call.")
             g.api_token = token
@@ -140,6 +145,7 @@ def token_required(*scopes: str) -> Callable:
                 db.session.commit()
             return view(*args, **kwargs)
 
+        wrapper.token_scopes = ("admin", *(s for s in scopes if s != "admin"))
         return wrapper
 
     return decorator

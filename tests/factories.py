@@ -14,6 +14,7 @@ from factory.alchemy import SQLAlchemyModelFactory
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
+from backoffice.invoicing.models import PlatformInvoice
 from backoffice.ledger.models import BillingEvent, Plan, Subscription
 from backoffice.users.models import Login, Membership, User, UserSession
 
@@ -111,6 +112,25 @@ class PaymentTransactionFactory(_Base):
     amount = factory.LazyAttribute(lambda o: o.amount_excluding_tax + o.tax_amount)
     invoice_total = factory.LazyAttribute(lambda o: o.amount)
     amount_from_credit = Decimal(0)
+
+
+class PlatformInvoiceFactory(_Base):
+    """One of Backoffice's own invoices, a draft without lines (the month-end run makes real ones)."""
+
+    class Meta:
+        model = PlatformInvoice
+
+    account_id = factory.LazyFunction(lambda: AccountFactory().id)
+    period = "2026-11"
+    currency = "CHF"
+    subtotal = Decimal("100.00")
+    tax = Decimal("8.10")
+    total = Decimal("108.10")
+    vat_rate = Decimal("8.1")
+    vat_reason = "domestic"
+    seller_country = "CH"
+    customer_name = factory.LazyAttribute(lambda o: o.account_id)
+    customer_country = "CH"
 
 
 class UserFactory(_Base):

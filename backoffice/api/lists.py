@@ -1,19 +1,21 @@
 """GET /api/v1/accounts, /accounts/<id>, /users, /billing-events, /invoices: the lists of the
-pages as JSON, with the same filters, sorting and paging (and the same 400s, naming the field)."""
+pages as JSON, with the same filters, sorting and paging (and the same 400s, naming the field).
+A token of scope account reads its own account here, its billing events and its invoices, confined
+by api/answers.confine."""
 from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from backoffice.accounts import filters as account_filters
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
-from backoffice.api.answers import iso_time
+from backoffice.api.answers import confine, iso_time, own_account
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest, NotFound
+from backoffice.errors import NotFound
 from backoffice.invoices import filters as invoice_filters
 from backoffice.invoices import queries as invoice_queries
 from backoffice.invoices.filters import VIEWS as INVOICE_VIEWS
@@ -72,8 +74,9 @@ def list_accounts():
 
 
 @bp.get("/accounts/<account_id>")
-@token_required("read")
+@token_required("read", "account")
 def get_account(account_id: str):
+    confine(account_id, "account_id")
     account_id = parse_id(account_id, "account_id")
     s = account_queries.account_summary(account_id)
     catalog = account_queries.plan_catalog()
@@ -113,9 +116,9 @@ def list_users():
 
 
 @bp.get("/billing-events")
-@token_required("read")
+@token_required("read", "account")
 def list_billing_events():
-    f = EventFilters.from_args(request.args)
+    f = EventFilters.from_args(request.args, account=confine(request.args.get("account"), "account"))
     page = ledger_queries.billing_events_page(f)
     return jsonify(_listing(page, lambda r: {
         "id": str(r[0].id), "account_id": str(r[0].account_id), "account_name": r[1], "type": r[0].type,
@@ -127,20 +130,10 @@ def list_billing_events():
     }))
 
 
-def _own_account() -> str | None:
-    """An account-scoped token's account (it sees that account's invoices only), else None."""
-    token = g.api_token
-    return token.account_id if token.scope == "account" else None
-
-
 @bp.get("/invoices")
 @token_required("read", "account")
 def list_invoices():
-    own = _own_account()
-    if own is not None and request.args.get("account") not in (None, "", own):
-        raise BadRequest("This token sees only its own account's invoices.", field="account", status=403,
-                         code="forbidden")
-    f = InvoiceFilters.from_args(request.args, account=own or "")
+    f = InvoiceFilters.from_args(request.args, account=confine(request.args.get("account"), "account"))
     page = invoice_queries.invoice_rows_page(f)
     return jsonify(_listing(page, lambda r: {
         "id": f"backoffice:{r.tx_id}" if r.source == "backoffice" else f"{r.tx_id}:{r.kind}",
@@ -160,9 +153,13 @@ def get_invoice(invoice_id: str):
     if number == invoice_id or not number.isdigit() or len(number) > 12:
         raise NotFound(f"No invoice {invoice_id!r} with a detail: Backoffice's own invoices are backoffice:<n> "
                        "(Stripe's are documents at Stripe).")
-    found = review.get_invoice(int(number))
-    if _own_account() not in (None, found.account_id):
-        raise NotFound(f"No invoice {invoice_id!r}.")  # another account's: not even its existence
+    try:
+        found = review.get_invoice(int(number))
+    except NotFound:
+        found = None
+    if found is None or own_account() not in (None, found.account_id):
+        # Another account's answers as one that does not exist: not even its existence is told.
+        raise NotFound(f"No invoice {invoice_id!r}.")
     period = engine.Period.parse(found.period)
     payment = None if found.status != "issued" else ("paid" if found.paid_at else (
         "overdue" if found.due_at and found.due_at < utcnow() else "open"))
@@ -192,9 +189,13 @@ TIME = {"type": ["string", "null"], "format": "date-time"}
 ERROR_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def _with_403(op: dict) -> dict:
-    op["get"]["responses"]["403"] = {"description": "The token's scope does not allow it (an account-scoped "
-                                     "token asking for another account)", **ERROR_CONTENT}
+def _own_account_only(op: dict, field: str) -> dict:
+    """An operation that accepts account-scoped tokens (its security lists scope account): says so,
+    and what such a token naming another account gets."""
+    op["get"]["description"] = (op["get"].get("description", "") + " A token of scope account reads its own "
+                                "account's only.").strip()
+    op["get"]["responses"]["403"] = {"description": f"The token's scope does not allow it, or an account-scoped "
+                                     f"token named another account (error.field {field})", **ERROR_CONTENT}
     return op
 
 
@@ -238,19 +239,21 @@ def _openapi():
             _param("drift", "1: accounts with drift detected.", {"type": "integer", "enum": [0, 1]}),
             _sort(account_filters.SORTS, "-modified", account_filters.SORT_ALIASES),
         ]),
-        "/api/v1/accounts/{account_id}": {"get": {
+        "/api/v1/accounts/{account_id}": _own_account_only({"get": {
             "summary": "One account with its revenue and users summary",
             "parameters": [_param("account_id", "The account id.", where="path")],
             "responses": {"200": {"description": "The account", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/AccountDetail"}}}},
-                "400": {"description": "Malformed id"}, "404": {"description": "No such account"}},
-        }},
+                "400": {"description": "Malformed id"},
+                "401": {"description": "No or unknown bearer token", **ERROR_CONTENT},
+                "404": {"description": "No such account"}},
+        }}, "account_id"),
         "/api/v1/users": _list_op("Users", "User", [
             _param("search", "E-mail, first or last name, or account name contains."),
             _sort(user_filters.SORTS, "-created", user_filters.SORT_ALIASES),
         ]),
-        "/api/v1/billing-events": _list_op("Billing events", "BillingEvent", [
-            _param("account", "Account id."),
+        "/api/v1/billing-events": _own_account_only(_list_op("Billing events", "BillingEvent", [
+            _param("account", "Account id (a token of scope account: its own or none)."),
             _param("search", "Account name contains."),
             _param("view", "all (everything but no_op), mrr, state, other.",
                    {"type": "string", "enum": list(EVENT_VIEWS)}),
@@ -258,24 +261,26 @@ def _openapi():
             _param("from", "From this UTC day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
             _param("to", "Up to and including this UTC day.", {"type": "string", "format": "date"}),
             _sort(event_filters.SORTS, "-occurred", event_filters.SORT_ALIASES),
-        ]),
-        "/api/v1/invoices": _with_403(_list_op("Invoices, credit notes and refunds (a token of scope account: its "
-                                              "own account's only)", "InvoiceRow", [
-            _param("account", "Account id."),
+        ]), "account"),
+        "/api/v1/invoices": _own_account_only(_list_op("Invoices, credit notes and refunds", "InvoiceRow", [
+            _param("account", "Account id (a token of scope account: its own or none)."),
             _param("search", "Account name contains."),
             _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
             _param("source", "stripe (Stripe's invoices, credit notes, refunds) or backoffice (the month-end "
                    "run's own).", {"type": "string", "enum": list(invoice_filters.SOURCES)}),
             _sort(invoice_filters.SORTS, "-date", invoice_filters.SORT_ALIASES),
-        ])),
+        ]), "account"),
         "/api/v1/invoices/{invoice_id}": {"get": {
             "summary": "One of Backoffice's own invoices with its lines", "tags": ["Lists"],
+            "description": "A token of scope account reads its own account's only: another account's "
+                           "invoice answers 404, as one that does not exist.",
             "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it.", where="path")],
             "responses": {
                 "200": {"description": "The invoice", "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/PlatformInvoice"}}}},
                 "401": {"description": "No or unknown bearer token", **ERROR_CONTENT},
-                "404": {"description": "No such invoice", **ERROR_CONTENT}}}},
+                "404": {"description": "No such invoice (or, for a token of scope account, another "
+                        "account's)", **ERROR_CONTENT}}}},
     }
     account = {"type": "object", "properties": {
         "id": {"type": "string"}, "name": {"type": "string"}, "country": {"type": ["string", "null"]},

@@ -3,18 +3,20 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import TooManyRequests
 
 from backoffice import hx
+from backoffice.api import queries as token_queries
+from backoffice.api import services as token_services
 from backoffice.auth import KIOSK_COOKIE, admin_required
 from backoffice.errors import BadRequest
 from backoffice.extensions import limiter
 from backoffice.operators import queries, services, throttle
 from backoffice.operators.filters import AuditFilters
-from backoffice.pagination import parse_int
+from backoffice.pagination import LIST_PAGE_SIZE, parse_int, parse_page
 
 bp = Blueprint("operators", __name__, template_folder="templates")
 
@@ -146,6 +148,50 @@ def audit():
     f = AuditFilters.from_args(request.args)
     return hx.render("operators/audit.html", "audit_table", f=f, entries=queries.audit_page(f),
                      actions=queries.audit_actions())
+
+
+TOKENS = "operators/tokens.html"
+NO_TOKEN_VALUES = {"name": "", "scope": "read", "account": ""}
+
+
+@bp.get("/operators/tokens")
+@admin_required
+def tokens():
+    """The API tokens (never their secrets) and the form that creates one."""
+    page, page_size = parse_page(request.args)
+    return hx.render(TOKENS, "token_table", tokens=token_queries.tokens_page(page, page_size), created=None,
+                     error=None, values=NO_TOKEN_VALUES)
+
+
+@bp.post("/operators/tokens")
+@admin_required
+def create_token():
+    """The new token's secret is in this answer and nowhere else: not in a redirect's session, not
+    in the browser's caches (no-store; the page's block keeps itself out of htmx's history)."""
+    values = {key: request.form.get(key, "").strip() for key in NO_TOKEN_VALUES}
+    try:
+        # An account id beside another scope is refused, not dropped: the admin meant a narrower token.
+        token, secret = token_services.create_token(values["name"], values["scope"], values["account"],
+                                                    current_user)
+    except BadRequest as e:
+        return hx.render(TOKENS, "tokens", tokens=token_queries.tokens_page(1, LIST_PAGE_SIZE), created=None,
+                         error=e, values=values), 422
+    response = make_response(hx.render(TOKENS, "tokens", tokens=token_queries.tokens_page(1, LIST_PAGE_SIZE),
+                                       created={"token": token, "secret": secret}, error=None,
+                                       values=NO_TOKEN_VALUES), 201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/operators/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
+@admin_required
+def revoke_token(token_id: int):
+    """GET: the confirmation dialog (a page without htmx). POST: revoke."""
+    if request.method == "GET":
+        return hx.render("operators/revoke_token.html", "revoke_confirm", token=token_queries.get_token(token_id))
+    token = token_services.revoke_token(token_id, current_user)
+    flash(_("The token %(name)s is revoked: calls with it are refused from now on.", name=token.name), "success")
+    return hx.redirect_response(url_for("operators.tokens"))
 
 
 @bp.post("/operators/me/locale")

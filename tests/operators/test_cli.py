@@ -68,6 +68,10 @@ def test_tokens_create_prints_the_secret_once_and_stores_a_hash(runner):
     assert listed.exit_code == 0
     assert listed.output == f"1\t{secret[:8]}…\tingest\tactive\tplatform ingest\n"
     assert secret not in listed.output
+    entry = db.session.execute(db.select(AuditEntry)).scalar_one()
+    assert (entry.operator_email, entry.action, entry.target_type, entry.target_id, entry.after) == (
+        "system", "api_token.create", "api_token", "1",
+        {"name": "platform ingest", "scope": "ingest", "account_id": None, "prefix": secret[:8], "revoked": False})
 
 
 def test_tokens_create_refuses_bad_input(runner):
@@ -75,10 +79,10 @@ def test_tokens_create_refuses_bad_input(runner):
     assert result.exit_code == 2
     result = runner.invoke(args=["tokens", "create", "--name", "x", "--scope", "account"])
     assert result.exit_code == 1
-    assert result.output == "Error: An account-scoped token needs an existing --account.\n"
+    assert result.output == "Error: A token of scope account needs the id of an existing account.\n"
     result = runner.invoke(args=["tokens", "create", "--name", "x", "--scope", "read", "--account", "acc_1"])
     assert result.exit_code == 1
-    assert result.output == "Error: --account goes only with --scope account.\n"
+    assert result.output == "Error: Only a token of scope account takes an account id.\n"
     assert db.session.execute(db.select(db.func.count()).select_from(ApiToken)).scalar_one() == 0
 
 
@@ -89,6 +93,11 @@ def test_tokens_revoke(runner):
     assert "\trevoked\t" in runner.invoke(args=["tokens", "list"]).output
     result = runner.invoke(args=["tokens", "revoke", "2"])
     assert (result.exit_code, result.output) == (1, "Error: No token with id 2.\n")
+    assert runner.invoke(args=["tokens", "revoke", "1"]).exit_code == 0  # again: nothing changes
+    entries = db.session.execute(db.select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
+    assert [(e.operator_email, e.action, e.target_id) for e in entries] == [
+        ("system", "api_token.create", "1"), ("system", "api_token.revoke", "1")]
+    assert (entries[1].before["revoked"], entries[1].after["revoked"]) == (False, True)
 
 
 def test_a_revoked_token_is_refused_by_the_api(runner, client, app):
