@@ -53,10 +53,12 @@ def select_locale() -> str:
 
 
 def money(value: Decimal | int | str | None, currency: str | None = None) -> str:
-    """Money in the operator's locale; '—' for an absent amount."""
+    """Money in the operator's locale; '—' for an absent amount; zero unsigned (a credit note's
+    nil VAT is 0.00, not -0.00)."""
     if value is None:
         return "—"
-    return format_currency(Decimal(value), currency or current_app.config["PLATFORM_CURRENCY"])
+    amount = Decimal(value)
+    return format_currency(abs(amount) if amount == 0 else amount, currency or current_app.config["PLATFORM_CURRENCY"])
 
 
 def unit_price(value: Decimal | str | None, currency: str | None = None) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 
 from backoffice.accounts.filters import STATUSES, AccountFilters
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import Money, utcnow
 from backoffice.errors import NotFound
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
@@ -292,15 +292,13 @@ def account_summary(account_id: str, now: datetime | None = None) -> AccountSumm
 
 
 def lifetime_value(account_id: str) -> Decimal:
-    """Σ ex-VAT of succeeded payments with no credit note and no refund (DOMAIN §3 net revenue)."""
+    """Σ ex-VAT of succeeded payments less what their credit notes and refunds took back (DOMAIN §3
+    net revenue: a partial credit note takes back its part)."""
+    t = PaymentTransaction
     value = db.session.execute(
-        db.select(db.func.sum(PaymentTransaction.amount_excluding_tax)).where(
-            PaymentTransaction.account_id == account_id,
-            PaymentTransaction.status == "succeeded",
-            PaymentTransaction.credit_noted_at.is_(None),
-            PaymentTransaction.credit_note_url.is_(None),
-            PaymentTransaction.refunded_at.is_(None),
-        )
+        db.select(db.func.sum(t.amount_excluding_tax - db.func.coalesce(t.reversed_excluding_tax, 0),
+                              type_=Money())).where(
+            t.account_id == account_id, t.status == "succeeded")
     ).scalar_one()
     return (value or ZERO).quantize(Decimal("0.01"))
 

@@ -317,7 +317,10 @@ def _openapi():
             "vat": {"$ref": "#/components/schemas/VatDecision"},
             "lines": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceLine"}},
             "issued_at": TIME, "due_at": TIME, "paid_at": TIME, "customer": {"type": "object"}}},
-        "InvoiceRow": {"type": "object", "properties": {
+        "InvoiceRow": {"type": "object", "description": "One document. A credit note's or refund's amounts are what "
+                       "it takes back (its total, and that total's ex-VAT and VAT shares, pro rata to the invoice's), "
+                       "as positive amounts: `kind` says they are taken back (the page and the CSV show them negative).",
+                       "properties": {
             "id": {"type": "string"}, "transaction_id": {"type": ["string", "null"]},
             "source": {"type": "string", "enum": ["stripe", "backoffice"]},
             "kind": {"type": "string", "enum": ["invoice", "credit_note", "refund"]}, "date": TIME,

@@ -257,15 +257,11 @@ def mrr_movements(window: Window) -> Movements:
 
 # --- revenue -------------------------------------------------------------------------------
 
-def _reversed():
-    t = PaymentTransaction
-    return sa.or_(t.credit_note_url.is_not(None), t.credit_noted_at.is_not(None), t.refunded_at.is_not(None))
-
-
 def _revenue_daily():
     """A selectable of (day, change) rows: per UTC day, Σ change is the day's net revenue flows
-    ex-VAT: + each succeeded payment on its payment day, − each reversed one on its reversal day
-    (credit note, else refund, else payment day). PostgreSQL reads the summary its triggers keep;
+    ex-VAT: + each succeeded payment on its payment day, − what its credit note or refund took back
+    (the credited part, ex-VAT: reversed_excluding_tax) on the reversal day (credit note, else
+    refund, else payment day). PostgreSQL reads the summary its triggers keep;
     SQLite computes it from the payments."""
     return RevenueDaily.__table__ if _is_postgres() else _revenue_daily_from_payments()
 
@@ -275,15 +271,15 @@ def _revenue_daily_from_payments():
     t = PaymentTransaction
     adds = sa.select(t.date.label("at"), t.amount_excluding_tax.label("value")).where(t.status == "succeeded")
     reversal_day = sa.func.coalesce(t.credit_noted_at, t.refunded_at, t.date)
-    subtracts = sa.select(reversal_day.label("at"), (-t.amount_excluding_tax).label("value")).where(
-        t.status == "succeeded", _reversed())
+    subtracts = sa.select(reversal_day.label("at"), (-t.reversed_excluding_tax).label("value")).where(
+        t.status == "succeeded", t.reversed_excluding_tax.is_not(None))
     flows = sa.union_all(adds, subtracts).subquery("flows")
     return sa.select(_day(flows.c.at).label("day"), flows.c.value.label("change")).subquery("revenue_daily")
 
 
 def net_revenue() -> Decimal:
-    """Lifetime net revenue ex-VAT: succeeded payments with no credit note and no refund (each
-    reversed payment's + and − flows cancel out, so this is the sum of every daily flow)."""
+    """Lifetime net revenue ex-VAT: succeeded payments less what their credit notes and refunds
+    took back (the sum of every daily flow)."""
     daily = _revenue_daily()
     return db.session.execute(sa.select(_money_sum(daily.c.change))).scalar_one()
 

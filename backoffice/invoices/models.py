@@ -3,12 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backoffice.dbtypes import Money, UTCDateTime
 from backoffice.extensions import db
 from backoffice.ledger.models import CURRENCY_CHECK
+from backoffice.ledger.readers import reversed_excluding_tax
 
 
 class PaymentTransaction(db.Model):
@@ -27,10 +28,12 @@ class PaymentTransaction(db.Model):
         CheckConstraint("tax_amount >= 0", name="tax_non_negative"),
         CheckConstraint("invoice_total >= 0", name="invoice_total_non_negative"),
         CheckConstraint("amount_from_credit >= 0", name="amount_from_credit_non_negative"),
+        CheckConstraint("reversed_excluding_tax >= 0 AND reversed_excluding_tax <= amount_excluding_tax",
+                        name="reversed_within_the_payment"),
         Index("ix_payment_transactions_account_date", "account_id", "date"),
         # The dashboard's revenue reads (issue 5): succeeded payments only, index-only.
         Index("ix_payment_transactions_revenue", "date",
-              postgresql_include=["amount_excluding_tax", "credit_noted_at", "refunded_at", "credit_note_url"],
+              postgresql_include=["amount_excluding_tax", "reversed_excluding_tax", "credit_noted_at", "refunded_at"],
               postgresql_where=db.text("status = 'succeeded'"), sqlite_where=db.text("status = 'succeeded'")),
     )
 
@@ -55,3 +58,16 @@ class PaymentTransaction(db.Model):
     credit_noted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     credit_note_url: Mapped[str | None] = mapped_column(String(500))
     credit_note_amount: Mapped[Decimal | None] = mapped_column(Money())
+    # Ex-VAT revenue the credit note or refund takes back (readers.reversed_excluding_tax): the
+    # credited part, pro rata; null when nothing reversed the payment.
+    reversed_excluding_tax: Mapped[Decimal | None] = mapped_column(Money())
+
+
+@event.listens_for(PaymentTransaction, "before_insert")
+@event.listens_for(PaymentTransaction, "before_update")
+def _taken_back(_mapper, _connection, tx: PaymentTransaction) -> None:
+    """A row written through the ORM (a sync's live invoices) keeps what its reversal takes back
+    in step; the replay writes its rows in bulk and sets it itself (ledger/projections.Payments)."""
+    tx.reversed_excluding_tax = reversed_excluding_tax(
+        {c: getattr(tx, c) for c in ("currency", "amount_excluding_tax", "tax_amount", "credit_noted_at",
+                                     "credit_note_url", "credit_note_amount", "refunded_at", "refund_amount")})

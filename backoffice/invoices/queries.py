@@ -13,6 +13,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from backoffice.accounts.models import Account
+from backoffice.dbtypes import Money
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.invoices.filters import InvoiceFilters
@@ -52,14 +53,18 @@ def _branch(f: InvoiceFilters, reversal: bool, limit: int | None):
         total = db.case((credit, db.func.coalesce(PT.credit_note_amount, PT.invoice_total)),
                         else_=db.func.coalesce(PT.refund_amount, PT.amount))
         url = db.case((credit, PT.credit_note_url), else_=PT.invoice_url)
+        # The credited part's own ex-VAT and VAT, so that a row's columns add up (ex-VAT + VAT = total).
+        excluding_tax = db.func.coalesce(PT.reversed_excluding_tax, PT.amount_excluding_tax)
+        tax = db.type_coerce(total - excluding_tax, Money())
     else:
         kind, rank, row_date, status, total, url = (db.literal("invoice", db.String(20)), 0, PT.date, PT.status,
                                                     PT.invoice_total, PT.invoice_url)
+        excluding_tax, tax = PT.amount_excluding_tax, PT.tax_amount
     columns = [
         PT.id.label("tx_id"), kind.label("kind"), db.literal(rank, db.Integer).label("kind_rank"),
         row_date.label("row_date"), PT.account_id.label("account_id"), status.label("status"),
         PT.number.label("number"), PT.plan.label("plan"), PT.currency.label("currency"),
-        PT.amount_excluding_tax.label("amount_excluding_tax"), PT.tax_amount.label("tax_amount"),
+        excluding_tax.label("amount_excluding_tax"), tax.label("tax_amount"),
         total.label("total"), url.label("url"), db.literal("stripe", db.String(10)).label("source"),
     ]
     return _finish(f, PT, columns, row_date, total, status, PT.id, PT.account_id, limit,

@@ -1,6 +1,8 @@
 """Invoices: every payment transaction with its credit notes and refunds, and the CSV export."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import Blueprint, request
 from flask_babel import gettext as _
 
@@ -16,8 +18,11 @@ def csv_export(f: InvoiceFilters):
                _("Excl. VAT"), _("VAT"), _("Total"), _("Source")]  # Source last: older spreadsheets keep their columns
 
     def cells(r):
+        def signed(value: Decimal) -> Decimal:  # a credit note or refund takes back, as on the page (0 unsigned)
+            return value if r.kind == "invoice" else Decimal(0) - value
+
         return (r.row_date, r.kind, r.account_id, r.account_name, r.status, r.number, r.currency,
-                r.amount_excluding_tax, r.tax_amount, r.total, r.source)
+                signed(r.amount_excluding_tax), signed(r.tax_amount), signed(r.total), r.source)
 
     return exports.csv_response("invoices.csv", headers, queries.invoice_rows_stmt(f), cells)
 

@@ -260,7 +260,10 @@ class Payments:
         return max(candidates, key=lambda t: (t["date"], t["id"] if t["id"] is not None else float("inf")))
 
     def write(self) -> None:
-        """Writes the new and the changed rows (once, when the batch is written)."""
+        """Writes the new and the changed rows (once, when the batch is written), each with what
+        its credit note or refund takes back from revenue."""
+        for txn in self.by_invoice.values():
+            txn["reversed_excluding_tax"] = readers.reversed_excluding_tax(txn)
         sql.insert_rows(_PT, self._new, columns=_PT_FIELDS)
         changed = [txn for txn_id, before in self._loaded.items()
                    if (txn := self.by_invoice[before["stripe_invoice_id"]]) != before]

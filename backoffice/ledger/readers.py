@@ -1088,3 +1088,25 @@ def same_event(stored: Mapping[str, Any], received: Mapping[str, Any]) -> bool:
             [received.get(k) for k in ("type", "created", "data")]
     said = event_meaning(stored)
     return said is not None and said == event_meaning(received)
+
+
+def reversed_excluding_tax(row: Mapping[str, Any]) -> Decimal | None:
+    """What a credit note or a refund of a payment takes back from net revenue, ex-VAT (DOMAIN §3):
+    the credited amount (else the refunded one) less its VAT share, pro rata to the invoice's
+    ex-VAT and VAT amounts, in the currency's minor units (half up), never more than the invoice's
+    ex-VAT; all of it when the amount is unknown. None when nothing reversed the payment. `row`:
+    a payment transaction's columns by name."""
+    if row["credit_noted_at"] is not None or row["credit_note_url"] is not None:
+        taken = row["credit_note_amount"]
+    elif row["refunded_at"] is not None:
+        taken = row["refund_amount"]
+    else:
+        return None
+    kept = row["amount_excluding_tax"]
+    if kept is None:  # no invoice amounts yet: nothing to take back
+        return None
+    whole = kept + (row["tax_amount"] or ZERO)
+    if taken is None or whole <= 0:
+        return kept
+    share = (Decimal(taken) * kept / whole).quantize(Decimal(1).scaleb(-_places(row["currency"])), ROUND_HALF_UP)
+    return max(ZERO, min(kept, share))

@@ -76,10 +76,10 @@ def test_views_search_and_sort(three, admin_client):
         assert admin_client.get(f"/invoices?sort={sort}").status_code == 200
 
 
-def test_page_strikes_reversal_amounts(three, admin_client):
+def test_page_signs_reversal_amounts(three, admin_client):
     html = admin_client.get("/invoices").get_data(as_text=True)
     assert html.count('data-kind="invoice"') == 3 and html.count('data-kind="credit_note"') == 2
-    assert html.count('<s data-amount="108.10">') == 2
+    assert html.count('data-amount="-108.10"') == 2 and "<s>" not in html and "<s " not in html
     frag = admin_client.get("/invoices?view=reversals", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert frag.lstrip().startswith('<section id="invoice-table"') and frag.count('data-kind="invoice"') == 0
 
@@ -108,7 +108,7 @@ def test_csv_export(three, admin_client):
     rows = list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
     assert rows[0][:3] == ["Date", "Kind", "Account id"]
     assert [(r[0], r[1], r[9]) for r in rows[1:]] == [
-        ("2025-05-08T00:00:00Z", "credit_note", "108.10"), ("2025-05-06T00:00:00Z", "credit_note", "108.10")]
+        ("2025-05-08T00:00:00Z", "credit_note", "-108.10"), ("2025-05-06T00:00:00Z", "credit_note", "-108.10")]
 
 
 def test_long_lists_count_up_to_a_cap(three, app, admin_client):
