@@ -70,3 +70,41 @@ def test_one_head_and_a_linear_history():
     for rev in revisions:
         assert rev.revision.split("_")[0].isdigit(), f"revision id {rev.revision!r} should be like 0002_<name>"
     assert revisions[-1].down_revision is None
+
+
+def test_0024_fills_in_what_earlier_credit_notes_and_refunds_take_back(empty_app):
+    """A database with reversed payments from before 0024: the upgrade fills in each one's part
+    (and on PostgreSQL rebuilds the revenue summary from it)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal as D
+
+    from flask_migrate import upgrade
+
+    from backoffice.accounts.models import Account
+    from backoffice.dashboard.queries import net_revenue
+    from backoffice.invoices.models import PaymentTransaction
+
+    when = datetime(2026, 2, 1, tzinfo=UTC)
+    payments = PaymentTransaction.__table__
+    with empty_app.app_context():
+        upgrade(revision="0023_job_runs_by_account")
+        db.session.execute(Account.__table__.insert().values(id="acc_1", name="Acme", created_at=when,
+                                                             modified_at=when))
+        common = {"account_id": "acc_1", "status": "succeeded", "date": when, "currency": "EUR",
+                  "amount_from_credit": D(0), "credit_noted_at": None, "credit_note_amount": None,
+                  "refunded_at": None, "refund_amount": None}
+        db.session.execute(payments.insert(), [
+            {**common, "stripe_invoice_id": "in_half", "amount": D("108.10"), "invoice_total": D("108.10"),
+             "amount_excluding_tax": D("100.00"), "tax_amount": D("8.10"), "credit_noted_at": when,
+             "credit_note_amount": D("54.05")},
+            {**common, "stripe_invoice_id": "in_refund", "amount": D("49.00"), "invoice_total": D("49.00"),
+             "amount_excluding_tax": D("49.00"), "tax_amount": D(0), "refunded_at": when, "refund_amount": D("24.50")},
+            {**common, "stripe_invoice_id": "in_kept", "amount": D("29.00"), "invoice_total": D("29.00"),
+             "amount_excluding_tax": D("29.00"), "tax_amount": D(0)},
+        ])
+        db.session.commit()
+        upgrade()
+        taken = dict(db.session.execute(
+            sa.select(payments.c.stripe_invoice_id, payments.c.reversed_excluding_tax)).all())
+        assert taken == {"in_half": D("50.00"), "in_refund": D("24.50"), "in_kept": None}
+        assert net_revenue() == D("103.50")  # 178.00 less 50.00 and 24.50

@@ -117,11 +117,9 @@ def upgrade():
     op.add_column('payment_transactions',
                   sa.Column('reversed_excluding_tax', backoffice.dbtypes.Money(), nullable=True))
     postgres = op.get_bind().dialect.name == 'postgresql'
-    if postgres:
+    if postgres:  # every change of the table before the fill: its UPDATEs leave deferred trigger events
         for sql in _functions(*REVERSED_NOW):
             op.execute(sql)
-    _fill()
-    if postgres:
         op.create_check_constraint(op.f('ck_payment_transactions_reversed_within_the_payment'), 'payment_transactions',
                                    'reversed_excluding_tax >= 0 AND reversed_excluding_tax <= amount_excluding_tax')
         op.drop_index('ix_payment_transactions_revenue', table_name='payment_transactions')
@@ -129,6 +127,8 @@ def upgrade():
                         postgresql_include=['amount_excluding_tax', 'reversed_excluding_tax', 'credit_noted_at',
                                             'refunded_at'],
                         postgresql_where=sa.text("status = 'succeeded'"))
+    _fill()
+    if postgres:
         op.execute("SELECT dashboard_rebuild_summaries()")
 
 
