@@ -2,13 +2,19 @@
 feature's command group."""
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+
 import click
+import sqlalchemy as sa
 from flask import Flask
 from flask.cli import FlaskGroup
 from flask_migrate.cli import db as db_commands
 
 from backoffice import create_app
 from backoffice.api.cli import tokens
+from backoffice.config import sqlite_path_from_cwd
 from backoffice.dbroles import grant_app_role_command
 from backoffice.demo.cli import demo
 from backoffice.i18n import i18n
@@ -22,7 +28,54 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=True)
+def _missing_schema(e: sa.exc.DBAPIError) -> bool:
+    """The database has no Backoffice tables: SQLite's "no such table", PostgreSQL's undefined table."""
+    return "no such table" in str(e.orig) or getattr(e.orig, "sqlstate", None) == "42P01"
+
+
+class BackofficeGroup(FlaskGroup):
+    """Flask's group, with one answer for a command run against a database that was never
+    migrated: what to run, not a traceback (and no empty SQLite file left behind by the try)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:
+            if "unable to open database file" in str(e.orig):
+                url = sa.engine.make_url(_database_url())
+                raise click.ClickException(
+                    f"Cannot open the SQLite file {url.database}: does its folder exist?") from None
+            if not _missing_schema(e):
+                raise
+            url = sa.engine.make_url(_database_url())
+            if url.get_backend_name() == "sqlite" and url.database:
+                _remove_if_empty(url.database)
+            raise click.ClickException(
+                f"The database {url.render_as_string(hide_password=True)} has no Backoffice tables: run "
+                "`backoffice db upgrade` first (with the same DATABASE_URL). The demo's database is the one "
+                "`backoffice demo` prints.") from None
+
+
+def _remove_if_empty(path: str) -> None:
+    """A SQLite file with no table at all was created by the failed try: removed, with its WAL."""
+    if not os.path.exists(path):
+        return
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            return
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+
+
+def _database_url() -> str:
+    """The URL the command used (DATABASE_URL as the app reads it, else the app's default)."""
+    if os.environ.get("DATABASE_URL"):
+        return sqlite_path_from_cwd(os.environ["DATABASE_URL"])
+    return create_app().config["SQLALCHEMY_DATABASE_URI"]
+
+
+@click.group(cls=BackofficeGroup, create_app=_create_app, add_version_option=True)
 def main() -> None:
     """Backoffice: the back office of a subscription SaaS platform.
 

@@ -58,11 +58,23 @@ def check_production(config: dict) -> None:
             "BACKOFFICE_SINGLE_PROCESS=true when exactly one process serves the app.")
 
 
+def sqlite_path_from_cwd(url: str) -> str:
+    """A relative SQLite path (`sqlite:///instance/demo.db`) made absolute against the current
+    directory, as every other tool reads a relative path; Flask-SQLAlchemy would otherwise put it
+    under the instance folder (instance/instance/demo.db)."""
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return url
+    path, _, query = url[len("sqlite:///"):].partition("?")
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return f"sqlite:///{Path(path).resolve()}" + (f"?{query}" if query else "")
+
+
 def load_config(instance_path: Path) -> dict:
     env = os.environ
     production = env.get("BACKOFFICE_ENV", "development").lower() == "production"
     instance_path.mkdir(parents=True, exist_ok=True)
-    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'backoffice.db'}"
+    database_url = sqlite_path_from_cwd(env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'backoffice.db'}")
     if database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
     elif database_url.startswith("postgresql://"):

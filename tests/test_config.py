@@ -157,3 +157,36 @@ def test_every_environment_variable_is_documented_in_the_readme(monkeypatch, tmp
     assert environ.read, "create_app read no environment variable: the recording is out of date"
     assert environ.read - documented == set(), "document these in the README's configuration table"
     assert documented - environ.read == set(), "the README documents variables nothing reads"
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("sqlite:///instance/demo.db", "sqlite:///{cwd}/instance/demo.db"),
+    ("sqlite:///demo.db?timeout=5", "sqlite:///{cwd}/demo.db?timeout=5"),
+    ("sqlite:////abs/demo.db", "sqlite:////abs/demo.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("postgresql+psycopg://app@db/backoffice", "postgresql+psycopg://app@db/backoffice"),
+])
+def test_a_relative_sqlite_path_is_read_from_the_current_directory(tmp_path, monkeypatch, url, expected):
+    """As every other tool reads it (Flask-SQLAlchemy would put it under the instance folder)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert load_config(tmp_path / "instance")["SQLALCHEMY_DATABASE_URI"] == expected.format(cwd=tmp_path)
+
+
+def test_a_command_on_a_database_never_migrated_says_what_to_run(tmp_path, monkeypatch):
+    """Not a traceback, and no empty SQLite file left behind by the try (issue 22 part 8)."""
+    from click.testing import CliRunner
+
+    from backoffice.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BACKOFFICE_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///fresh.db")
+    result = CliRunner().invoke(main, ["tokens", "create", "--name", "x", "--scope", "read"])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: The database sqlite:///{tmp_path}/fresh.db has no Backoffice tables: run "
+                             "`backoffice db upgrade` first (with the same DATABASE_URL). The demo's database is "
+                             "the one `backoffice demo` prints.\n")
+    assert not (tmp_path / "fresh.db").exists()
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///no/such/folder/x.db")
+    result = CliRunner().invoke(main, ["tokens", "list"])
+    assert result.output == f"Error: Cannot open the SQLite file {tmp_path}/no/such/folder/x.db: does its folder exist?\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import time
 from pathlib import Path
 
@@ -99,8 +100,10 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
     API, so every number comes from the real pipeline. An existing demo database built with the
     same --seed and sizes is reused as it is (nothing is sent again).
 
-    Prints the e-mail and password of the demo admin (BACKOFFICE_DEMO_PASSWORD if set, else a
-    new one each run), then serves on http://127.0.0.1:5000 unless --no-serve.
+    Prints the e-mail and password of the demo admin (BACKOFFICE_DEMO_PASSWORD if set, else one
+    made on the first run and kept in the instance folder, so a restart keeps everyone signed in)
+    and the DATABASE_URL other commands reach the demo's database with, then serves on
+    http://127.0.0.1:5000 unless --no-serve.
     """
     started = time.perf_counter()
     sqlite_path: Path | None = None
@@ -149,13 +152,15 @@ def demo(seed: int, accounts: int, stripe_accounts: int | None, usage_accounts: 
                        f"(seed {seed}, {accounts:,} accounts); --reset rebuilds it.")
         else:
             _build(app, seed, accounts, stripe_accounts, usage_accounts, wanted)
-        op = services.ensure_operator()
+        op = services.ensure_operator(_instance_path() / "demo_password")
 
     click.echo("")
     click.echo(f"Ready in {_elapsed(started)}.")
     click.echo("Sign in as the demo admin:")
     click.echo(f"  e-mail:   {op.email}")
     click.echo(f"  password: {op.password}")
+    click.echo("Other commands reach this database with its URL, e.g.:")
+    click.echo(f"  DATABASE_URL={shlex.quote(database_url)} backoffice tokens create --name demo --scope read")
     if no_serve:
         with app.app_context():  # the command leaves no connection open behind it
             db.session.remove()

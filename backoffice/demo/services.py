@@ -10,9 +10,10 @@ import secrets
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from backoffice.accounts.models import Account
 from backoffice.demo.stripe_sim import DeliveryReport, deliver
@@ -35,14 +36,18 @@ class DemoOperator:
     created: bool
 
 
-def ensure_operator() -> DemoOperator:
-    """The demo's admin: created, or reused with a fresh password (BACKOFFICE_DEMO_PASSWORD if set)."""
-    password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(12)
+def ensure_operator(password_file: Path) -> DemoOperator:
+    """The demo's admin: created, or reused. Its password is BACKOFFICE_DEMO_PASSWORD if set, else
+    the one kept in `password_file` (made once, 0600), so a restarted demo keeps everyone signed in;
+    only a changed password resets it (and ends the old one's sessions)."""
+    password = os.environ.get(PASSWORD_ENV) or _kept_password(password_file)
     operators.check_password_rules(password)
     op = db.session.execute(select(Operator).where(Operator.email == DEMO_EMAIL)).scalar_one_or_none()
     if op is None:
         operators.create_operator(DEMO_EMAIL, password, "admin")
         return DemoOperator(DEMO_EMAIL, password, created=True)
+    if check_password_hash(op.password_hash, password) and op.role == "admin" and op.active and not op.kiosk:
+        return DemoOperator(DEMO_EMAIL, password, created=False)
     before = {"role": op.role, "active": op.active}
     op.password_hash = generate_password_hash(password)
     op.role, op.active, op.kiosk = "admin", True, False
@@ -51,6 +56,16 @@ def ensure_operator() -> DemoOperator:
                     after={"role": op.role, "active": op.active}, detail="backoffice demo")
     db.session.commit()
     return DemoOperator(DEMO_EMAIL, password, created=False)
+
+
+def _kept_password(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(password)
+    path.chmod(0o600)
+    return password
 
 
 def seeded_marker() -> dict | None:

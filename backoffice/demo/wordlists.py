@@ -1,6 +1,6 @@
 """Word lists for the demo data set: names, places and browsers people really use.
 
-Domains end in `.example` (RFC 2606) so no demo e-mail or logo ever reaches a real host.
+Domains end in `.example` (RFC 2606) so no demo e-mail ever reaches a real host; logos are drawn (generator.generated_logo).
 """
 from __future__ import annotations
 

@@ -319,3 +319,16 @@ def test_the_drift_tab_never_claims_a_check_that_did_not_happen(viewer_client):
     html = viewer_client.get(f"/accounts/{checked.account_id}/drift").get_data(as_text=True)
     assert 'data-drift-state="matched"' in html and "Local state matched Stripe at the last check, " in html
     assert "Mar 4, 2026" in html
+
+
+def test_a_logo_is_shown_only_when_the_page_may_load_it(app, admin_client):
+    """The Content-Security-Policy loads images from this site and data: URLs only: a logo at
+    another host shows the initial instead of a broken image and a request to that host."""
+    from backoffice.demo.generator import generated_logo
+
+    AccountFactory(id="acc_far", name="Far AG", logo_url="https://far.example/logo.png")
+    AccountFactory(id="acc_drawn", name="Drawn AG", logo_url=generated_logo("Drawn AG"))
+    db.session.commit()
+    html = admin_client.get("/accounts").get_data(as_text=True)
+    assert "far.example" not in html and 'src="data:image/svg+xml,' in html
+    assert html.count('class="logo logo-initial"') == 1

@@ -3,6 +3,7 @@ demo admin, and the command's validation."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from backoffice.demo import generator
 from backoffice.demo.cli import demo
 from backoffice.demo.services import DEMO_EMAIL
-from tests.conftest import sign_in
+from tests.conftest import Client, sign_in
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SPEC = generator.DemoSpec(seed=7, accounts=200, now=NOW)
@@ -129,21 +130,45 @@ def test_demo_builds_reuses_and_rebuilds_the_same_numbers(tmp_path, monkeypatch,
         client = app.test_client()
         sign_in(client, DEMO_EMAIL, "demo-password-123")
         assert client.get("/").status_code == 200
+        # Self-contained: the accounts' logos are drawn, nothing is loaded from another host.
+        listed = client.get("/accounts?page_size=100").get_data(as_text=True)
+        assert 'src="data:image/svg+xml,' in listed
+        assert re.findall(r'(?:src|href)="(?:https?:)?//[^"]*"', listed) == []
         from backoffice.extensions import db
 
         db.session.remove()
         db.engine.dispose()
 
 
-def test_a_new_password_each_run_without_the_variable(tmp_path, monkeypatch):
+def test_a_restart_keeps_the_password_and_its_sessions(tmp_path, monkeypatch, make_app):
+    """Without BACKOFFICE_DEMO_PASSWORD the first run makes a password and keeps it (0600) in the
+    instance folder: a restart prints the same one and a signed-in browser stays signed in. The
+    printed DATABASE_URL reaches the demo's database from other commands."""
     monkeypatch.setenv("BACKOFFICE_INSTANCE_PATH", str(tmp_path))
     monkeypatch.delenv("BACKOFFICE_DEMO_PASSWORD", raising=False)
     first = _invoke("--no-serve", "--accounts", "3", "--stripe-accounts", "0")
-    second = _invoke("--no-serve", "--accounts", "3", "--stripe-accounts", "0")
-    passwords = [line.split("password:")[1].strip() for out in (first.output, second.output)
-                 for line in out.splitlines() if "password:" in line]
-    assert len(passwords) == 2 and passwords[0] != passwords[1] and len(passwords[0]) >= 10
-    assert "Reusing the data set" in second.output
+    password = next(line.split("password:")[1].strip() for line in first.output.splitlines() if "password:" in line)
+    assert len(password) >= 10 and (tmp_path / "demo_password").stat().st_mode & 0o777 == 0o600
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert f"  DATABASE_URL={url} backoffice tokens create --name demo --scope read" in first.output
+
+    app = make_app({"SQLALCHEMY_DATABASE_URI": url, "SERVER_NAME": "backoffice.test"})
+    app.test_client_class = Client  # each request with an empty `g`: no cached signed-in user
+    with app.app_context():
+        client = app.test_client()
+        sign_in(client, DEMO_EMAIL, password)
+        second = _invoke("--no-serve", "--accounts", "3", "--stripe-accounts", "0")
+        assert "Reusing the data set" in second.output and f"password: {password}" in second.output
+        from backoffice.extensions import db
+
+        db.session.expire_all()
+        assert client.get("/").status_code == 200  # still signed in: the restart ended no session
+        monkeypatch.setenv("BACKOFFICE_DEMO_PASSWORD", "a-new-password-456")
+        _invoke("--no-serve", "--accounts", "3", "--stripe-accounts", "0")
+        db.session.expire_all()
+        assert client.get("/").status_code == 302  # a new password ends the old one's sessions
+        db.session.remove()
+        db.engine.dispose()
 
 
 def test_demo_into_an_empty_database_url(db_url, tmp_path, monkeypatch):
