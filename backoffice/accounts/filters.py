@@ -77,6 +77,7 @@ class AccountFilters:
     statuses: list[str] = field(default_factory=list)
     unsynced: bool = False
     drift: bool = False
+    deleted: bool = False  # the deleted accounts instead of the live ones (their MRR stays in the KPI)
     sort: str = DEFAULT_SORT
     page: int = 1
     page_size: int = LIST_PAGE_SIZE
@@ -94,6 +95,7 @@ class AccountFilters:
             statuses=parse_choices(args, "status", STATUSES),
             unsynced=parse_flag(args, "unsynced"),
             drift=parse_flag(args, "drift"),
+            deleted=parse_flag(args, "deleted"),
             sort=parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES),
             page=page,
             page_size=page_size,
@@ -112,8 +114,10 @@ class AccountFilters:
             out["unsynced"] = 1
         if self.drift:
             out["drift"] = 1
+        if self.deleted:
+            out["deleted"] = 1
         return with_overrides(out, overrides, self.sort != DEFAULT_SORT and self.sort, self.page_size)
 
     @property
     def active(self) -> bool:
-        return bool(self.search or self.plans or self.statuses or self.unsynced or self.drift)
+        return bool(self.search or self.plans or self.statuses or self.unsynced or self.drift or self.deleted)

@@ -99,9 +99,10 @@ def _base(f: AccountFilters | None, *columns):
     # An inner join when the filters need a subscription: the planner may start from the
     # subscriptions that an index of the filter finds.
     stmt = db.select(*columns).select_from(Account)
-    stmt = (stmt.join(Sub, on) if requires else stmt.outerjoin(Sub, on)).where(Account.deleted_at.is_(None))
-    if f is None:
+    stmt = stmt.join(Sub, on) if requires else stmt.outerjoin(Sub, on)
+    if f is None:  # rows by id (a page's, one account's): deleted or not
         return stmt
+    stmt = stmt.where(Account.deleted_at.is_not(None) if f.deleted else Account.deleted_at.is_(None))
     if f.search:
         stmt = stmt.where(_search(f.search))
     if f.unsynced:
@@ -125,6 +126,8 @@ def _search(text: str):
 
 
 def _count_stmt(f: AccountFilters):
+    if f.deleted:  # the deleted accounts are few (a partial index): count them as filtered
+        return _base(f, db.func.count(Account.id))
     if not _needs_subscription(f):  # no filter reads the subscription: count the accounts alone
         stmt = db.select(db.func.count(Account.id)).where(Account.deleted_at.is_(None))
         return stmt.where(_search(f.search)) if f.search else stmt
@@ -177,7 +180,7 @@ def _page_ids_stmt(f: AccountFilters):
     one by id. The first offset + limit rows of each suffice, however many accounts there are."""
     name, desc = f.sort.lstrip("-"), f.sort.startswith("-")
     offset = (f.page - 1) * f.page_size
-    if name not in SUBSCRIPTION_SORTS or _needs_subscription(f) or f.search:
+    if name not in SUBSCRIPTION_SORTS or _needs_subscription(f) or f.search or f.deleted:
         return _ordered(_base(f, Account.id), f.sort).limit(f.page_size).offset(offset)
     key = _sort_column(name)
     none_key = SUBSCRIPTION_SORTS[name]
@@ -216,6 +219,15 @@ def accounts_page(f: AccountFilters) -> Page:
     position = {account_id: i for i, account_id in enumerate(ids)}
     rows.sort(key=lambda r: position[r.Account.id])
     return Page(rows, total, f.page, f.page_size)
+
+
+def mrr_totals(f: AccountFilters) -> dict[str, Decimal]:
+    """Σ forward MRR of every account the filters match (not only the page's), by currency."""
+    mrr = forward_mrr_expr()
+    rows = db.session.execute(
+        _base(f, Sub.currency, db.func.sum(mrr, type_=mrr.type)).where(Sub.currency.is_not(None))
+        .group_by(Sub.currency).order_by(Sub.currency)).all()
+    return {currency: (total or ZERO).quantize(Decimal("0.01")) for currency, total in rows if total}
 
 
 def accounts_export_stmt(f: AccountFilters):

@@ -91,7 +91,9 @@ def index():
     f = AccountFilters.from_args(request.args)
     if exports.wants_csv(request.args):
         return csv_export(f)
+    deleted_totals = None if f.active else queries.mrr_totals(AccountFilters(deleted=True))
     return hx.render("accounts/index.html", "account_table", f=f, accounts=queries.accounts_page(f),
+                     totals=queries.mrr_totals(f), deleted_totals=deleted_totals,
                      catalog=queries.plan_catalog(), statuses=STATUSES, pane=None)
 
 

@@ -237,6 +237,8 @@ def _openapi():
                    {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}}),
             _param("unsynced", "1: paid accounts without ledger rows.", {"type": "integer", "enum": [0, 1]}),
             _param("drift", "1: accounts with drift detected.", {"type": "integer", "enum": [0, 1]}),
+            _param("deleted", "1: the deleted accounts instead of the live ones (their MRR stays in the KPI).",
+                   {"type": "integer", "enum": [0, 1]}),
             _sort(account_filters.SORTS, "-modified", account_filters.SORT_ALIASES),
         ]),
         "/api/v1/accounts/{account_id}": _own_account_only({"get": {

@@ -332,3 +332,38 @@ def test_a_logo_is_shown_only_when_the_page_may_load_it(app, admin_client):
     html = admin_client.get("/accounts").get_data(as_text=True)
     assert "far.example" not in html and 'src="data:image/svg+xml,' in html
     assert html.count('class="logo logo-initial"') == 1
+
+
+def test_the_list_totals_its_mrr_and_lists_the_deleted_accounts_the_kpi_counts(five, admin_client):
+    """Issue 22 part 4: the filtered rows' MRR total, and the deleted accounts (whose MRR the KPI
+    counts by rule) listable, so list + deleted = KPI to the cent."""
+    from backoffice.dashboard.queries import blended_mrr
+
+    gone = AccountFactory(id="acc_gone", name="Gone Oy", deleted_at=datetime(2026, 11, 1, tzinfo=UTC))
+    SubscriptionFactory(account_id=gone.id, price_amount=Decimal("89.83"))
+    db.session.commit()
+    # Forward MRR: active 100.00, canceling 0, downgrading 50.00 (its scheduled price), canceled and free 0.
+    assert queries.mrr_totals(AccountFilters()) == {"EUR": Decimal("150.00")}
+    assert queries.mrr_totals(AccountFilters(deleted=True)) == {"EUR": Decimal("89.83")}
+    assert blended_mrr() == Decimal("239.83")  # = 150.00 + 89.83
+
+    html = admin_client.get("/accounts").get_data(as_text=True)
+    footer = html[html.index("<tfoot>"):html.index("</tfoot>")]
+    assert "MRR of the 5 matching accounts" in footer and "€150.00" in footer
+    assert "Deleted accounts add €89.83" in footer and 'href="/accounts?deleted=1"' in footer
+
+    deleted = admin_client.get("/accounts?deleted=1").get_data(as_text=True)
+    assert deleted.count('class="account-row"') == 1 and "Gone Oy" in deleted
+    assert "MRR of the 1 matching account" in deleted and "€89.83" in deleted
+    assert "Deleted accounts add" not in deleted  # a filtered list says only its own total
+
+    only_active = admin_client.get("/accounts?status=active").get_data(as_text=True)
+    assert "MRR of the 1 matching account" in only_active and "€100.00" in only_active
+    # The issue filters are in the filter bar, ticked when on.
+    drift = admin_client.get("/accounts?drift=1").get_data(as_text=True)
+    assert 'name="drift" value="1" checked' in drift and 'name="unsynced" value="1" >' in drift
+    from backoffice.api import services as api_services
+
+    _t, secret = api_services.create_token("bi", "read")
+    listed = admin_client.get("/api/v1/accounts?deleted=1", headers={"Authorization": f"Bearer {secret}"}).get_json()
+    assert (listed["total"], [a["id"] for a in listed["items"]]) == (1, ["acc_gone"])
