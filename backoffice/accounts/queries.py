@@ -254,6 +254,17 @@ def plan_catalog() -> dict[str, tuple[str, Decimal]]:
     return out
 
 
+def yearly_prices() -> dict[str, tuple[Decimal, Decimal]]:
+    """Plan key → (price per year, its monthly equivalent) for the plans billed once a year at one
+    price: the list shows "€490.00 per year" beside "€40.83 a month" for them."""
+    rows = db.session.execute(
+        db.select(Plan.plan_key, db.func.min(Plan.period_amount), db.func.max(Plan.period_amount),
+                  db.func.min(Plan.monthly_amount))
+        .where(Plan.interval == "year", Plan.interval_count == 1, Plan.period_amount.is_not(None))
+        .group_by(Plan.plan_key)).all()
+    return {key: (low, monthly) for key, low, high, monthly in rows if low == high}
+
+
 def plan_name(catalog: dict, key: str | None) -> str:
     key = key or "free"
     return catalog[key][0] if key in catalog else key.replace("_", " ").title()

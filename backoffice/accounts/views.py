@@ -93,7 +93,7 @@ def index():
         return csv_export(f)
     deleted_totals = None if f.active else queries.mrr_totals(AccountFilters(deleted=True))
     return hx.render("accounts/index.html", "account_table", f=f, accounts=queries.accounts_page(f),
-                     totals=queries.mrr_totals(f), deleted_totals=deleted_totals,
+                     totals=queries.mrr_totals(f), deleted_totals=deleted_totals, yearly=queries.yearly_prices(),
                      catalog=queries.plan_catalog(), statuses=STATUSES, pane=None)
 
 
@@ -102,7 +102,7 @@ def pane(account_id: str):
     account_id = parse_id(account_id, "account_id")
     summary = queries.account_summary(account_id)
     return hx.render_fragment(
-        "accounts/index.html", "side_pane", pane=summary, catalog=queries.plan_catalog(),
+        "accounts/index.html", "side_pane", pane=summary, catalog=queries.plan_catalog(), yearly=queries.yearly_prices(),
         owners=queries.owners(account_id), top_users=queries.top_users(account_id))
 
 
@@ -126,7 +126,7 @@ def _detail(account_id: str, tab_block: str, **tab_context):
         }
     return hx.render(
         "accounts/detail.html", tab_block, s=summary, account=summary.account, tab_block=tab_block,
-        catalog=queries.plan_catalog(), can_act=current_user.is_admin, actions=actions,
+        catalog=queries.plan_catalog(), yearly=queries.yearly_prices(), can_act=current_user.is_admin, actions=actions,
         drift_open=queries.drift_count(account_id), **tab_context)
 
 

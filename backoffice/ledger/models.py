@@ -86,6 +86,10 @@ class Plan(db.Model):
     monthly_amount: Mapped[Decimal] = mapped_column(Money())
     interval: Mapped[str] = mapped_column(String(10), default="month")
     currency: Mapped[str] = mapped_column(String(3))
+    # The price as billed: `period_amount` every `interval_count` intervals (€490.00 every 1 year);
+    # null for a price read before it was kept (the next replay of it fills it in).
+    period_amount: Mapped[Decimal | None] = mapped_column(Money())
+    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Subscription(db.Model):

@@ -194,6 +194,8 @@ class PriceLine:
     interval: str | None
     quantity: int
     metered: bool = False
+    period_amount: Decimal | None = None  # what one billing period costs (interval_count intervals), as billed
+    interval_count: int = 1
 
 
 @dataclass(frozen=True)
@@ -412,7 +414,8 @@ def price_line(price: Any, quantity: int | None = None) -> PriceLine:
             raise UnreadablePayload("", f"data.object.{decimal_key}")
     currency = _upper(price.get("currency"))
     interval = _str(interval)
-    monthly = monthly_amount(unit, quantity, interval, _int(count), currency)
+    count = _int(count)
+    monthly = monthly_amount(unit, quantity, interval, count, currency)
     if monthly is not None and not -MAX_MAJOR < monthly < MAX_MAJOR:
         raise UnreadablePayload("", "data.object.quantity" if quantity != 1 else "data.object.unit_amount")
     return PriceLine(
@@ -423,6 +426,8 @@ def price_line(price: Any, quantity: int | None = None) -> PriceLine:
         interval=interval,
         quantity=quantity,
         metered=usage == "metered",
+        period_amount=None if unit is None else money(minor_to_major(unit, currency) * quantity),
+        interval_count=count if count and count > 0 else 1,
     )
 
 

@@ -96,7 +96,8 @@ def plan_values(price: dict) -> dict | None:
     name = price.get("nickname")
     name = name if isinstance(name, str) and name else line.plan_key
     return {"price_id": line.price_id[:255], "plan_key": str(line.plan_key)[:255], "name": str(name)[:100],
-            "monthly_amount": line.monthly_amount, "interval": interval, "currency": line.currency}
+            "monthly_amount": line.monthly_amount, "interval": interval, "currency": line.currency,
+            "period_amount": line.period_amount, "interval_count": line.interval_count}
 
 
 # -- classification -----------------------------------------------------------------------------

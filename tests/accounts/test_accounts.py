@@ -367,3 +367,20 @@ def test_the_list_totals_its_mrr_and_lists_the_deleted_accounts_the_kpi_counts(f
     _t, secret = api_services.create_token("bi", "read")
     listed = admin_client.get("/api/v1/accounts?deleted=1", headers={"Authorization": f"Bearer {secret}"}).get_json()
     assert (listed["total"], [a["id"] for a in listed["items"]]) == (1, ["acc_gone"])
+
+
+def test_a_yearly_plan_reads_as_billed_beside_its_monthly_equivalent(app, client, admin_client):
+    """Issue 22 part 4: "€490.00 per year" (what the customer pays) with "€40.83 a month" (the
+    MRR) beside it, not "€40.83" alone; read from the price Stripe sent through the real webhook."""
+    from tests.stripe import helpers as h
+
+    created = h.ts("2026-01-10T08:00:00")
+    yearly = h.price("price_pro_year", 49000, interval="year", product="pro_yearly")
+    for event in (h.envelope("customer.created", h.customer("cus_y", account_id="acc_y"), created - 60),
+                  h.envelope("customer.subscription.created", h.subscription("sub_y", "cus_y", yearly, created=created),
+                             created)):
+        assert h.deliver(client, event).status_code == 200
+    assert queries.yearly_prices() == {"pro_yearly": (Decimal("490.00"), Decimal("40.83"))}
+    for page in ("/accounts", "/accounts/acc_y", "/accounts/acc_y/pane"):
+        html = admin_client.get(page).get_data(as_text=True)
+        assert "€490.00 per year" in html and "€40.83 a month" in html, page
