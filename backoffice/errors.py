@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
@@ -44,7 +45,12 @@ def _respond(status: int, code: str, message: str, field: str | None = None):
     if _wants_json():
         return jsonify(error={"code": code, "message": message, "field": field}), status
     template = "errors/error.html"
-    return render_template(template, status=status, message=message, field=field), status
+    headers = {}
+    if request.headers.get("HX-Request") and status in (400, 422):
+        # An htmx request does not swap an error page in: app.js shows this message instead of its
+        # generic one (percent-encoded, as a header carries Latin-1 only).
+        headers["X-Error-Message"] = quote(message)
+    return render_template(template, status=status, message=message, field=field), status, headers
 
 
 def init_app(app: Flask) -> None:
@@ -79,10 +85,10 @@ def init_app(app: Flask) -> None:
             429: _("Too many attempts. Wait a minute and try again."),
         }
         message = e.description if e.code == 400 and e.description and _wants_json() else messages.get(e.code, e.name)
-        body, status = _respond(e.code or 500, e.name.lower().replace(" ", "_"), message)
+        body, status, *own = _respond(e.code or 500, e.name.lower().replace(" ", "_"), message)
         # The exception's own headers (a 405's Allow, a 429's Retry-After), not its content type.
         headers = [(k, v) for k, v in e.get_headers() if k.lower() != "content-type"]
-        return body, status, headers
+        return body, status, headers + list((own[0] if own else {}).items())
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):

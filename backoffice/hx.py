@@ -15,10 +15,11 @@ def wants_fragment() -> bool:
 
 
 def render(template: str, block: str | None = None, **context) -> str:
-    """The whole page, or only `block` when the request wants a fragment."""
+    """The whole page, or only `block` when the request wants a fragment (`fragment` tells the
+    template which, e.g. to add out-of-band parts that a whole page has in place)."""
     if block and wants_fragment():
-        return render_block(template, block, **context)
-    return render_template(template, **context)
+        return render_block(template, block, fragment=True, **context)
+    return render_template(template, fragment=False, **context)
 
 
 def render_fragment(template: str, block: str, **context) -> str:

@@ -32,14 +32,29 @@
     // Dashboard cards and the banner slot report their own failures (below).
     if (e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-card], #banner-slot")) return;
     var target = e.detail.target;
-    var msg = text(e.detail.xhr && e.detail.xhr.status === 403 ? "forbidden" : "request_failed");
+    var xhr = e.detail.xhr;
+    // A refused input (400/422) says why in the server's words (X-Error-Message); else a generic line.
+    var said = xhr && xhr.getResponseHeader("X-Error-Message");
+    var msg = said ? decodeURIComponent(said) : text(xhr && xhr.status === 403 ? "forbidden" : "request_failed");
+    // One message at a time: a newer failure replaces the previous one.
+    document.querySelectorAll("#main > p.flash-error[data-request-error]").forEach(function (old) { old.remove(); });
     var el = document.createElement("p");
     el.className = "flash flash-error";
     el.setAttribute("role", "alert");
+    el.setAttribute("data-request-error", "");
     el.textContent = msg;
     var main = document.getElementById("main");
     if (main) main.prepend(el);
     if (target && target.hasAttribute && target.hasAttribute("data-error-slot")) target.textContent = msg;
+    // What the target shows no longer answers the request: say so until a request succeeds.
+    if (target && target.classList && target !== main && target.id !== "dialog") target.classList.add("is-outdated");
+  });
+  // The same target answered again: its rows are current, the message is past.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    if (!e.detail.shouldSwap || e.detail.isError || !target || !target.classList || !target.classList.contains("is-outdated")) return;
+    target.classList.remove("is-outdated");
+    document.querySelectorAll("#main > p.flash-error[data-request-error]").forEach(function (old) { old.remove(); });
   });
 
   // --- Dashboard: charts, per-card errors, kiosk staleness, banners. ---

@@ -89,6 +89,31 @@ def test_search_updates_url_and_back_restores_the_list(page, seeded):
     expect(rows(page)).to_have_count(1)
 
 
+def test_after_back_the_filter_controls_match_the_filtered_list(page, seeded, screenshots):
+    """Issue 22 part 7: filtered to Active, away and Back: the box is still ticked, the list still
+    filtered and "Clear filters" still there (the page comes back from the server, not from a
+    snapshot that kept the table but not the ticks)."""
+    sign_in(page, seeded, "admin@example.com", "/accounts?sort=name")
+    clear = page.locator("#account-clear").get_by_role("link", name="Clear filters")
+    expect(clear).to_have_count(0)
+    page.locator("summary", has_text="Status").click()
+    page.get_by_label("Active", exact=True).check()
+    expect(page).to_have_url(re.compile(r"status=active"))
+    expect(clear).to_be_visible()  # swapped in with the filtered table
+    expect(rows(page).first).to_be_visible()
+    filtered = rows(page).count()
+    statuses = page.locator("#account-table tr.account-row [data-status]")
+    assert set(statuses.evaluate_all("els => els.map(e => e.dataset.status)")) == {"active"}
+    page.locator("#account-table a", has_text="Zeta Rockets").click()
+    expect(page).to_have_url(seeded.url("/accounts/acc_br_zeta"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"status=active"))
+    expect(rows(page)).to_have_count(filtered)
+    expect(page.get_by_label("Active", exact=True)).to_be_checked()
+    expect(clear).to_be_visible()
+    page.screenshot(path=str(screenshots / "accounts-after-back.png"))
+
+
 def test_side_pane_opens_on_row_focus(page, seeded):
     sign_in(page, seeded, "admin@example.com", "/accounts?sort=name")
     expect(page.locator("#side-pane")).to_contain_text("Select an account")
@@ -133,3 +158,24 @@ def test_a_bookmark_of_the_previous_release_lands_on_the_new_page(page, seeded):
     page.goto(seeded.url("/accounts/acc_br_zeta/billing-events"))
     expect(page).to_have_url(seeded.url("/accounts/acc_br_zeta/ledger"))
     expect(page.locator(".tab-panel")).to_have_attribute("data-tab", "ledger")
+
+
+def test_a_reversed_date_range_says_the_servers_message_once(page, seeded, screenshots):
+    """Issue 22 part 7: the server's own words (naming the field), one message however often the
+    filter is refused, and the rows below marked as answering the previous filters."""
+    sign_in(page, seeded, "admin@example.com", "/ledger")
+    page.get_by_label("From", exact=True).fill("2026-12-01")
+    page.get_by_label("To", exact=True).fill("2026-01-01")
+    alerts = page.locator("#main > p.flash-error[role=alert]")
+    expect(alerts).to_have_count(1)
+    expect(alerts).to_have_text("to must not be before from.")
+    expect(page.locator("#event-table")).to_have_class(re.compile(r"\bis-outdated\b"))
+    page.get_by_label("To", exact=True).fill("2025-12-31")  # still reversed: still one message
+    expect(alerts).to_have_count(1)
+    page.screenshot(path=str(screenshots / "ledger-reversed-range.png"))
+    page.get_by_label("To", exact=True).fill("2026-12-31")  # a good range: the list answers, the message goes
+    expect(alerts).to_have_count(0)
+    expect(page.locator("#event-table")).not_to_have_class(re.compile(r"\bis-outdated\b"))
+    # The refused requests themselves are logged (by the browser and by htmx) as console errors.
+    assert all(re.search(r"400|htmx:responseError", e) for e in page.js_errors), page.js_errors
+    page.js_errors.clear()
