@@ -9,6 +9,15 @@
     var strings = el ? JSON.parse(el.textContent) : {};
     return strings[key] || key;
   }
+  // The stylesheet folds the tablet menu only when this script runs (else the links stay shown).
+  document.documentElement.classList.add("js");
+  document.addEventListener("click", function (e) {
+    var toggle = e.target.closest(".nav-toggle");
+    if (!toggle) return;
+    var nav = toggle.closest(".sidebar");
+    var open = nav.classList.toggle("is-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
   // Close an open <details> menu on Escape or a click outside it.
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") {

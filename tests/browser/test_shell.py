@@ -69,11 +69,31 @@ def test_sign_in_and_open_every_menu_entry(page, live_server, screenshots):
 
 
 def test_tablet_width(page, live_server, screenshots):
+    """Issue 22 part 7: at 820×1180 the menu folds behind a Menu button (not a 232 px band of
+    links) and every list page fits the width, its table scrolling inside its card."""
     sign_in(page, live_server, "admin@example.com")
     page.set_viewport_size(TABLET)
     page.goto(live_server.url("/accounts"))
     expect(page.locator("main h1").first).to_have_text("Accounts")
+    toggle = nav(page).get_by_role("button", name="Menu")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(nav(page).get_by_role("link", name="Ledger", exact=True)).to_be_hidden()
+    assert nav(page).bounding_box()["height"] < 80
     page.screenshot(path=str(screenshots / "shell-en-tablet.png"), full_page=True)
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(nav(page).get_by_role("link", name="Ledger", exact=True)).to_be_visible()
+    page.screenshot(path=str(screenshots / "shell-en-tablet-menu.png"))
+    nav(page).get_by_role("link", name="Ledger", exact=True).click()
+    expect(page.locator("main h1").first).to_have_text("Ledger")
+    expect(nav(page).get_by_role("link", name="Ledger", exact=True)).to_be_hidden()  # folded again
+    for path in ("/accounts", "/users", "/ledger", "/invoices", "/operators/audit", "/invoicing/invoices"):
+        page.goto(live_server.url(path))
+        width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (path, width)
+        outside = page.evaluate("""() => [...document.querySelectorAll('.card')].filter(c => {
+            const r = c.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth + 1; }).length""")
+        assert outside == 0, path
 
 
 def test_switch_to_german(page, live_server, screenshots):
