@@ -6,15 +6,16 @@ so a fresh clone shows German without a manual step.
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import click
 from babel import numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_currency, format_decimal, get_locale, refresh
 from flask_login import current_user
 
@@ -139,3 +140,30 @@ def compile_() -> None:
 
 
 compile_.name = "compile"
+
+
+_ONE_SEPARATOR = re.compile(r"(\d+)([.,])(\d+)")
+
+
+def parse_decimal_input(raw: str, locale=None) -> Decimal:
+    """A number an operator typed, in their locale or not: "2,50" and "2.50" are both 2.50; a
+    separator followed by exactly three digits is the locale's grouping when it is that locale's
+    grouping symbol ("4.900" is 4900 in German, "4,900" in English), else a decimal point; more
+    than one separator is read by the locale's rules (babel, strict: "1.234,50" in German). Spaces
+    and apostrophes (Swiss grouping) are ignored. Raises InvalidOperation when it is no number."""
+    text = re.sub(r"[\s'\u2019\u00a0\u202f]", "", raw)
+    locale = locale or (get_locale() if has_request_context() else None) or "en"
+    if re.fullmatch(r"-?\d+", text):
+        return Decimal(text)
+    match = _ONE_SEPARATOR.fullmatch(text.lstrip("-"))
+    if match:
+        whole, separator, digits = match.groups()
+        grouping = numbers.get_group_symbol(locale)
+        if separator == grouping and len(digits) == 3 and not whole.startswith("0") \
+                and separator != numbers.get_decimal_symbol(locale):
+            return Decimal(("-" if text.startswith("-") else "") + whole + digits)
+        return Decimal(text.replace(",", "."))
+    try:
+        return numbers.parse_decimal(text, locale=locale, strict=True)
+    except numbers.NumberFormatError:
+        raise InvalidOperation(raw) from None

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from backoffice.errors import BadRequest, NotFound
+from backoffice.i18n import parse_decimal_input
 from backoffice.invoicing.models import ADDON_PERIODS, AddonPrice, MeteredPrice, PlanPrice, VatSetting
 from backoffice.usage.models import METRICS
 
@@ -73,21 +75,21 @@ KINDS = {
 def get_kind(slug: str) -> Kind:
 
     if slug not in KINDS:
-        raise NotFound(f"No price book section {slug!r}.")
+        raise NotFound(_("No price book section %(slug)s.", slug=repr(slug)))
     return KINDS[slug]
 
 
 def _decimal(raw: str, field: Field, places: int) -> Decimal:
     try:
-        value = Decimal(raw.replace("'", "").replace(" ", ""))
+        value = parse_decimal_input(raw)
     except InvalidOperation:
-        raise BadRequest(f"{field.label} must be a number like 49.00.", field=field.name) from None
+        raise BadRequest(_("%(label)s must be a number like 49.00 (or 49,00).", label=field.label), field=field.name) from None
     if not value.is_finite() or value < 0:
-        raise BadRequest(f"{field.label} must not be negative.", field=field.name)
+        raise BadRequest(_("%(label)s must not be negative.", label=field.label), field=field.name)
     if value.as_tuple().exponent < -places:
-        raise BadRequest(f"{field.label} may have at most {places} decimals.", field=field.name)
+        raise BadRequest(_("%(label)s may have at most %(places)s decimals.", label=field.label, places=places), field=field.name)
     if value >= Decimal(100000000000):
-        raise BadRequest(f"{field.label} is too large.", field=field.name)
+        raise BadRequest(_("%(label)s is too large.", label=field.label), field=field.name)
     return value
 
 
@@ -98,17 +100,17 @@ def parse_form(kind: Kind, form) -> dict:
         raw = (form.get(f.name) or "").strip()
         if not raw:
             if f.required:
-                raise BadRequest(f"{f.label} is required.", field=f.name)
+                raise BadRequest(_("%(label)s is required.", label=f.label), field=f.name)
             out[f.name] = None
             continue
         if f.type == "key":
             if not KEY_RE.match(raw):
-                raise BadRequest(f"{f.label} may hold letters, digits, '.', '_', ':' and '-' (at most 64).",
+                raise BadRequest(_("%(label)s may hold letters, digits, '.', '_', ':' and '-' (at most 64).", label=f.label),
                                  field=f.name)
             out[f.name] = raw
         elif f.type == "text":
             if len(raw) > 100:
-                raise BadRequest(f"{f.label} may have at most 100 characters.", field=f.name)
+                raise BadRequest(_("%(label)s may have at most 100 characters.", label=f.label), field=f.name)
             out[f.name] = raw
         elif f.type == "money":
             out[f.name] = _decimal(raw, f, 2)
@@ -119,32 +121,32 @@ def parse_form(kind: Kind, form) -> dict:
         elif f.type == "rate":
             value = _decimal(raw, f, 4)
             if value >= 100:
-                raise BadRequest(f"{f.label} must be below 100.", field=f.name)
+                raise BadRequest(_("%(label)s must be below 100.", label=f.label), field=f.name)
             out[f.name] = value
         elif f.type == "date":
             try:
                 out[f.name] = date.fromisoformat(raw)
             except ValueError:
-                raise BadRequest(f"{f.label} must be a date like 2026-01-01.", field=f.name) from None
+                raise BadRequest(_("%(label)s must be a date like 2026-01-01.", label=f.label), field=f.name) from None
         elif f.type == "currency":
             raw = raw.upper()
             if not re.fullmatch(r"[A-Z]{3}", raw):
-                raise BadRequest(f"{f.label} must be a three-letter code like CHF.", field=f.name)
+                raise BadRequest(_("%(label)s must be a three-letter code like CHF.", label=f.label), field=f.name)
             out[f.name] = raw
         elif f.type == "country":
             raw = raw.upper()
             if not COUNTRY_RE.match(raw):
-                raise BadRequest(f"{f.label} must be a two-letter code like CH.", field=f.name)
+                raise BadRequest(_("%(label)s must be a two-letter code like CH.", label=f.label), field=f.name)
             out[f.name] = raw
         elif f.type == "countries":
             codes = [c.strip().upper() for c in raw.split(",") if c.strip()]
             if not codes or not all(COUNTRY_RE.match(c) for c in codes):
-                raise BadRequest(f"{f.label} must be two-letter codes separated by commas, like CH,LI.",
+                raise BadRequest(_("%(label)s must be two-letter codes separated by commas, like CH,LI.", label=f.label),
                                  field=f.name)
             out[f.name] = ",".join(codes)
         elif f.type == "choice":
             if raw not in f.choices:
-                raise BadRequest(f"{f.label} must be one of {', '.join(f.choices)}.", field=f.name)
+                raise BadRequest(_("%(label)s must be one of %(choices)s.", label=f.label, choices=", ".join(f.choices)), field=f.name)
             out[f.name] = raw
     return out
 

@@ -101,3 +101,23 @@ def test_price_book_page_and_admin_only(admin_client, client, viewer):
         "csrf_token": client.csrf})
     assert resp.status_code == 403
     assert db.session.execute(sa.select(sa.func.count()).select_from(AddonPrice)).scalar_one() == 1
+
+
+def test_money_in_the_operators_locale_and_german_messages(admin_client):
+    """Issue 22 part 6: a German operator types "49,50" and "1.234,50"; an English one "2,50" or
+    "2.50" alike; what cannot be read is refused in the operator's language, naming the field."""
+    from backoffice.i18n import parse_decimal_input
+
+    assert admin_client.post("/operators/me/locale", data={"locale": "de", "csrf_token": admin_client.csrf},
+                             headers={"Referer": "/"}).status_code in (302, 204)
+    assert _post(admin_client, "/invoicing/price-book/plans/new", plan="team", name="Team", monthly_base="49,50",
+                 setup_fee="1.234,50", currency="chf", valid_from="2026-01-01").status_code == 302
+    row = db.session.execute(sa.select(PlanPrice)).scalar_one()
+    assert (row.monthly_base, row.setup_fee) == (Decimal("49.5000"), Decimal("1234.5000"))
+    bad = _plan(admin_client, valid_from="2026-05-01", base="zwölf")
+    assert bad.status_code == 422
+    assert "Monatliche Grundgebühr muss eine Zahl wie 49.00 (oder 49,00) sein." in bad.get_data(as_text=True)
+    assert [parse_decimal_input(raw, "en") for raw in ("2,50", "2.50", "4,900", "0.005", "1,234.50")] == [
+        Decimal("2.50"), Decimal("2.50"), Decimal("4900"), Decimal("0.005"), Decimal("1234.50")]
+    assert [parse_decimal_input(raw, "de") for raw in ("2,50", "2.50", "4.900", "1.234,50")] == [
+        Decimal("2.50"), Decimal("2.50"), Decimal("4900"), Decimal("1234.50")]
