@@ -118,6 +118,6 @@ def test_money_in_the_operators_locale_and_german_messages(admin_client):
     assert bad.status_code == 422
     assert "Monatliche Grundgebühr muss eine Zahl wie 49.00 (oder 49,00) sein." in bad.get_data(as_text=True)
     assert [parse_decimal_input(raw, "en") for raw in ("2,50", "2.50", "4,900", "0.005", "1,234.50")] == [
-        Decimal("2.50"), Decimal("2.50"), Decimal("4900"), Decimal("0.005"), Decimal("1234.50")]
+        Decimal("2.50"), Decimal("2.50"), Decimal(4900), Decimal("0.005"), Decimal("1234.50")]
     assert [parse_decimal_input(raw, "de") for raw in ("2,50", "2.50", "4.900", "1.234,50")] == [
-        Decimal("2.50"), Decimal("2.50"), Decimal("4900"), Decimal("1234.50")]
+        Decimal("2.50"), Decimal("2.50"), Decimal(4900), Decimal("1234.50")]
