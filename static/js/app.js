@@ -75,7 +75,18 @@
     layout.autosize = true;
     layout.title = {text: ""};
     layout.font = Object.assign({}, layout.font, {size: Math.round(px * 0.8)});
-    layout.xaxis = Object.assign({}, layout.xaxis, {title: {text: ""}, automargin: true, tickformat: "%b %-d"});
+    // Bars per category (MRR movements, plans) lie down: their names, tilted under a short cell,
+    // would not fit it; beside the bars, every one of them in slightly smaller type, they do.
+    var first = fig.data.length && fig.data[0].x && fig.data[0].x[0];
+    var category = typeof first === "string" && !/^\d{4}-\d{2}-\d{2}/.test(first);
+    if (category) {
+      fig.data.forEach(function (trace) { var x = trace.x; trace.x = trace.y; trace.y = x; trace.orientation = "h"; });
+      var values = layout.yaxis;
+      layout.yaxis = Object.assign({}, layout.xaxis, {autorange: "reversed", dtick: 1, tickfont: {size: Math.round(px * 0.7)}});
+      layout.xaxis = values;
+    }
+    layout.xaxis = Object.assign({}, layout.xaxis, {title: {text: ""}, automargin: true});
+    if (!category) layout.xaxis.tickformat = "%b %-d";
     layout.yaxis = Object.assign({}, layout.yaxis, {title: {text: ""}, automargin: true});
     layout.margin = {l: px * 0.4, r: px * 0.4, t: layout.showlegend === false ? px * 0.6 : px * 1.6, b: px * 0.4};
     fig.data.forEach(function (trace) {

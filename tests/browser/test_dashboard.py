@@ -285,23 +285,30 @@ def kpi_font_px(page: Page) -> float:
     return page.locator("#card-kpis .tile-value").first.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
 
 
-@pytest.mark.parametrize("size", WALLS, ids=[f"{s['width']}x{s['height']}" for s in WALLS])
-def test_kiosk_fits_one_screen(browser, live_server, wall, screenshots, size):
-    context = browser.new_context(viewport=size, locale="en-US")
+# The four walls in English, the smallest in German too (longer words, "163.721,10 €").
+SCREENS = [(size, "en-US") for size in WALLS] + [(WALLS[0], "de-DE")]
+TOTAL_REVENUE = {"en-US": "€163,721.10", "de-DE": "163.721,10\xa0€"}
+
+
+@pytest.mark.parametrize(("size", "locale"), SCREENS,
+                         ids=[f"{s['width']}x{s['height']}-{loc[:2]}" for s, loc in SCREENS])
+def test_kiosk_fits_one_screen(browser, live_server, wall, screenshots, size, locale):
+    context = browser.new_context(viewport=size, locale=locale)
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
         page.goto(live_server.url("/sign-in"))
-        page.get_by_label("E-mail").fill(wall)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.locator("#email").fill(wall)  # by id: the form is in the browser's language
+        page.locator("#password").fill(PASSWORD)
+        page.locator("#password").press("Enter")
         expect(page).to_have_url(live_server.url("/"))
         cards_loaded(page)  # on the page signing in led to: a second load would cut plotly.js's download
         for name in ("mrr-trend", "revenue-trend", "movements", "plan-distribution", "growth", "logins"):
             expect(page.locator(f"#card-{name} .dash-chart .main-svg").first).to_be_visible()
         page.wait_for_timeout(500)  # plotly's responsive resize after the last card settled
-        expect(page.locator("#card-kpis .tile-value").nth(2)).to_have_text("€163,721.10")
-        page.screenshot(path=str(screenshots / f"dashboard-kiosk-{size['width']}x{size['height']}.png"))
+        expect(page.locator("#card-kpis .tile-value").nth(2)).to_have_text(TOTAL_REVENUE[locale])
+        name = f"dashboard-kiosk-{size['width']}x{size['height']}-{locale[:2]}"
+        page.screenshot(path=str(screenshots / f"{name}.png"))
 
         scroll = page.evaluate("""() => ({h: document.scrollingElement.scrollHeight, w: document.scrollingElement.scrollWidth,
                                           ih: innerHeight, iw: innerWidth})""")
@@ -318,6 +325,18 @@ def test_kiosk_fits_one_screen(browser, live_server, wall, screenshots, size):
         expect(page.locator("details.operator-menu")).to_have_count(0)
         expect(page.locator(".dash-periods")).to_have_count(0)
         expect(page.locator("main").locator("input, select, button, summary")).to_have_count(0)
+
+        # A kiosk that cannot reach the server marks every card stale and still fits.
+        page.route("**/dashboard/cards/**", lambda route: route.abort())
+        page.evaluate("""() => document.querySelectorAll('[data-card]').forEach(card =>
+          htmx.ajax('GET', card.getAttribute('hx-get'), {source: card, target: card, swap: 'outerHTML'}))""")
+        expect(page.locator(".dash-card.is-stale")).to_have_count(len(CARDS))
+        page.wait_for_timeout(1000)  # the charts redrawn in their smaller cells
+        page.screenshot(path=str(screenshots / f"{name}-stale.png"))
+        scroll = page.evaluate("() => document.scrollingElement.scrollHeight")
+        assert scroll <= size["height"], scroll
+        overflows = page.evaluate(OVERFLOWS)
+        assert overflows == [], "\n".join(overflows)
 
         # Type scales with the screen: the KPI figures are larger than on the smallest wall.
         font = kpi_font_px(page)

@@ -180,7 +180,7 @@ def test_kiosk_cards_poll_themselves_and_the_page_has_no_navigation(app, admin_c
     assert "data-plotly-fit" in card and "dash-data" not in card
     assert "dash-more" not in text(admin_client.get("/dashboard/cards/recent-signups?kiosk=1", headers=HX))
     assert 'hx-get="/dashboard/cards/mrr-trend?period=7&amp;kiosk=1" hx-trigger="every 15s" hx-swap="outerHTML"' in card
-    assert 'data-stale-text="Cannot reach the server. Showing data from ' in card
+    assert 'data-stale-text="Cannot reach the server; data from ' in card
     assert '<p class="dash-stale" role="status" hidden></p>' in card
     # Outside kiosk mode a loaded card does not poll.
     assert "every" not in text(admin_client.get("/dashboard/cards/mrr-trend?period=7", headers=HX))
