@@ -193,14 +193,15 @@ def viewer(app):
     return make_operator("viewer@example.com", "viewer")
 
 
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+# A form's hidden field, else the header every htmx request sends (a kiosk's page has no form).
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
 
 
 def csrf_from(client, path: str = "/sign-in") -> str:
     html = client.get(path).get_data(as_text=True)
     match = CSRF_RE.search(html)
     assert match, f"no CSRF token on {path}"
-    return match.group(1)
+    return match.group(1) or match.group(2)
 
 
 def sign_in(client, email: str, password: str = PASSWORD) -> str:

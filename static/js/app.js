@@ -80,6 +80,52 @@
     }
     plotlyLoading.push(fn);
   }
+  // Kiosk: a [data-plotly-fit] chart fills its card, which the page's grid sizes to the screen,
+  // in type as large as the card's own; the card's title names the chart, so the figure's title
+  // and axis titles go, and dates are ticked without their year (a second line that does not fit).
+  // Plotly's `responsive` follows the window; the observer follows the card (it changes size when
+  // a neighbour loads or a banner appears) and draws the chart again when its type size changed.
+  function draw(el) {
+    var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
+    if (el.hasAttribute("data-plotly-fit")) fitToCard(el, fig);
+    return window.Plotly.react(el, fig.data, fig.layout, {displayModeBar: false, responsive: true});
+  }
+  function fitToCard(el, fig) {
+    var px = parseFloat(window.getComputedStyle(el).fontSize);
+    var scale = px / 15;
+    var layout = fig.layout;
+    el.setAttribute("data-plotly-px", px);
+    delete layout.height;
+    layout.autosize = true;
+    layout.title = {text: ""};
+    layout.font = Object.assign({}, layout.font, {size: Math.round(px * 0.8)});
+    // Bars per category (MRR movements, plans) lie down: their names, tilted under a short cell,
+    // would not fit it; beside the bars, every one of them in slightly smaller type, they do.
+    var first = fig.data.length && fig.data[0].x && fig.data[0].x[0];
+    var category = typeof first === "string" && !/^\d{4}-\d{2}-\d{2}/.test(first);
+    if (category) {
+      fig.data.forEach(function (trace) { var x = trace.x; trace.x = trace.y; trace.y = x; trace.orientation = "h"; });
+      var values = layout.yaxis;
+      layout.yaxis = Object.assign({}, layout.xaxis, {autorange: "reversed", dtick: 1, tickfont: {size: Math.round(px * 0.7)}});
+      layout.xaxis = values;
+    }
+    layout.xaxis = Object.assign({}, layout.xaxis, {title: {text: ""}, automargin: true});
+    if (!category) layout.xaxis.tickformat = "%b %-d";
+    layout.yaxis = Object.assign({}, layout.yaxis, {title: {text: ""}, automargin: true});
+    layout.margin = {l: px * 0.4, r: px * 0.4, t: layout.showlegend === false ? px * 0.6 : px * 1.6, b: px * 0.4};
+    fig.data.forEach(function (trace) {
+      if (trace.line && trace.line.width) trace.line.width *= scale;
+      if (trace.marker && trace.marker.size) trace.marker.size *= scale;
+    });
+  }
+  var fitted = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    entries.forEach(function (e) {
+      var el = e.target;
+      if (!el.isConnected || !window.Plotly) return;
+      if (parseFloat(window.getComputedStyle(el).fontSize) !== parseFloat(el.getAttribute("data-plotly-px"))) draw(el);
+      else window.Plotly.Plots.resize(el);
+    });
+  }) : null;
   function renderCharts(root) {
     if (!root || !root.querySelectorAll) return;
     var charts = Array.prototype.slice.call(root.querySelectorAll("[data-plotly]:not([data-rendered])"));
@@ -88,8 +134,9 @@
       el.setAttribute("data-rendered", "");
       withPlotly(el.getAttribute("data-plotly-src"), function () {
         if (!el.isConnected) return;
-        var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
-        window.Plotly.newPlot(el, fig.data, fig.layout, {displayModeBar: false, responsive: true});
+        draw(el).then(function () {
+          if (fitted && el.isConnected && el.hasAttribute("data-plotly-fit")) fitted.observe(el);
+        });
       });
     });
   }
@@ -105,6 +152,7 @@
   // History snapshots keep only each chart's JSON; the restored page draws them again.
   document.addEventListener("htmx:beforeHistorySave", function () {
     document.querySelectorAll("[data-plotly][data-rendered]").forEach(function (el) {
+      if (fitted) fitted.unobserve(el);
       if (window.Plotly) window.Plotly.purge(el);
       Array.prototype.slice.call(el.children).forEach(function (c) { if (c.tagName !== "SCRIPT") c.remove(); });
       el.removeAttribute("data-rendered");
@@ -119,7 +167,10 @@
         e.detail.serverResponse.trim() === target.innerHTML.trim()) { e.detail.shouldSwap = false; return; }
     // Free the old charts of a card about to be replaced (kiosk cards refresh for hours).
     if (window.Plotly && target && target.querySelectorAll && e.detail.shouldSwap) {
-      target.querySelectorAll("[data-plotly][data-rendered]").forEach(function (el) { window.Plotly.purge(el); });
+      target.querySelectorAll("[data-plotly][data-rendered]").forEach(function (el) {
+        if (fitted) fitted.unobserve(el);
+        window.Plotly.purge(el);
+      });
     }
   });
   function cardFailed(e) {

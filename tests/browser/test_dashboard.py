@@ -1,6 +1,7 @@
 """The dashboard in a real browser: cards load after the shell and draw plotly charts, the period
 switches in the URL, a banner appears and clears by polling, and kiosk mode rides out a server
-restart (stale marker, then recovery without a reload). Screenshots in en, de and kiosk mode."""
+restart (stale marker, then recovery without a reload) and fits one screen at four wall sizes.
+Screenshots in en, de and kiosk mode (one per wall size)."""
 from __future__ import annotations
 
 import re
@@ -15,6 +16,7 @@ from werkzeug.serving import make_server
 from backoffice.extensions import db
 from tests.browser.conftest import DESKTOP
 from tests.browser.test_shell import sign_in
+from tests.conftest import PASSWORD
 from tests.factories import (
     AccountFactory,
     BillingEventFactory,
@@ -55,6 +57,10 @@ def dashboard_data(live_server):
 
 def open_dashboard(page: Page, live_server, path: str = "/") -> None:
     page.goto(live_server.url(path))
+    cards_loaded(page)
+
+
+def cards_loaded(page: Page) -> None:
     for name in CARDS:
         expect(page.locator(f"#card-{name}")).not_to_have_class(re.compile(r"is-loading"))
     # plotly.js (4.8 MB) is parsed once per page: give the first chart time.
@@ -177,7 +183,6 @@ def test_kiosk_survives_a_server_restart(browser, live_server, dashboard_data, s
     try:
         with live_server.app.app_context():
             from backoffice.operators import services
-            from tests.conftest import PASSWORD
 
             services.create_operator("wall@example.com", PASSWORD, "viewer", kiosk=True)
             db.session.remove()
@@ -214,3 +219,133 @@ def test_kiosk_survives_a_server_restart(browser, live_server, dashboard_data, s
         live_server.app.config.pop("KIOSK_REFRESH_SECONDS", None)
         context.close()
         server.stop()
+
+
+# A wall screen's sizes: the kiosk dashboard fills each one without scrolling.
+WALLS = [{"width": 1280, "height": 720}, {"width": 1920, "height": 1080},
+         {"width": 2560, "height": 1440}, {"width": 3840, "height": 2160}]
+# Every element inside a KPI tile or a card whose box spills out of the tile or card, whose text
+# is wider than its box, or, for a figure, wider than its parent; every chart label outside its chart.
+OVERFLOWS = """() => {
+  const out = [];
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '') +
+    ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+  const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0 &&
+    !el.closest('.visually-hidden') && getComputedStyle(el).visibility !== 'hidden'; };
+  const inside = (r, box) => r.left >= box.left - 1 && r.right <= box.right + 1 &&
+    r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+  for (const box of document.querySelectorAll('#card-kpis .tile, .dash-card')) {
+    const b = box.getBoundingClientRect();
+    for (const el of box.querySelectorAll('*')) {
+      if (el.closest('.main-svg, .svg-container') || !shown(el)) continue;
+      if (!inside(el.getBoundingClientRect(), b)) out.push('outside its tile/card: ' + name(el));
+      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) out.push('text cut: ' + name(el));
+    }
+  }
+  for (const chart of document.querySelectorAll('.dash-card .dash-chart')) {  // plotly's labels and legend
+    const b = chart.getBoundingClientRect();
+    for (const el of chart.querySelectorAll('.main-svg text')) {
+      if (el.textContent.trim() && shown(el) && !inside(el.getBoundingClientRect(), b))
+        out.push('chart text cut: ' + chart.closest('.dash-card').id + ' "' + el.textContent.trim() + '"');
+    }
+  }
+  for (const el of document.querySelectorAll('.tile-value, .dash-figure, .dash-card td.num')) {
+    if (!shown(el)) continue;
+    if (el.scrollWidth > el.clientWidth + 1) out.push('number cut: ' + name(el));
+    if (!inside(el.getBoundingClientRect(), el.parentElement.getBoundingClientRect()))
+      out.push('number outside its parent: ' + name(el));
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def wall(live_server, dashboard_data):
+    """A kiosk operator; old payments large enough for a long total revenue (€163,721.10) and old
+    accounts with longer names, so that the recent-activity tables have all their eight rows."""
+    now = datetime.now(UTC)
+    with live_server.app.app_context():
+        from backoffice.accounts.models import Account
+        from backoffice.operators import services
+
+        services.create_operator("wall-fit@example.com", PASSWORD, "viewer", kiosk=True)
+        account = db.session.scalars(db.select(Account).where(Account.name == "Dash Customer 0")).one()
+        for amount, days in [("161000.00", 200), ("1088.05", 210), ("1088.05", 220)]:
+            PaymentTransactionFactory(account_id=account.id, amount_excluding_tax=D(amount),
+                                      date=now - timedelta(days=days))
+        for days, name in [(300, "Bergmann & Söhne Logistik"), (310, "Nordlicht Studios"), (320, "Acme")]:
+            AccountFactory(name=name, created_at=now - timedelta(days=days))
+        db.session.commit()
+        db.session.remove()
+    return "wall-fit@example.com"
+
+
+def kpi_font_px(page: Page) -> float:
+    return page.locator("#card-kpis .tile-value").first.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+
+
+# The four walls in English, the smallest in German too (longer words, "163.721,10 €").
+SCREENS = [(size, "en-US") for size in WALLS] + [(WALLS[0], "de-DE")]
+TOTAL_REVENUE = {"en-US": "€163,721.10", "de-DE": "163.721,10\xa0€"}
+
+
+@pytest.mark.parametrize(("size", "locale"), SCREENS,
+                         ids=[f"{s['width']}x{s['height']}-{loc[:2]}" for s, loc in SCREENS])
+def test_kiosk_fits_one_screen(browser, live_server, wall, screenshots, size, locale):
+    context = browser.new_context(viewport=size, locale=locale)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(live_server.url("/sign-in"))
+        page.locator("#email").fill(wall)  # by id: the form is in the browser's language
+        page.locator("#password").fill(PASSWORD)
+        page.locator("#password").press("Enter")
+        expect(page).to_have_url(live_server.url("/"))
+        cards_loaded(page)  # on the page signing in led to: a second load would cut plotly.js's download
+        for name in ("mrr-trend", "revenue-trend", "movements", "plan-distribution", "growth", "logins"):
+            expect(page.locator(f"#card-{name} .dash-chart .main-svg").first).to_be_visible()
+        page.wait_for_timeout(500)  # plotly's responsive resize after the last card settled
+        expect(page.locator("#card-kpis .tile-value").nth(2)).to_have_text(TOTAL_REVENUE[locale])
+        name = f"dashboard-kiosk-{size['width']}x{size['height']}-{locale[:2]}"
+        page.screenshot(path=str(screenshots / f"{name}.png"))
+
+        scroll = page.evaluate("""() => ({h: document.scrollingElement.scrollHeight, w: document.scrollingElement.scrollWidth,
+                                          ih: innerHeight, iw: innerWidth})""")
+        assert scroll["h"] <= scroll["ih"] and scroll["w"] <= scroll["iw"], scroll
+        outside = page.evaluate("""() => [...document.querySelectorAll('#card-kpis .tile, .dash-card')]
+          .filter(el => { const r = el.getBoundingClientRect();
+                          return r.left < 0 || r.top < 0 || r.right > innerWidth || r.bottom > innerHeight; })
+          .map(el => el.id || el.textContent.trim().slice(0, 30))""")
+        assert outside == []
+        overflows = page.evaluate(OVERFLOWS)
+        assert overflows == [], "\n".join(overflows)
+        # No menu, no operator menu, no period buttons, no filter controls on a wall.
+        expect(page.locator("nav.sidebar")).to_have_count(0)
+        expect(page.locator("details.operator-menu")).to_have_count(0)
+        expect(page.locator(".dash-periods")).to_have_count(0)
+        expect(page.locator("main").locator("input, select, button, summary")).to_have_count(0)
+
+        # A kiosk that cannot reach the server marks every card stale and still fits.
+        page.route("**/dashboard/cards/**", lambda route: route.abort())
+        page.evaluate("""() => document.querySelectorAll('[data-card]').forEach(card =>
+          htmx.ajax('GET', card.getAttribute('hx-get'), {source: card, target: card, swap: 'outerHTML'}))""")
+        expect(page.locator(".dash-card.is-stale")).to_have_count(len(CARDS))
+        page.wait_for_timeout(1000)  # the charts redrawn in their smaller cells
+        page.screenshot(path=str(screenshots / f"{name}-stale.png"))
+        scroll = page.evaluate("() => document.scrollingElement.scrollHeight")
+        assert scroll <= size["height"], scroll
+        overflows = page.evaluate(OVERFLOWS)
+        assert overflows == [], "\n".join(overflows)
+
+        # Type scales with the screen: the KPI figures are larger than on the smallest wall.
+        font = kpi_font_px(page)
+        page.set_viewport_size(WALLS[0])
+        page.wait_for_timeout(500)
+        smallest = kpi_font_px(page)
+        if size != WALLS[0]:
+            assert font > smallest * 1.2, (font, smallest)
+        overflows = page.evaluate(OVERFLOWS)  # still fits after the screen changed under it
+        assert overflows == [], "\n".join(overflows)
+    finally:
+        context.close()

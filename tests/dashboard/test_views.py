@@ -173,10 +173,14 @@ def test_kiosk_cards_poll_themselves_and_the_page_has_no_navigation(app, admin_c
     app.config["KIOSK_REFRESH_SECONDS"] = 15
     html = text(admin_client.get("/dashboard?kiosk=1&period=7"))
     assert 'class="sidebar"' not in html and 'class="kiosk' in html
+    assert "dash-periods" not in html  # a wall's period is its URL
     assert 'hx-get="/dashboard/cards/mrr-trend?period=7&amp;kiosk=1" hx-trigger="load, every 15s"' in html
     card = text(admin_client.get("/dashboard/cards/mrr-trend?period=7&kiosk=1", headers=HX))
+    # The chart fills its card; nothing to click: no data table, no "View all".
+    assert "data-plotly-fit" in card and "dash-data" not in card
+    assert "dash-more" not in text(admin_client.get("/dashboard/cards/recent-signups?kiosk=1", headers=HX))
     assert 'hx-get="/dashboard/cards/mrr-trend?period=7&amp;kiosk=1" hx-trigger="every 15s" hx-swap="outerHTML"' in card
-    assert 'data-stale-text="Cannot reach the server. Showing data from ' in card
+    assert 'data-stale-text="Cannot reach the server; data from ' in card
     assert '<p class="dash-stale" role="status" hidden></p>' in card
     # Outside kiosk mode a loaded card does not poll.
     assert "every" not in text(admin_client.get("/dashboard/cards/mrr-trend?period=7", headers=HX))
@@ -277,7 +281,7 @@ def test_kiosk_operator_is_view_only_with_a_long_session(app, client, runner):
     lifetime = cookie.expires - datetime.now(UTC)
     assert timedelta(days=89) < lifetime <= timedelta(days=90)
     html = text(client.get("/"))
-    assert 'class="sidebar"' not in html and "Sign out" not in html
+    assert 'class="sidebar"' not in html and "Sign out" not in html and "operator-menu" not in html
     assert client.post("/operators/invite", data={"email": "x@example.com", "role": "viewer"},
                        headers={"X-CSRFToken": token}).status_code == 403
     # Its session survives losing the session cookie (a restarted browser or server).
