@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 import plotly.io as pio
-from flask_babel import format_date
+from babel import Locale, numbers
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -29,10 +30,35 @@ def tone(change) -> str:
     return POS if change > 0 else NEG if change < 0 else NEUTRAL
 
 
+def plotly_locale() -> dict:
+    """The operator's locale as plotly's locale format (month and day names, decimal and thousands
+    symbols, the date order), from babel's data: app.js registers it, so axes and date ticks read
+    "3. Dez." and "1.234,5" in German. Plotly's own locale files would cover fewer languages."""
+    locale = get_locale() or Locale.parse("en")
+    months, days = locale.months["format"], locale.days["format"]
+    sunday_first = [6, 0, 1, 2, 3, 4, 5]  # babel counts from Monday, d3 from Sunday
+    decimal, group = numbers.get_decimal_symbol(locale), numbers.get_group_symbol(locale)
+    short = locale.date_formats["short"].pattern
+    day_first = short.index("d") < short.index("M")
+    order = "%d.%m.%Y" if day_first else "%m/%d/%Y"
+    return {"name": str(locale), "format": {
+        "months": [months["wide"][m] for m in range(1, 13)],
+        "shortMonths": [months["abbreviated"][m] for m in range(1, 13)],
+        "days": [days["wide"][d] for d in sunday_first],
+        "shortDays": [days["abbreviated"][d] for d in sunday_first],
+        "decimal": decimal, "thousands": group, "grouping": [3], "currency": ["", ""],
+        "date": order, "periods": ["AM", "PM"], "year": "%Y", "month": "%b %Y",
+        "dayMonth": "%-d. %b" if day_first else "%b %-d", "dayMonthYear": "%-d. %b %Y" if day_first else "%b %-d, %Y",
+    }, "separators": decimal + group}
+
+
 def _json(fig: dict) -> Markup:
-    """Figure JSON (plotly's own encoder) safe to place inside <script type="application/json">.
+    """Figure JSON (plotly's own encoder) safe to place inside <script type="application/json">,
+    with the operator's locale (plotly_locale) and its number separators on the layout.
     Figures are built as plain dicts in plotly's figure schema and serialised without
     per-property validation: validating a go.Figure costs ~50 ms a chart, more than its SQL."""
+    locale = plotly_locale()
+    fig = {**fig, "locale": locale, "layout": {**fig["layout"], "separators": locale["separators"]}}
     text = pio.to_json(fig, validate=False)
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
@@ -40,16 +66,19 @@ def _json(fig: dict) -> Markup:
 def _layout(title: str, x_title: str, y_title: str, **extra) -> dict:
     return {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
-        "xaxis": {"title": {"text": x_title}, "showgrid": False},
+        # automargin: tick labels (tilted category names, long German words) push the axis title
+        # out instead of running over it.
+        "xaxis": {"title": {"text": x_title}, "showgrid": False, "automargin": True},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", "gridcolor": "#eef0f5",
-                  "separatethousands": True},
+                  "separatethousands": True, "automargin": True},
         "margin": {"l": 64, "r": 16, "t": 48, "b": 48},
         "height": 300,
         "font": {"family": FONT, "size": 13, "color": "#1b2030"},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "hovermode": "closest",
-        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
+        # Below the chart: above it, beside a long title ("Kumulierter Nettoumsatz"), it overlapped.
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.42, "yanchor": "top"},
         **extra,
     }
 

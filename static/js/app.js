@@ -88,7 +88,12 @@
   function draw(el) {
     var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
     if (el.hasAttribute("data-plotly-fit")) fitToCard(el, fig);
-    return window.Plotly.react(el, fig.data, fig.layout, {displayModeBar: false, responsive: true});
+    var config = {displayModeBar: false, responsive: true};
+    if (fig.locale) {  // the operator's month names and number symbols (figures.plotly_locale)
+      window.Plotly.register({moduleType: "locale", name: fig.locale.name, dictionary: {}, format: fig.locale.format});
+      config.locale = fig.locale.name;
+    }
+    return window.Plotly.react(el, fig.data, fig.layout, config);
   }
   function fitToCard(el, fig) {
     var px = parseFloat(window.getComputedStyle(el).fontSize);

@@ -32,6 +32,25 @@ DESKTOP = {"width": 1366, "height": 900}
 TABLET = {"width": 820, "height": 1180}
 
 
+class ReadWhole:
+    """Each answer read whole, its iterable closed at once. werkzeug's server closes a response's
+    iterable in a `finally` that first drains the request socket; on a connection the browser
+    reset (a favicon or script it stopped loading) that drain raises, the close is skipped, and
+    the static file stays open until the garbage collector meets it (a ResourceWarning in
+    whichever test runs then)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        body = self.app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+
 class LiveServer:
     """The served app: `url(path)` and helpers that act on its database directly."""
 
@@ -68,7 +87,7 @@ def live_server(tmp_path_factory):
 
             upgrade()
             db.session.remove()
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+        server = make_server("127.0.0.1", 0, ReadWhole(app), threaded=True)
         server.daemon_threads = False  # server_close() joins the request threads before the pool closes
         thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
         thread.start()

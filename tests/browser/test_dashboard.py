@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
 from backoffice.extensions import db
-from tests.browser.conftest import DESKTOP
+from tests.browser.conftest import DESKTOP, ReadWhole
 from tests.browser.test_shell import sign_in
 from tests.conftest import PASSWORD
 from tests.factories import (
@@ -104,6 +104,26 @@ def test_cards_load_and_period_switches_in_the_url(page, live_server, dashboard_
     open_dashboard(page, live_server, "/?period=30")
     expect(page.locator("#card-kpis .tile-value").nth(1)).to_have_text("545,00\xa0€")
     expect(page.get_by_role("link", name="Letzte 7 Tage", exact=True)).to_be_visible()
+    # The charts' axes in German too (issue 22 part 6): month names and the decimal comma.
+    axis = page.locator("#card-mrr-trend .dash-chart .xaxislayer-above .xtick text")
+    expect(axis.first).to_be_visible(timeout=30_000)
+    ticks = " ".join(axis.all_text_contents())
+    assert re.search(r"\b(Jan|Feb|März|Apr|Mai|Juni|Juli|Aug|Sept|Okt|Nov|Dez)\b", ticks), ticks
+    assert not re.search(r"\b(Mar|May|Jun|Jul|Oct|Dec)\b", ticks), ticks
+    values = " ".join(page.locator("#card-mrr-trend .dash-chart .yaxislayer-above .ytick text").all_text_contents())
+    assert "," not in values or re.search(r"\d,\d", values), values  # no English thousands comma
+    # No label runs over another: legends, tick labels and axis titles keep apart (long German words).
+    overlaps = page.evaluate("""() => {
+      const box = e => e.getBoundingClientRect();
+      const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+      const out = [];
+      document.querySelectorAll('.dash-chart .main-svg').forEach(svg => {
+        const titles = [...svg.querySelectorAll('.g-xtitle text, .g-ytitle text')].filter(t => t.textContent);
+        const others = [...svg.querySelectorAll('.legend .traces, .xtick text, .ytick text')];
+        titles.forEach(t => others.forEach(o => { if (meet(box(t), box(o))) out.push(t.textContent + ' / ' + o.textContent); }));
+      });
+      return out; }""")
+    assert overlaps == []
     page.screenshot(path=str(screenshots / "dashboard-de.png"), full_page=True)
     page.locator("details.operator-menu > summary").click()
     page.get_by_role("button", name="English").click()
@@ -151,7 +171,7 @@ class RestartableServer:
         self.running = False
 
     def start(self) -> None:
-        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.server = make_server("127.0.0.1", self.port, ReadWhole(self.app), threaded=True)
         self.server.daemon_threads = False  # stop() joins the request threads: a cut response closes its file
         self.running = True
         self.port = self.server.server_port

@@ -90,7 +90,10 @@ def test_tablet_width(page, live_server, screenshots):
     for path in ("/accounts", "/users", "/ledger", "/invoices", "/operators/audit", "/invoicing/invoices"):
         page.goto(live_server.url(path))
         width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        assert width[0] <= width[1], (path, width)
+        wide = page.evaluate("""() => [...document.querySelectorAll('main *')].filter(e =>
+            e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap, .menu-panel'))
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        assert width[0] <= width[1], (path, width, wide)
         outside = page.evaluate("""() => [...document.querySelectorAll('.card')].filter(c => {
             const r = c.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth + 1; }).length""")
         assert outside == 0, path
