@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import current_app
@@ -19,6 +19,9 @@ from backoffice.extensions import db
 MAX_PAGE_SIZE = 100
 LIST_PAGE_SIZE = 25  # the lists' rows per page unless the URL says otherwise
 MAX_SEARCH = 100
+# The days a date filter may name: a list's `to` is read up to the next midnight, which must exist
+# (9999-12-31 has none), and no event of the platform is older than the Unix epoch.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 
 
 @dataclass
@@ -142,17 +145,18 @@ def parse_sort(args, allowed: tuple[str, ...], default: str, aliases: dict[str, 
 
 
 def parse_date(args, name: str) -> datetime | None:
-    """A YYYY-MM-DD (or ISO datetime) parameter as an aware UTC datetime."""
+    """A YYYY-MM-DD (or ISO datetime) parameter as an aware UTC datetime, from FIRST_DAY to LAST_DAY."""
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
     try:
-        if len(raw) == 10:
-            d = date.fromisoformat(raw)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        value = datetime.fromisoformat(raw)  # Python 3.11+ reads a trailing Z
+        # A day is its midnight (UTC); Python 3.11+ reads a trailing Z.
+        value = datetime.combine(date.fromisoformat(raw), time()) if len(raw) == 10 else datetime.fromisoformat(raw)
     except ValueError:
         raise BadRequest(_("%(name)s must be a date like 2026-01-31.", name=name), field=name) from None
+    if not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise BadRequest(_("%(name)s must be a day from %(first)s to %(last)s.", name=name,
+                           first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat()), field=name)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -55,7 +55,7 @@ def upsert_account(account_id: str, body: dict) -> tuple[Account, bool]:
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     if not account_id or len(account_id) > 64:
-        raise BadRequest("The account id must have 1 to 64 characters.", field="id")
+        raise BadRequest("The account id must have 1 to 64 characters.", field="account_id")
     account = db.session.get(Account, account_id)
     created = account is None
     values: dict = {}

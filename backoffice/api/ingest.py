@@ -2,13 +2,13 @@
 sessions, deployments (state, deletion, history, backfill) and metered usage. Token scope `ingest`."""
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 
 from backoffice.accounts import ingest as accounts_ingest
 from backoffice.accounts.posture import posture_of
+from backoffice.api.answers import object_body
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
-from backoffice.errors import BadRequest
 from backoffice.usage import parsing, services
 from backoffice.users import ingest as users_ingest
 
@@ -17,15 +17,6 @@ bp = Blueprint("ingest", __name__)  # nested in the api blueprint (api/blueprint
 
 def _iso(value):
     return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def _body(optional: bool = False):
-    body = request.get_json(silent=True)
-    if body is None:
-        if optional and not request.get_data():
-            return {}
-        raise BadRequest("The request body must be JSON (Content-Type: application/json).")
-    return body
 
 
 def _account_json(a) -> dict:
@@ -51,14 +42,14 @@ def _deployment_json(dep, state) -> dict:
 @bp.put("/accounts/<account_id>")
 @token_required("ingest")
 def put_account(account_id: str):
-    account, created = accounts_ingest.upsert_account(account_id, _body())
+    account, created = accounts_ingest.upsert_account(account_id, object_body())
     return jsonify(_account_json(account)), 201 if created else 200
 
 
 @bp.put("/users/<user_id>")
 @token_required("ingest")
 def put_user(user_id: str):
-    user, created = users_ingest.upsert_user(user_id, _body())
+    user, created = users_ingest.upsert_user(user_id, object_body())
     return jsonify({"id": user.id, "email": user.email, "first_name": user.first_name,
                     "last_name": user.last_name, "created_at": _iso(user.created_at),
                     "last_seen_at": _iso(user.last_seen_at)}), 201 if created else 200
@@ -67,7 +58,7 @@ def put_user(user_id: str):
 @bp.put("/accounts/<account_id>/members/<user_id>")
 @token_required("ingest")
 def put_member(account_id: str, user_id: str):
-    m, created = users_ingest.upsert_membership(account_id, user_id, _body(optional=True))
+    m, created = users_ingest.upsert_membership(account_id, user_id, object_body(optional=True))
     return jsonify({"account_id": m.account_id, "user_id": m.user_id, "role": m.role, "state": m.state,
                     "created_at": _iso(m.created_at)}), 201 if created else 200
 
@@ -82,7 +73,7 @@ def delete_member(account_id: str, user_id: str):
 @bp.post("/logins")
 @token_required("ingest")
 def post_logins():
-    return jsonify({"inserted": users_ingest.record_logins(_body())}), 201
+    return jsonify({"inserted": users_ingest.record_logins(object_body())}), 201
 
 
 def _session_json(s) -> dict:
@@ -93,20 +84,20 @@ def _session_json(s) -> dict:
 @bp.put("/sessions/<session_id>")
 @token_required("ingest")
 def put_session(session_id: str):
-    s, created = users_ingest.create_session(session_id, _body())
+    s, created = users_ingest.create_session(session_id, object_body())
     return jsonify(_session_json(s)), 201 if created else 200
 
 
 @bp.post("/sessions/<session_id>/touch")
 @token_required("ingest")
 def touch_session(session_id: str):
-    return jsonify(_session_json(users_ingest.touch_session(session_id, _body(optional=True))))
+    return jsonify(_session_json(users_ingest.touch_session(session_id, object_body(optional=True))))
 
 
 @bp.post("/sessions/<session_id>/revoke")
 @token_required("ingest")
 def revoke_session(session_id: str):
-    return jsonify(_session_json(users_ingest.revoke_session(session_id, _body(optional=True))))
+    return jsonify(_session_json(users_ingest.revoke_session(session_id, object_body(optional=True))))
 
 
 # --- deployments and usage ----------------------------------------------------------------------
@@ -115,7 +106,7 @@ def revoke_session(session_id: str):
 @token_required("ingest")
 def put_deployment(name: str):
     parsing.parse_name(name, "name")
-    result = services.put_state(name, parsing.parse_state(_body()))
+    result = services.put_state(name, parsing.parse_state(object_body()))
     return jsonify({"deployment": _deployment_json(result.deployment, result.state),
                     "created": result.created, "appended": result.appended.as_dict()}), (
         201 if result.created else 200)
@@ -124,7 +115,7 @@ def put_deployment(name: str):
 @bp.delete("/deployments/<name>")
 @token_required("ingest")
 def delete_deployment(name: str):
-    body = _body(optional=True)
+    body = object_body(optional=True)
     at = parsing.parse_time(parsing.require_object(body).get("occurred_at"), "occurred_at", required=False)
     dep, stamped = services.delete_deployment(name, at)
     return jsonify({"name": dep.name, "account_id": dep.account_id, "created_at": _iso(dep.created_at),
@@ -134,14 +125,14 @@ def delete_deployment(name: str):
 @bp.post("/deployments/<name>/events")
 @token_required("ingest")
 def post_deployment_events(name: str):
-    counts = services.record_events(name, parsing.parse_events(_body()))
+    counts = services.record_events(name, parsing.parse_events(object_body()))
     return jsonify(counts), 201
 
 
 @bp.post("/deployments/backfill")
 @token_required("ingest")
 def post_backfill():
-    body = _body()
+    body = object_body()
     items = parsing.parse_backfill(body)
     run = services.backfill(items, snapshot=body, trigger="api", actor=f"token:{g.api_token.name}")
     return jsonify(run.counts())
@@ -150,7 +141,7 @@ def post_backfill():
 @bp.post("/usage")
 @token_required("ingest")
 def post_usage():
-    counts = services.ingest_usage(parsing.parse_usage(_body()))
+    counts = services.ingest_usage(parsing.parse_usage(object_body()))
     return jsonify(counts), 201 if counts["inserted"] else 200
 
 

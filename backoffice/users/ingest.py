@@ -43,7 +43,7 @@ def _check_id(value: str, field: str) -> str:
 
 def upsert_user(user_id: str, body) -> tuple[User, bool]:
     body = _obj(body)
-    _check_id(user_id, "id")
+    _check_id(user_id, "user_id")
     user = db.session.get(User, user_id)
     created = user is None
     values: dict = {}
@@ -149,7 +149,7 @@ def record_logins(body) -> int:
 
 def create_session(session_id: str, body) -> tuple[UserSession, bool]:
     body = _obj(body)
-    _check_id(session_id, "id")
+    _check_id(session_id, "session_id")
     user_id = _str(body, "user_id", 64, required=True)
     _need(User, user_id, "user", "user_id")
     s = db.session.get(UserSession, session_id)
@@ -168,7 +168,7 @@ def create_session(session_id: str, body) -> tuple[UserSession, bool]:
 
 def touch_session(session_id: str, body) -> UserSession:
     body = _obj(body or {})
-    s = _need(UserSession, session_id, "session", "id")
+    s = _need(UserSession, session_id, "session", "session_id")
     at = parse_time(body.get("at"), "at", required=False) or utcnow()
     if at > s.last_seen_at:
         s.last_seen_at = at
@@ -181,7 +181,7 @@ def touch_session(session_id: str, body) -> UserSession:
 
 def revoke_session(session_id: str, body) -> UserSession:
     body = _obj(body or {})
-    s = _need(UserSession, session_id, "session", "id")
+    s = _need(UserSession, session_id, "session", "session_id")
     if s.revoked_at is None:
         s.revoked_at = parse_time(body.get("at"), "at", required=False) or utcnow()
         db.session.commit()
