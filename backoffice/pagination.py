@@ -1,7 +1,8 @@
 """Paging and the parsing of list parameters shared by every list page and API list.
 
-Bad input is a 400 that names the parameter: a page beyond the end, a page size over 100, a
-search over 100 characters, an unknown sort column, a malformed date.
+Bad input is a 400 that names the parameter: a page over MAX_PAGE, a page size over 100, a
+search over 100 characters, an unknown sort column, a malformed date. A page beyond the end is no
+error: it is empty (`past_end`), with the list's real total, and the pages say where the last is.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000_000  # its offset stays far within a 64-bit integer the databases take
 LIST_PAGE_SIZE = 25  # the lists' rows per page unless the URL says otherwise
 MAX_SEARCH = 100
 # The days a date filter may name: a list's `to` is read up to the next midnight, which must exist
@@ -39,6 +41,11 @@ class Page:
         return max(1, math.ceil(self.total / self.page_size))
 
     @property
+    def past_end(self) -> bool:
+        """A page after the last one: empty, whatever the list holds."""
+        return (self.page > 1 and not self.items) if self.capped else self.page > self.pages
+
+    @property
     def has_prev(self) -> bool:
         return self.page > 1
 
@@ -48,18 +55,17 @@ class Page:
 
     @property
     def first_index(self) -> int:
-        return 0 if self.total == 0 else (self.page - 1) * self.page_size + 1
+        return 0 if self.total == 0 or self.past_end else (self.page - 1) * self.page_size + 1
 
     @property
     def last_index(self) -> int:
-        return min(self.total, self.page * self.page_size)
+        return 0 if self.past_end else min(self.total, self.page * self.page_size)
 
 
 def paginate(stmt, page: int, page_size: int, scalars: bool = True) -> Page:
     total = db.session.execute(
         db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
     ).scalar_one()
-    check_page_in_range(page, page_size, total)
     result = db.session.execute(stmt.limit(page_size).offset((page - 1) * page_size))
     items = list(result.scalars()) if scalars else list(result)
     return Page(items, total, page, page_size)
@@ -81,22 +87,13 @@ def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count
     counted = (count_stmt if count_stmt is not None else stmt).order_by(None).limit(cap + 1).subquery()
     total = db.session.execute(db.select(db.func.count()).select_from(counted)).scalar_one()
     capped = total > cap
-    if not capped:
-        check_page_in_range(page, page_size, total)
     offset = (page - 1) * page_size
     items = when_capped(page_size + 1, offset) if capped and when_capped is not None else None
     if items is None:
         result = db.session.execute(stmt.limit(page_size + 1).offset(offset))
         items = list(result.scalars()) if scalars else list(result)
-    if capped and page > 1 and not items:
-        raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
     more = len(items) > page_size
     return Page(items[:page_size], min(total, cap) if capped else total, page, page_size, capped, more)
-
-
-def check_page_in_range(page: int, page_size: int, total: int) -> None:
-    if page > 1 and (page - 1) * page_size >= total:
-        raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
 
 
 def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -117,7 +114,7 @@ def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | No
 
 
 def parse_page(args) -> tuple[int, int]:
-    page = parse_int(args, "page", 1)
+    page = parse_int(args, "page", 1, 1, MAX_PAGE)
     page_size = parse_int(args, "page_size", LIST_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return page, page_size
 
