@@ -120,16 +120,16 @@ def parse_page(args) -> tuple[int, int]:
 
 
 def parse_search(args, name: str = "search") -> str:
-    value = (args.get(name) or "").strip()
+    value = args.get(name) or ""
     if len(value) > MAX_SEARCH:
         raise BadRequest(_("The search may have at most %(n)s characters.", n=MAX_SEARCH), field=name)
-    return value
+    return value.strip()
 
 
 def parse_sort(args, allowed: tuple[str, ...], default: str, aliases: dict[str, str] | None = None) -> str:
     """The sort key (`-` for descending). `aliases` maps the field names the API answers with
     (e.g. `occurred_at`) to the keys (`occurred`): both are accepted; the key is returned."""
-    value = (args.get("sort") or default).strip()
+    value = args.get("sort") or default
     descending, name = value.startswith("-"), value.removeprefix("-")
     name = (aliases or {}).get(name, name)
     if name not in allowed:

@@ -46,7 +46,8 @@ def object_body(optional: bool = False) -> dict:
     if optional and not data:
         return {}
     if not request.is_json:
-        raise BadRequest("The request body must be JSON (Content-Type: application/json).", field="body")
+        raise BadRequest("The request body must be JSON (Content-Type: application/json).", field="body",
+                         status=415, code="unsupported_media_type")
     try:
         body = json.loads(data, parse_constant=_refuse_constant)
     except RecursionError:

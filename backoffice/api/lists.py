@@ -8,9 +8,9 @@ from flask import Blueprint, g, jsonify, request
 
 from backoffice.accounts import filters as account_filters
 from backoffice.accounts import queries as account_queries
-from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
+from backoffice.accounts.filters import FLAGS, STATUSES, AccountFilters, parse_id
 from backoffice.api.answers import iso_time
-from backoffice.api.openapi import contribute
+from backoffice.api.openapi import ID, PAGING, contribute
 from backoffice.auth import token_required
 from backoffice.dbtypes import utcnow
 from backoffice.errors import BadRequest, NotFound
@@ -23,6 +23,7 @@ from backoffice.ledger import filters as event_filters
 from backoffice.ledger import queries as ledger_queries
 from backoffice.ledger.filters import EVENT_TYPES, EventFilters
 from backoffice.ledger.filters import VIEWS as EVENT_VIEWS
+from backoffice.pagination import MAX_SEARCH
 from backoffice.users import filters as user_filters
 from backoffice.users import queries as user_queries
 from backoffice.users.filters import UserFilters
@@ -183,13 +184,18 @@ def _param(name: str, description: str, schema: dict | None = None, where: str =
             "schema": schema or {"type": "string"}}
 
 
-PAGING = [
-    _param("page", "Page number, from 1.", {"type": "integer", "minimum": 1}),
-    _param("page_size", "Rows per page, at most 100.", {"type": "integer", "minimum": 1, "maximum": 100}),
-]
 MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 ERROR_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+SEARCH = {"type": "string", "maxLength": MAX_SEARCH}
+FLAG = {"type": "string", "enum": list(FLAGS)}
+# Plan keys, also several in one value separated by commas (accounts/filters._multi).
+PLANS = {"type": "string", "maxLength": 255, "pattern": r"^\s*([A-Za-z0-9_.:\-]+\s*)?(,\s*([A-Za-z0-9_.:\-]+\s*)?)*$"}
+# A filter left empty (as a form sends it) is no filter.
+ACCOUNT = {"type": "string", "pattern": f"^$|{ID['pattern']}"}
+# A day from FIRST_DAY to LAST_DAY (pagination.parse_date): the years as a pattern, the day as a format.
+DAY = {"anyOf": [{"type": "string", "format": "date", "pattern": r"^(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"},
+                  {"const": ""}]}
 
 
 def _with_403(op: dict) -> dict:
@@ -198,7 +204,7 @@ def _with_403(op: dict) -> dict:
     return op
 
 
-def _list_op(summary: str, item_ref: str, params: list) -> dict:
+def _list_op(summary: str, item_ref: str, params: list, more: dict | None = None) -> dict:
     return {"get": {
         "summary": summary,
         "parameters": params + PAGING,
@@ -210,9 +216,9 @@ def _list_op(summary: str, item_ref: str, params: list) -> dict:
                                "page_size": {"type": "integer"},
                                "total_exact": {"type": "boolean", "description":
                                                "false when the count stopped at the cap: total is a lower bound"}}}}}},
-            "400": {"description": "Bad parameter (named in error.field)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "401": {"description": "No or unknown token"},
+            "400": {"description": "Bad parameter (named in error.field)", **ERROR_CONTENT},
+            "401": {"description": "No or unknown token", **ERROR_CONTENT},
+            **(more or {}),
         },
     }}
 
@@ -230,39 +236,41 @@ def _openapi():
 
     paths = {
         "/api/v1/accounts": _list_op("Accounts", "Account", [
-            _param("search", "Name contains (case-insensitive) or exact id; at most 100 characters."),
-            _param("plan", "Plan key; repeat for several.", {"type": "array", "items": {"type": "string"}}),
+            _param("search", "Name contains (case-insensitive) or exact id.", SEARCH),
+            _param("plan", "Plan key; repeat for several.",
+                   {"type": "array", "items": PLANS}),
             _param("status", "Status; repeat for several.",
                    {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}}),
-            _param("unsynced", "1: paid accounts without ledger rows.", {"type": "integer", "enum": [0, 1]}),
-            _param("drift", "1: accounts with drift detected.", {"type": "integer", "enum": [0, 1]}),
+            _param("unsynced", "1 or true: paid accounts without ledger rows.", FLAG),
+            _param("drift", "1 or true: accounts with drift detected.", FLAG),
             _sort(account_filters.SORTS, "-modified", account_filters.SORT_ALIASES),
         ]),
         "/api/v1/accounts/{account_id}": {"get": {
             "summary": "One account with its revenue and users summary",
-            "parameters": [_param("account_id", "The account id.", where="path")],
+            "parameters": [_param("account_id", "The account id.", ID, where="path")],
             "responses": {"200": {"description": "The account", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/AccountDetail"}}}},
-                "400": {"description": "Malformed id"}, "404": {"description": "No such account"}},
+                "400": {"description": "Malformed id", **ERROR_CONTENT},
+                "404": {"description": "No such account", **ERROR_CONTENT}},
         }},
         "/api/v1/users": _list_op("Users", "User", [
-            _param("search", "E-mail, first or last name, or account name contains."),
+            _param("search", "E-mail, first or last name, or account name contains.", SEARCH),
             _sort(user_filters.SORTS, "-created", user_filters.SORT_ALIASES),
         ]),
         "/api/v1/billing-events": _list_op("Billing events", "BillingEvent", [
-            _param("account", "Account id."),
-            _param("search", "Account name contains."),
+            _param("account", "Account id.", ACCOUNT),
+            _param("search", "Account name contains.", SEARCH),
             _param("view", "all (everything but no_op), mrr, state, other.",
                    {"type": "string", "enum": list(EVENT_VIEWS)}),
             _param("type", "One event type.", {"type": "string", "enum": list(EVENT_TYPES)}),
-            _param("from", "From this UTC day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
-            _param("to", "Up to and including this UTC day.", {"type": "string", "format": "date"}),
+            _param("from", "From this UTC day (YYYY-MM-DD, 1970 to 2999).", DAY),
+            _param("to", "Up to and including this UTC day (not before from).", DAY),
             _sort(event_filters.SORTS, "-occurred", event_filters.SORT_ALIASES),
-        ]),
+        ], {"422": {"description": "to lies before from", **ERROR_CONTENT}}),
         "/api/v1/invoices": _with_403(_list_op("Invoices, credit notes and refunds (a token of scope account: its "
                                               "own account's only)", "InvoiceRow", [
-            _param("account", "Account id."),
-            _param("search", "Account name contains."),
+            _param("account", "Account id (an account-scoped token: its own only, else 403).", ACCOUNT),
+            _param("search", "Account name contains.", SEARCH),
             _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
             _param("source", "stripe (Stripe's invoices, credit notes, refunds) or backoffice (the month-end "
                    "run's own).", {"type": "string", "enum": list(invoice_filters.SOURCES)}),
@@ -270,7 +278,8 @@ def _openapi():
         ])),
         "/api/v1/invoices/{invoice_id}": {"get": {
             "summary": "One of Backoffice's own invoices with its lines", "tags": ["Lists"],
-            "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it.", where="path")],
+            "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it (anything else: 404).",
+                                  where="path")],
             "responses": {
                 "200": {"description": "The invoice", "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/PlatformInvoice"}}}},

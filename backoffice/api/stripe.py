@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import parse_id
 from backoffice.api.answers import iso_time, token_actor
-from backoffice.api.openapi import contribute
+from backoffice.api.openapi import ID, PAGING, contribute
 from backoffice.auth import token_required
 from backoffice.pagination import parse_page, parse_sort
 from backoffice.stripe import drift, queries, recovery, sync
@@ -119,7 +119,7 @@ def _openapi():
                                                  "newest": {"type": "string", "format": "date-time"}}},
     }}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    account_param = {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    account_param = {"name": "account_id", "in": "path", "required": True, "schema": ID}
     time = {"type": ["string", "null"], "format": "date-time"}
     drift_state = {"type": "object", "required": ["account_id", "drift_detected", "drift_checked_at",
                                                   "acknowledged_at", "acknowledged_by"], "properties": {
@@ -162,8 +162,7 @@ def _openapi():
     forbidden = {"description": "The token's scope is not admin", **error}
     unknown = {"description": "Unknown account", **error}
     paging = [
-        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-        {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+        *PAGING,
         {"name": "sort", "in": "query", "description": "detected, severity or kind; prefix - for descending. "
          "Default -detected.", "schema": {"type": "string", "enum": [
              p + s for s in ("detected", "severity", "kind") for p in ("", "-")]}},
@@ -182,7 +181,7 @@ def _openapi():
                            "raises the flag again if the cause remains.",
             "tags": ["Stripe"], "parameters": [account_param],
             "responses": {"200": ok("The drift state after the acknowledgement", "DriftState"),
-                          "400": {"description": "No drift to acknowledge (error.code no_drift)", **error},
+                          "409": {"description": "No drift to acknowledge (error.code no_drift)", **error},
                           "401": unauthorized, "403": forbidden, "404": unknown},
         }},
         "/api/v1/accounts/{account_id}/recovery": {
@@ -190,7 +189,7 @@ def _openapi():
                 "summary": "What a disaster recovery of the account would do",
                 "tags": ["Stripe"], "parameters": [account_param],
                 "responses": {"200": ok("The recovery plan", "RecoveryPlan"), "401": unauthorized,
-                              "404": unknown},
+                              "400": {"description": "Malformed id", **error}, "404": unknown},
             },
             "post": {
                 "summary": "Disaster recovery",
@@ -208,13 +207,13 @@ def _openapi():
         "description": "Pulls Stripe's events list for the account's customer from its anchor, archives missed "
                        "events, refreshes the subscription and payments, replays the ledger and checks drift.",
         "tags": ["Stripe"],
-        "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "parameters": [account_param],
         "responses": {
             "200": {"description": "The sync's result",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncResult"}}}},
-            "400": {"description": "Stripe not configured, no Stripe customer, or a foreign currency", **error},
-            "401": {"description": "No or unknown bearer token"},
-            "403": {"description": "The token's scope is not admin"},
+            "409": {"description": "Stripe not configured, no Stripe customer, or a foreign currency "
+                    "(error.code stripe_not_configured, no_stripe_customer, foreign_currency)", **error},
+            "401": unauthorized, "403": forbidden,
             "404": {"description": "Unknown account", **error},
             "503": {"description": "Stripe is unavailable; nothing changed", **error},
         },
