@@ -1,6 +1,8 @@
 """The OpenAPI 3.1 document of /api/v1/, kept beside the endpoints it describes."""
 from __future__ import annotations
 
+import copy
+
 from backoffice import __version__
 from backoffice.accounts.filters import ID_RE
 from backoffice.api.answers import MAX_JSON_DEPTH
@@ -83,6 +85,7 @@ def openapi_document() -> dict:
         for path, operations in paths.items():  # modules may share a path (GET here, PUT there)
             doc["paths"].setdefault(path, {}).update(operations)
         doc["components"]["schemas"].update(schemas)
+    doc = copy.deepcopy(doc)  # the parts share module-level schemas; what follows adds to them
     for operations in doc["paths"].values():
         for operation in operations.values():
             if operation.get("security") != []:
@@ -113,6 +116,8 @@ def _add_errors(responses: dict, errors: dict) -> None:
 
 
 def _no_nul(node) -> None:
+    """NO_NUL on every string, key and unnamed property of a request's schema (object_body and the
+    NUL check of errors.py refuse them with a 400)."""
     if isinstance(node, dict):
         if node.get("type") in ("string", ["string", "null"]) and not {"pattern", "enum", "format", "const"} & set(node):
             node["pattern"] = NO_NUL
