@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from backoffice import auth, errors, hx, i18n, jobs, models, schedule, security  # noqa: F401  (models: metadata)
 from backoffice import extensions as ext
@@ -26,6 +27,17 @@ from backoffice.stripe.webhook_fast import WebhookFastPath
 from backoffice.usage.views import bp as usage_bp
 from backoffice.users.views import bp as users_bp
 
+MAX_ID = 2**63 - 1  # the databases' BIGINT
+
+
+class DatabaseInt(IntegerConverter):
+    """`<int:...>` in every URL: an id the databases' 64-bit integers hold; a larger number names
+    no page (404) instead of overflowing the query (a 500)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
 
 def create_app(config: dict | None = None) -> Flask:
     """The app factory. `config` overrides what the environment gives (tests use it)."""
@@ -38,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         static_url_path="/static",
     )
+    app.url_map.converters["int"] = DatabaseInt
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)

@@ -198,7 +198,8 @@ def _openapi():
                           "404": {"description": "Unknown account_id", **error}}}},
         "/api/v1/invoicing/runs/{run_id}": {"get": {
             "summary": "A month-end run and its summary", "tags": ["Invoicing"],
-            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "parameters": [{"name": "run_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}],
             "responses": {"200": ok("The run", "InvoicingRun"), "401": unauthorized, "403": forbidden,
                           "404": {"description": "Unknown run", **error}}}},
     }
