@@ -17,6 +17,7 @@ from backoffice.api.blueprints import bp as api_bp
 from backoffice.cli import register_app_commands
 from backoffice.config import PROJECT_ROOT, check_production, load_config, webhook_secrets
 from backoffice.dashboard.views import bp as dashboard_bp
+from backoffice.dbtypes import MAX_ID
 from backoffice.invoices.views import bp as invoices_bp
 from backoffice.invoicing.views import bp as invoicing_bp
 from backoffice.ledger.views import bp as ledger_bp
@@ -27,11 +28,9 @@ from backoffice.stripe.webhook_fast import WebhookFastPath
 from backoffice.usage.views import bp as usage_bp
 from backoffice.users.views import bp as users_bp
 
-MAX_ID = 2**63 - 1  # the databases' BIGINT
-
 
 class DatabaseInt(IntegerConverter):
-    """`<int:...>` in every URL: an id the databases' 64-bit integers hold; a larger number names
+    """`<int:...>` in every URL: an id an id column holds (dbtypes.MAX_ID); a larger number names
     no page (404) instead of overflowing the query (a 500)."""
 
     def __init__(self, map, *args, **kwargs):

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify
 from backoffice.api.answers import iso_time, object_body, token_actor
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
+from backoffice.dbtypes import MAX_ID
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoicing import price_document, quotes, run, tasks
@@ -199,7 +200,7 @@ def _openapi():
         "/api/v1/invoicing/runs/{run_id}": {"get": {
             "summary": "A month-end run and its summary", "tags": ["Invoicing"],
             "parameters": [{"name": "run_id", "in": "path", "required": True,
-                            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}],
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}],
             "responses": {"200": ok("The run", "InvoicingRun"), "401": unauthorized, "403": forbidden,
                           "404": {"description": "Unknown run", **error}}}},
     }

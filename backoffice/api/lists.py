@@ -12,7 +12,7 @@ from backoffice.accounts.filters import FLAGS, STATUSES, AccountFilters, parse_i
 from backoffice.api.answers import iso_time
 from backoffice.api.openapi import ID, PAGING, contribute
 from backoffice.auth import token_required
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import MAX_ID, utcnow
 from backoffice.errors import BadRequest, NotFound
 from backoffice.invoices import filters as invoice_filters
 from backoffice.invoices import queries as invoice_queries
@@ -158,7 +158,7 @@ def list_invoices():
 def get_invoice(invoice_id: str):
     """One of Backoffice's own invoices (`backoffice:<n>`, as the list names it) with its lines."""
     number = invoice_id.removeprefix("backoffice:")
-    if number == invoice_id or not number.isdigit() or len(number) > 12:
+    if number == invoice_id or not number.isascii() or not number.isdigit() or int(number) > MAX_ID:
         raise NotFound(f"No invoice {invoice_id!r} with a detail: Backoffice's own invoices are backoffice:<n> "
                        "(Stripe's are documents at Stripe).")
     found = review.get_invoice(int(number))
