@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from backoffice import auth, errors, hx, i18n, jobs, models, schedule, security  # noqa: F401  (models: metadata)
 from backoffice import extensions as ext
@@ -16,6 +17,7 @@ from backoffice.api.blueprints import bp as api_bp
 from backoffice.cli import register_app_commands
 from backoffice.config import PROJECT_ROOT, check_production, load_config, webhook_secrets
 from backoffice.dashboard.views import bp as dashboard_bp
+from backoffice.dbtypes import MAX_ID
 from backoffice.invoices.views import bp as invoices_bp
 from backoffice.invoicing.views import bp as invoicing_bp
 from backoffice.ledger.views import bp as ledger_bp
@@ -25,6 +27,15 @@ from backoffice.stripe.views import bp as stripe_bp
 from backoffice.stripe.webhook_fast import WebhookFastPath
 from backoffice.usage.views import bp as usage_bp
 from backoffice.users.views import bp as users_bp
+
+
+class DatabaseInt(IntegerConverter):
+    """`<int:...>` in every URL: an id an id column holds (dbtypes.MAX_ID); a larger number names
+    no page (404) instead of overflowing the query (a 500)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -38,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         static_url_path="/static",
     )
+    app.url_map.converters["int"] = DatabaseInt
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)

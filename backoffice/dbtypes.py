@@ -6,12 +6,18 @@ Times are aware UTC datetimes in Python on both (timestamptz on PostgreSQL).
 """
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
 
+# What no text column holds: a NUL (PostgreSQL refuses it) or a lone surrogate (not UTF-8 at all,
+# so neither database can store it).
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+# The largest id: the tables' ids are INTEGER columns, 32 bits on PostgreSQL.
+MAX_ID = 2**31 - 1
 SCALE = 10_000
 CENT = Decimal("0.01")
 TENTH_MILLI = Decimal("0.0001")

@@ -33,9 +33,17 @@ class NotFound(BadRequest):
     code = "not_found"
 
 
+class Unprocessable(BadRequest):
+    """Input its schema allows that a rule beyond the schema refuses (a time in the future, a
+    field a new record needs): 422, so a 400 always means the OpenAPI document says no."""
+
+    status = 422
+    code = "unprocessable"
+
+
 def _wants_json() -> bool:
     return (
-        "api" in request.blueprints
+        request.path.startswith("/api/")  # also where no route matched: an API client reads JSON
         or request.endpoint == "stripe.webhook"
         or request.accept_mimetypes.best == "application/json"
     )
@@ -58,7 +66,8 @@ def init_app(app: Flask) -> None:
     def _refuse_nul_bytes():
         # No text column can hold a NUL byte (PostgreSQL refuses it): a clean 400, not a 500.
         if "\x00" in request.path:
-            raise BadRequest(_("The request was not understood."))
+            named = [k for k, v in (request.view_args or {}).items() if "\x00" in str(v)]
+            raise BadRequest(_("The request was not understood."), field=named[0] if named else "path")
         fields = list(request.args.items(multi=True))
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             fields += request.form.items(multi=True)

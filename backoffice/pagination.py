@@ -1,13 +1,14 @@
 """Paging and the parsing of list parameters shared by every list page and API list.
 
-Bad input is a 400 that names the parameter: a page beyond the end, a page size over 100, a
-search over 100 characters, an unknown sort column, a malformed date.
+Bad input is a 400 that names the parameter: a page over MAX_PAGE, a page size over 100, a
+search over 100 characters, an unknown sort column, a malformed date. A page beyond the end is no
+error: it is empty (`past_end`), with the list's real total, and the pages say where the last is.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import current_app
@@ -17,8 +18,12 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000_000  # its offset stays far within a 64-bit integer the databases take
 LIST_PAGE_SIZE = 25  # the lists' rows per page unless the URL says otherwise
 MAX_SEARCH = 100
+# The days a date filter may name: a list's `to` is read up to the next midnight, which must exist
+# (9999-12-31 has none), and no event of the platform is older than the Unix epoch.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 
 
 @dataclass
@@ -36,6 +41,11 @@ class Page:
         return max(1, math.ceil(self.total / self.page_size))
 
     @property
+    def past_end(self) -> bool:
+        """A page after the last one: empty, whatever the list holds."""
+        return (self.page > 1 and not self.items) if self.capped else self.page > self.pages
+
+    @property
     def has_prev(self) -> bool:
         return self.page > 1
 
@@ -45,18 +55,17 @@ class Page:
 
     @property
     def first_index(self) -> int:
-        return 0 if self.total == 0 else (self.page - 1) * self.page_size + 1
+        return 0 if self.total == 0 or self.past_end else (self.page - 1) * self.page_size + 1
 
     @property
     def last_index(self) -> int:
-        return min(self.total, self.page * self.page_size)
+        return 0 if self.past_end else min(self.total, self.page * self.page_size)
 
 
 def paginate(stmt, page: int, page_size: int, scalars: bool = True) -> Page:
     total = db.session.execute(
         db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
     ).scalar_one()
-    check_page_in_range(page, page_size, total)
     result = db.session.execute(stmt.limit(page_size).offset((page - 1) * page_size))
     items = list(result.scalars()) if scalars else list(result)
     return Page(items, total, page, page_size)
@@ -78,22 +87,13 @@ def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count
     counted = (count_stmt if count_stmt is not None else stmt).order_by(None).limit(cap + 1).subquery()
     total = db.session.execute(db.select(db.func.count()).select_from(counted)).scalar_one()
     capped = total > cap
-    if not capped:
-        check_page_in_range(page, page_size, total)
     offset = (page - 1) * page_size
     items = when_capped(page_size + 1, offset) if capped and when_capped is not None else None
     if items is None:
         result = db.session.execute(stmt.limit(page_size + 1).offset(offset))
         items = list(result.scalars()) if scalars else list(result)
-    if capped and page > 1 and not items:
-        raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
     more = len(items) > page_size
     return Page(items[:page_size], min(total, cap) if capped else total, page, page_size, capped, more)
-
-
-def check_page_in_range(page: int, page_size: int, total: int) -> None:
-    if page > 1 and (page - 1) * page_size >= total:
-        raise BadRequest(_("Page %(page)s is beyond the end of the list.", page=page), field="page")
 
 
 def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -114,22 +114,22 @@ def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | No
 
 
 def parse_page(args) -> tuple[int, int]:
-    page = parse_int(args, "page", 1)
+    page = parse_int(args, "page", 1, 1, MAX_PAGE)
     page_size = parse_int(args, "page_size", LIST_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return page, page_size
 
 
 def parse_search(args, name: str = "search") -> str:
-    value = (args.get(name) or "").strip()
+    value = args.get(name) or ""
     if len(value) > MAX_SEARCH:
         raise BadRequest(_("The search may have at most %(n)s characters.", n=MAX_SEARCH), field=name)
-    return value
+    return value.strip()
 
 
 def parse_sort(args, allowed: tuple[str, ...], default: str, aliases: dict[str, str] | None = None) -> str:
     """The sort key (`-` for descending). `aliases` maps the field names the API answers with
     (e.g. `occurred_at`) to the keys (`occurred`): both are accepted; the key is returned."""
-    value = (args.get("sort") or default).strip()
+    value = args.get("sort") or default
     descending, name = value.startswith("-"), value.removeprefix("-")
     name = (aliases or {}).get(name, name)
     if name not in allowed:
@@ -142,17 +142,18 @@ def parse_sort(args, allowed: tuple[str, ...], default: str, aliases: dict[str, 
 
 
 def parse_date(args, name: str) -> datetime | None:
-    """A YYYY-MM-DD (or ISO datetime) parameter as an aware UTC datetime."""
+    """A YYYY-MM-DD (or ISO datetime) parameter as an aware UTC datetime, from FIRST_DAY to LAST_DAY."""
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
     try:
-        if len(raw) == 10:
-            d = date.fromisoformat(raw)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        value = datetime.fromisoformat(raw)  # Python 3.11+ reads a trailing Z
+        # A day is its midnight (UTC); Python 3.11+ reads a trailing Z.
+        value = datetime.combine(date.fromisoformat(raw), time()) if len(raw) == 10 else datetime.fromisoformat(raw)
     except ValueError:
         raise BadRequest(_("%(name)s must be a date like 2026-01-31.", name=name), field=name) from None
+    if not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise BadRequest(_("%(name)s must be a day from %(first)s to %(last)s.", name=name,
+                           first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat()), field=name)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

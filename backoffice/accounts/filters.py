@@ -40,8 +40,11 @@ def parse_id(value: str, name: str = "id") -> str:
     return value
 
 
+FLAGS = ("0", "1", "false", "true")
+
+
 def parse_flag(args, name: str) -> bool:
-    raw = (args.get(name) or "").strip().lower()
+    raw = args.get(name) or ""
     if raw in ("", "0", "false"):
         return False
     if raw in ("1", "true"):

@@ -10,10 +10,10 @@ import re
 from backoffice.accounts.models import LANGUAGES, Account
 from backoffice.accounts.posture import check_posture
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, Unprocessable
 from backoffice.extensions import db
 from backoffice.ledger import archive, drain
-from backoffice.usage.parsing import parse_time
+from backoffice.usage.parsing import parse_id, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,12 @@ def upsert_account(account_id: str, body: dict) -> tuple[Account, bool]:
     """Creates or updates an account from the platform's JSON. Returns (account, created)."""
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
-    if not account_id or len(account_id) > 64:
-        raise BadRequest("The account id must have 1 to 64 characters.", field="id")
+    parse_id(account_id, "account_id")
     account = db.session.get(Account, account_id)
     created = account is None
     values: dict = {}
+    if created and body.get("name") is None:
+        raise Unprocessable("name is required for a new account.", field="name")
     if created or "name" in body:
         values["name"] = _text(body, "name", 200, "name", required=True)
     for key, column, limit in (("country", "country", 2), ("email", "email", 254), ("logo_url", "logo_url", 500),

@@ -44,6 +44,8 @@ def check_posture(values: dict, prefix: str = "") -> dict:
             out[flag] = values[flag]
     if "payment_terms_days" in values:
         days = values["payment_terms_days"]
+        if isinstance(days, float) and days.is_integer():  # 30.0 is JSON's 30
+            days = int(days)
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
             raise BadRequest("payment_terms_days must be a whole number from 0 to 365.",
                              field=f"{prefix}payment_terms_days")

@@ -9,10 +9,13 @@ from flask import Blueprint, jsonify
 from backoffice.api.answers import iso_time, object_body, token_actor
 from backoffice.api.openapi import contribute
 from backoffice.auth import token_required
+from backoffice.dbtypes import MAX_ID
 from backoffice.errors import BadRequest, NotFound
 from backoffice.extensions import db
 from backoffice.invoicing import price_document, quotes, run, tasks
-from backoffice.invoicing.models import InvoicingRun
+from backoffice.invoicing.models import ADDON_PERIODS, InvoicingRun
+from backoffice.usage import parsing
+from backoffice.usage.models import METRICS
 
 bp = Blueprint("invoicing", __name__)  # nested in the api blueprint (api/blueprints.py)
 
@@ -88,15 +91,22 @@ def _openapi():
     vat = {"type": "object", "required": ["rate", "reason", "note"], "properties": {
         "rate": decimal, "reason": {"type": "string", "enum": ["domestic", "reverse_charge", "export"]},
         "note": {"type": "string"}}}
+    name = parsing.NAME_RE.pattern
     quote_in = {"type": "object", "required": ["plan"], "properties": {
-        "plan": {"type": "string", "maxLength": 64},
-        "add_ons": {"type": "array", "items": {"type": "string"}},
-        "start_day": {"type": "string", "format": "date", "description": "Default today (UTC)."},
-        "usage": {"type": "object", "description": "Expected quantity per metric in the first month.",
-                  "additionalProperties": decimal},
-        "customer_country": {"type": ["string", "null"], "minLength": 2, "maxLength": 2},
-        "customer_vat_id": {"type": ["string", "null"], "maxLength": 40},
-        "deployment": {"type": ["string", "null"], "maxLength": 100},
+        "plan": {"type": "string", "pattern": name, "maxLength": 64,
+                 "description": "A plan the price book prices (422 otherwise)."},
+        "add_ons": {"type": ["array", "null"], "items": {"type": "string", "pattern": name,
+                                                          "not": {"const": parsing.RESERVED_NAME}},
+                    "maxItems": parsing.MAX_ADDONS, "description": "Add-ons the price book prices (422 otherwise)."},
+        "start_day": {"type": ["string", "null"], "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$|^$",
+                      "description": "Default today (UTC)."},
+        "usage": {"type": ["object", "null"], "description": "Expected quantity per metric in the first month.",
+                  "propertyNames": {"enum": list(parsing.METRICS)}, "additionalProperties": {"oneOf": [
+                      {"type": "string", "pattern": parsing.QUANTITY_RE.pattern, "maxLength": 20},
+                      {"type": "integer", "minimum": 0, "maximum": 99999999999999}]}},
+        "customer_country": {"type": ["string", "null"], "pattern": r"^\s*([A-Za-z]{2})?\s*$"},
+        "customer_vat_id": {"type": ["string", "null"], "pattern": r"^\s*([ -~]{0,40})\s*$"},
+        "deployment": {"type": ["string", "null"], "pattern": f"{name}|^$", "not": {"const": parsing.RESERVED_NAME}},
     }}
     quote_out = {"type": "object", "required": ["period", "currency", "lines", "subtotal", "tax", "total", "vat"],
                  "properties": {"period": {"type": "string"}, "deployment": {"type": "string"},
@@ -106,7 +116,8 @@ def _openapi():
                                 "subtotal": decimal, "tax": decimal, "total": decimal,
                                 "vat": {"$ref": "#/components/schemas/VatDecision"}}}
     run_in = {"type": "object", "required": ["period"], "properties": {
-        "period": {"type": "string", "pattern": r"^\d{4}-\d{2}$", "description": "A month that has ended."},
+        "period": {"type": "string", "pattern": r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$",
+                   "description": "A month that has ended (422 for one that has not)."},
         "force": {"type": "boolean", "description": "Rebuild the month's drafts (never an issued invoice)."},
         "account_id": {"type": ["string", "null"], "description": "Only this account."}}}
     run_out = {"type": "object", "required": ["id", "period", "status", "summary"], "properties": {
@@ -128,26 +139,39 @@ def _openapi():
     bad = {"description": "Bad input (named in error.field)", **error}
     unauthorized = {"description": "No or unknown bearer token", **error}
     forbidden = {"description": "The token's scope does not allow it", **error}
-    dated = {"valid_from": {"type": "string", "format": "date"}}
-    currency = {"type": "string", "pattern": "^[A-Za-z]{3}$"}
-    book = {"type": "object", "properties": {
+    # The price book form's rules (invoicing/pricebook.parse_form) as patterns: values are stripped
+    # of spaces; money has at most 2 decimals, unit prices 6, quantities and rates 4; all below 10^11.
+    def amount(places: int, digits: int = 11, blank: bool = False) -> dict:
+        number = rf"0*[0-9]{{1,{digits}}}(\.[0-9]{{1,{places}}})?"
+        return {"type": "string", "pattern": rf"^\s*({number}){'?' if blank else ''}\s*$"}
+
+    key = {"type": "string", "pattern": r"^\s*[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\s*$"}
+    country_code = {"type": "string", "pattern": r"^\s*[A-Za-z]{2}\s*$"}
+    dated = {"valid_from": {"type": "string", "format": "date", "pattern": r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$"}}
+    currency = {"type": "string", "pattern": r"^\s*[A-Za-z]{3}\s*$"}
+    book = {"type": "object", "description": "Each key (plan, add-on, metric; VAT: one series) once per "
+            "valid_from (422 for a second).", "properties": {
         "plans": {"type": "array", "items": {"type": "object", "required": [
             "plan", "name", "currency", "monthly_base", "setup_fee", "valid_from"], "additionalProperties": False,
-            "properties": {"plan": {"type": "string"}, "name": {"type": "string"}, "currency": currency,
-                           "monthly_base": decimal, "setup_fee": decimal,
-                           "included": {"type": "object", "additionalProperties": decimal}, **dated}}},
+            "properties": {"plan": key, "name": {"type": "string", "maxLength": 100,
+                                                 "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"},
+                           "currency": currency, "monthly_base": amount(2), "setup_fee": amount(2),
+                           "included": {"type": "object", "propertyNames": {"enum": list(METRICS)},
+                                        "additionalProperties": amount(4, blank=True)}, **dated}}},
         "add_ons": {"type": "array", "items": {"type": "object", "required": [
             "addon", "period", "price", "currency", "valid_from"], "additionalProperties": False,
-            "properties": {"addon": {"type": "string"}, "period": {"type": "string", "enum": ["day", "month"]},
-                           "price": decimal, "currency": currency, **dated}}},
+            "properties": {"addon": key, "period": {"type": "string", "enum": list(ADDON_PERIODS)},
+                           "price": amount(6), "currency": currency, **dated}}},
         "metered": {"type": "array", "items": {"type": "object", "required": [
             "metric", "unit_price", "currency", "valid_from"], "additionalProperties": False,
-            "properties": {"metric": {"type": "string"}, "unit_price": decimal, "currency": currency, **dated}}},
+            "properties": {"metric": {"type": "string", "enum": list(METRICS)}, "unit_price": amount(6),
+                           "currency": currency, **dated}}},
         "vat": {"type": "array", "items": {"type": "object", "required": [
             "seller_country", "domestic_countries", "domestic_rate", "valid_from"], "additionalProperties": False,
-            "properties": {"seller_country": {"type": "string"},
-                           "domestic_countries": {"type": "array", "items": {"type": "string"}},
-                           "domestic_rate": decimal, **dated}}},
+            "properties": {"seller_country": country_code,
+                           "domestic_countries": {"type": "array", "minItems": 1, "items": {
+                               "type": "string", "pattern": r"^\s*[A-Za-z]{2}\s*$"}},
+                           "domestic_rate": amount(4, 2), **dated}}},
     }, "additionalProperties": False}
     paths = {
         "/api/v1/price-book": {
@@ -175,7 +199,8 @@ def _openapi():
                           "404": {"description": "Unknown account_id", **error}}}},
         "/api/v1/invoicing/runs/{run_id}": {"get": {
             "summary": "A month-end run and its summary", "tags": ["Invoicing"],
-            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "parameters": [{"name": "run_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}],
             "responses": {"200": ok("The run", "InvoicingRun"), "401": unauthorized, "403": forbidden,
                           "404": {"description": "Unknown run", **error}}}},
     }

@@ -10,11 +10,11 @@ from flask import Blueprint, jsonify, request
 
 from backoffice.accounts import filters as account_filters
 from backoffice.accounts import queries as account_queries
-from backoffice.accounts.filters import STATUSES, AccountFilters, parse_id
+from backoffice.accounts.filters import FLAGS, STATUSES, AccountFilters, parse_id
 from backoffice.api.answers import confine, iso_time, own_account
-from backoffice.api.openapi import contribute
+from backoffice.api.openapi import ID, PAGING, contribute
 from backoffice.auth import token_required
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import MAX_ID, utcnow
 from backoffice.errors import NotFound
 from backoffice.invoices import filters as invoice_filters
 from backoffice.invoices import queries as invoice_queries
@@ -25,6 +25,7 @@ from backoffice.ledger import filters as event_filters
 from backoffice.ledger import queries as ledger_queries
 from backoffice.ledger.filters import EVENT_TYPES, EventFilters
 from backoffice.ledger.filters import VIEWS as EVENT_VIEWS
+from backoffice.pagination import MAX_SEARCH
 from backoffice.users import filters as user_filters
 from backoffice.users import queries as user_queries
 from backoffice.users.filters import UserFilters
@@ -150,7 +151,7 @@ def list_invoices():
 def get_invoice(invoice_id: str):
     """One of Backoffice's own invoices (`backoffice:<n>`, as the list names it) with its lines."""
     number = invoice_id.removeprefix("backoffice:")
-    if number == invoice_id or not number.isdigit() or len(number) > 12:
+    if number == invoice_id or not number.isascii() or not number.isdigit() or int(number) > MAX_ID:
         raise NotFound(f"No invoice {invoice_id!r} with a detail: Backoffice's own invoices are backoffice:<n> "
                        "(Stripe's are documents at Stripe).")
     try:
@@ -180,13 +181,18 @@ def _param(name: str, description: str, schema: dict | None = None, where: str =
             "schema": schema or {"type": "string"}}
 
 
-PAGING = [
-    _param("page", "Page number, from 1.", {"type": "integer", "minimum": 1}),
-    _param("page_size", "Rows per page, at most 100.", {"type": "integer", "minimum": 1, "maximum": 100}),
-]
 MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 ERROR_CONTENT = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+SEARCH = {"type": "string", "maxLength": MAX_SEARCH}
+FLAG = {"type": "string", "enum": ["", *FLAGS]}  # empty, as a form sends it: no filter
+# Plan keys, also several in one value separated by commas (accounts/filters._multi).
+PLANS = {"type": "string", "maxLength": 255, "pattern": r"^\s*([A-Za-z0-9_.:\-]+\s*)?(,\s*([A-Za-z0-9_.:\-]+\s*)?)*$"}
+# A filter left empty (as a form sends it) is no filter.
+ACCOUNT = {"type": "string", "pattern": f"^$|{ID['pattern']}"}
+# A day from FIRST_DAY to LAST_DAY (pagination.parse_date): the years as a pattern, the day as a format.
+DAY = {"anyOf": [{"type": "string", "format": "date", "pattern": r"^(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"},
+                  {"const": ""}]}
 
 
 def _own_account_only(op: dict, field: str) -> dict:
@@ -199,7 +205,7 @@ def _own_account_only(op: dict, field: str) -> dict:
     return op
 
 
-def _list_op(summary: str, item_ref: str, params: list) -> dict:
+def _list_op(summary: str, item_ref: str, params: list, more: dict | None = None) -> dict:
     return {"get": {
         "summary": summary,
         "parameters": params + PAGING,
@@ -211,9 +217,9 @@ def _list_op(summary: str, item_ref: str, params: list) -> dict:
                                "page_size": {"type": "integer"},
                                "total_exact": {"type": "boolean", "description":
                                                "false when the count stopped at the cap: total is a lower bound"}}}}}},
-            "400": {"description": "Bad parameter (named in error.field)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "401": {"description": "No or unknown token"},
+            "400": {"description": "Bad parameter (named in error.field)", **ERROR_CONTENT},
+            "401": {"description": "No or unknown token", **ERROR_CONTENT},
+            **(more or {}),
         },
     }}
 
@@ -231,42 +237,43 @@ def _openapi():
 
     paths = {
         "/api/v1/accounts": _list_op("Accounts", "Account", [
-            _param("search", "Name contains (case-insensitive) or exact id; at most 100 characters."),
-            _param("plan", "Plan key; repeat for several.", {"type": "array", "items": {"type": "string"}}),
+            _param("search", "Name contains (case-insensitive) or exact id.", SEARCH),
+            _param("plan", "Plan key; repeat for several.",
+                   {"type": "array", "items": PLANS}),
             _param("status", "Status; repeat for several.",
                    {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}}),
-            _param("unsynced", "1: paid accounts without ledger rows.", {"type": "integer", "enum": [0, 1]}),
-            _param("drift", "1: accounts with drift detected.", {"type": "integer", "enum": [0, 1]}),
-            _param("deleted", "1: the deleted accounts instead of the live ones (their MRR stays in the KPI).",
-                   {"type": "integer", "enum": [0, 1]}),
+            _param("unsynced", "1 or true: paid accounts without ledger rows.", FLAG),
+            _param("drift", "1 or true: accounts with drift detected.", FLAG),
+            _param("deleted", "1 or true: the deleted accounts instead of the live ones (their MRR stays in the KPI).",
+                   FLAG),
             _sort(account_filters.SORTS, "-modified", account_filters.SORT_ALIASES),
         ]),
         "/api/v1/accounts/{account_id}": _own_account_only({"get": {
             "summary": "One account with its revenue and users summary",
-            "parameters": [_param("account_id", "The account id.", where="path")],
+            "parameters": [_param("account_id", "The account id.", ID, where="path")],
             "responses": {"200": {"description": "The account", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/AccountDetail"}}}},
-                "400": {"description": "Malformed id"},
+                "400": {"description": "Malformed id", **ERROR_CONTENT},
                 "401": {"description": "No or unknown bearer token", **ERROR_CONTENT},
-                "404": {"description": "No such account"}},
+                "404": {"description": "No such account", **ERROR_CONTENT}},
         }}, "account_id"),
         "/api/v1/users": _list_op("Users", "User", [
-            _param("search", "E-mail, first or last name, or account name contains."),
+            _param("search", "E-mail, first or last name, or account name contains.", SEARCH),
             _sort(user_filters.SORTS, "-created", user_filters.SORT_ALIASES),
         ]),
         "/api/v1/billing-events": _own_account_only(_list_op("Billing events", "BillingEvent", [
-            _param("account", "Account id (a token of scope account: its own or none)."),
-            _param("search", "Account name contains."),
+            _param("account", "Account id (a token of scope account: its own or none).", ACCOUNT),
+            _param("search", "Account name contains.", SEARCH),
             _param("view", "all (everything but no_op), mrr, state, other.",
                    {"type": "string", "enum": list(EVENT_VIEWS)}),
             _param("type", "One event type.", {"type": "string", "enum": list(EVENT_TYPES)}),
-            _param("from", "From this UTC day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
-            _param("to", "Up to and including this UTC day.", {"type": "string", "format": "date"}),
+            _param("from", "From this UTC day (YYYY-MM-DD, 1970 to 2999).", DAY),
+            _param("to", "Up to and including this UTC day (not before from).", DAY),
             _sort(event_filters.SORTS, "-occurred", event_filters.SORT_ALIASES),
-        ]), "account"),
+        ], {"422": {"description": "to lies before from", **ERROR_CONTENT}}), "account"),
         "/api/v1/invoices": _own_account_only(_list_op("Invoices, credit notes and refunds", "InvoiceRow", [
-            _param("account", "Account id (a token of scope account: its own or none)."),
-            _param("search", "Account name contains."),
+            _param("account", "Account id (a token of scope account: its own or none).", ACCOUNT),
+            _param("search", "Account name contains.", SEARCH),
             _param("view", "all, invoices, reversals.", {"type": "string", "enum": list(INVOICE_VIEWS)}),
             _param("source", "stripe (Stripe's invoices, credit notes, refunds) or backoffice (the month-end "
                    "run's own).", {"type": "string", "enum": list(invoice_filters.SOURCES)}),
@@ -276,7 +283,8 @@ def _openapi():
             "summary": "One of Backoffice's own invoices with its lines", "tags": ["Lists"],
             "description": "A token of scope account reads its own account's only: another account's "
                            "invoice answers 404, as one that does not exist.",
-            "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it.", where="path")],
+            "parameters": [_param("invoice_id", "backoffice:<n>, as the list names it (anything else: 404).",
+                                  where="path")],
             "responses": {
                 "200": {"description": "The invoice", "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/PlatformInvoice"}}}},

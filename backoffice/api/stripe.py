@@ -11,8 +11,9 @@ from flask import Blueprint, jsonify, request, url_for
 from backoffice.accounts import queries as account_queries
 from backoffice.accounts.filters import parse_id
 from backoffice.api.answers import iso_time, token_actor
-from backoffice.api.openapi import contribute
+from backoffice.api.openapi import ID, PAGING, contribute
 from backoffice.auth import token_required
+from backoffice.dbtypes import MAX_ID
 from backoffice.errors import NotFound
 from backoffice.extensions import db
 from backoffice.pagination import parse_page, parse_sort
@@ -110,7 +111,7 @@ def sync_account(account_id: str):
 @token_required("admin")
 def job(run_id: int):
     """A sync's or a recovery's state while it runs, then its result or error."""
-    run = db.session.get(JobRun, run_id)
+    run = db.session.get(JobRun, run_id) if run_id <= MAX_ID else None
     if run is None or run.kind not in (tasks.ACCOUNT_SYNC, tasks.DISASTER_RECOVERY):
         raise NotFound("No such job.", field="run_id")
     return jsonify(job_json(run))
@@ -143,7 +144,7 @@ def _openapi():
                                                  "newest": {"type": "string", "format": "date-time"}}},
     }}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    account_param = {"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    account_param = {"name": "account_id", "in": "path", "required": True, "schema": ID}
     time = {"type": ["string", "null"], "format": "date-time"}
     drift_state = {"type": "object", "required": ["account_id", "drift_detected", "drift_checked_at",
                                                   "acknowledged_at", "acknowledged_by"], "properties": {
@@ -203,8 +204,7 @@ def _openapi():
     forbidden = {"description": "The token's scope is not admin", **error}
     unknown = {"description": "Unknown account", **error}
     paging = [
-        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-        {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+        *PAGING,
         {"name": "sort", "in": "query", "description": "detected, severity or kind; prefix - for descending. "
          "Default -detected.", "schema": {"type": "string", "enum": [
              p + s for s in ("detected", "severity", "kind") for p in ("", "-")]}},
@@ -223,7 +223,7 @@ def _openapi():
                            "raises the flag again if the cause remains.",
             "tags": ["Stripe"], "parameters": [account_param],
             "responses": {"200": ok("The drift state after the acknowledgement", "DriftState"),
-                          "400": {"description": "No drift to acknowledge (error.code no_drift)", **error},
+                          "409": {"description": "No drift to acknowledge (error.code no_drift)", **error},
                           "401": unauthorized, "403": forbidden, "404": unknown},
         }},
         "/api/v1/accounts/{account_id}/recovery": {
@@ -231,7 +231,7 @@ def _openapi():
                 "summary": "What a disaster recovery of the account would do",
                 "tags": ["Stripe"], "parameters": [account_param],
                 "responses": {"200": ok("The recovery plan", "RecoveryPlan"), "401": unauthorized,
-                              "404": unknown},
+                              "400": {"description": "Malformed id", **error}, "404": unknown},
             },
             "post": {
                 "summary": "Disaster recovery, as a background job",
@@ -247,7 +247,7 @@ def _openapi():
             "summary": "A sync's or a disaster recovery's job: its state, then its result or error",
             "tags": ["Stripe"],
             "parameters": [{"name": "run_id", "in": "path", "required": True,
-                            "schema": {"type": "integer", "minimum": 1}}],
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
             "responses": {"200": ok("The job", "Job"), "401": unauthorized, "403": forbidden,
                           "404": {"description": "No such job", **error}},
         }},
@@ -260,10 +260,11 @@ def _openapi():
                        "is a SyncResult once `status` is done; Stripe unreachable or refusing leaves it failed "
                        "with what Stripe said, nothing changed). Poll the Location header.",
         "tags": ["Stripe"],
-        "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "parameters": [account_param],
         "responses": {
             "202": accepted,
-            "400": {"description": "Stripe not configured, no Stripe customer, or a foreign currency", **error},
+            "409": {"description": "Stripe not configured, no Stripe customer, or a foreign currency "
+                    "(error.code stripe_not_configured, no_stripe_customer, foreign_currency)", **error},
             "401": unauthorized, "403": forbidden, "404": unknown,
         },
     }}}

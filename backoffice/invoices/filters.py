@@ -32,14 +32,14 @@ class InvoiceFilters:
     @classmethod
     def from_args(cls, args, account: str = "") -> InvoiceFilters:
         page, page_size = parse_page(args)
-        view = (args.get("view") or "all").strip()
+        view = args.get("view") or "all"
         if view not in VIEWS:
             raise BadRequest(_("view must be one of %(views)s.", views=", ".join(VIEWS)), field="view")
-        source = (args.get("source") or "").strip()
+        source = args.get("source") or ""
         if source and source not in SOURCES:
             raise BadRequest(_("source must be one of %(sources)s.", sources=", ".join(SOURCES)), field="source")
         if not account and args.get("account"):
-            account = parse_id(args.get("account").strip(), "account")
+            account = parse_id(args.get("account"), "account")
         return cls(parse_search(args), account, view, source, parse_sort(args, SORTS, DEFAULT_SORT, SORT_ALIASES),
                    page, page_size)
 

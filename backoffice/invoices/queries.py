@@ -10,16 +10,14 @@ account names are joined to the rows of the page only.
 from __future__ import annotations
 
 from flask import current_app
-from flask_babel import gettext as _
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import Money
-from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.models import PaymentTransaction as PT
 from backoffice.invoicing.models import PlatformInvoice as PI
-from backoffice.pagination import COUNT_CAP, Page, check_page_in_range
+from backoffice.pagination import COUNT_CAP, Page
 
 KINDS = ("invoice", "credit_note", "refund")
 
@@ -153,19 +151,10 @@ def invoice_rows_page(f: InvoiceFilters) -> Page:
     counted = db.select(_rows(f, None).c.tx_id).limit(cap + 1).subquery()
     total = db.session.execute(db.select(db.func.count()).select_from(counted)).scalar_one()
     capped = total > cap
-    if not capped:
-        check_page_in_range(f.page, f.page_size, total)
     offset = (f.page - 1) * f.page_size
     items = db.session.execute(invoice_rows_stmt(f, f.page_size + 1, offset)).all()
-    if capped and f.page > 1 and not items:
-        raise BadRequest(str(_beyond(f.page)), field="page")
     return Page(items[:f.page_size], min(total, cap) if capped else total, f.page, f.page_size, capped,
                 len(items) > f.page_size)
-
-
-def _beyond(page: int) -> str:
-
-    return _("Page %(page)s is beyond the end of the list.", page=page)
 
 
 def invoice_rows_preview(account_id: str, limit: int = 5) -> list:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, Unprocessable
 from backoffice.extensions import db
 from backoffice.invoicing.models import AddonPrice, MeteredPrice, PlanAllowance, PlanPrice, VatSetting
 from backoffice.invoicing.pricebook import KINDS, parse_form
@@ -71,8 +71,8 @@ def parse(document) -> list[tuple[str, dict]]:
                 raise BadRequest(f"{name}: {e.message}", field=f"{name}.{_document_field(e.field)}") from None
             key = (slug, values.get(kind.key) if kind.key else "", values["valid_from"])
             if key in seen:
-                raise BadRequest(f"{name}: {seen[key]} has the same key valid from {values['valid_from']}.",
-                                 field=f"{name}.valid_from")
+                raise Unprocessable(f"{name}: {seen[key]} has the same key valid from {values['valid_from']}.",
+                                    field=f"{name}.valid_from")
             seen[key] = name
             entries.append((slug, values))
     return entries

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, Unprocessable
 from backoffice.invoicing import engine, queries
 from backoffice.usage.models import METRICS
 from backoffice.usage.parsing import parse_addons, parse_name, parse_plan, parse_quantity
@@ -60,7 +60,7 @@ def parse(data: dict) -> Planned:
     for metric, quantity in usage.items():
         if metric not in METRICS:
             raise BadRequest(f"Unknown metric {metric!r} in usage; known: {', '.join(METRICS)}.", field="usage")
-        if isinstance(quantity, float):  # a decimal string (or a whole number): 0.1 is not a float's 0.1
+        if isinstance(quantity, float) and not quantity.is_integer():  # a decimal string: 0.1 is not a float's 0.1
             raise BadRequest(f"usage.{metric} must be a decimal string.", field=f"usage.{metric}")
         expected[metric] = parse_quantity(quantity, f"usage.{metric}", prefix=f"usage.{metric}: ")
     country = _text(data.get("customer_country"), "customer_country", 2)
@@ -79,8 +79,8 @@ def _text(value, name: str, length: int) -> str | None:
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string.", field=name)
     value = value.strip()
-    if len(value) > length or "\x00" in value or not value.isprintable():
-        raise BadRequest(f"{name} must be at most {length} printable characters.", field=name)
+    if len(value) > length or not (value.isascii() and value.isprintable()):
+        raise BadRequest(f"{name} must be at most {length} printable ASCII characters.", field=name)
     return value
 
 
@@ -90,10 +90,10 @@ def quote(planned: Planned) -> engine.Quote:
     period = planned.period
     book = queries.price_book(period.last_day)
     if planned.plan not in book.plans:
-        raise BadRequest(f"Unknown plan {planned.plan!r}: the price book has no price for it.", field="plan")
+        raise Unprocessable(f"Unknown plan {planned.plan!r}: the price book has no price for it.", field="plan")
     for addon in planned.add_ons:
         if addon not in book.addons:
-            raise BadRequest(f"Unknown add-on {addon!r}: the price book has no price for it.", field="add_ons")
+            raise Unprocessable(f"Unknown add-on {addon!r}: the price book has no price for it.", field="add_ons")
     vat = queries.vat_on(period.last_day)
     decision = engine.vat_decision(vat.domestic_countries, vat.domestic_rate, planned.customer_country,
                                    planned.customer_vat_id)
@@ -102,7 +102,7 @@ def quote(planned: Planned) -> engine.Quote:
         return engine.total(lines, decision)
     except engine.PricingError as e:
         field = next((f for what, f in FIELD_OF_KIND.items() if what in str(e)), "plan")
-        raise BadRequest(f"Cannot price this quote: {e}.", field=field) from None
+        raise Unprocessable(f"Cannot price this quote: {e}.", field=field) from None
 
 
 # --- one JSON shape for a line, whether quoted or invoiced ----------------------------------

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest, NotFound
+from backoffice.errors import BadRequest, NotFound, Unprocessable
 from backoffice.extensions import db
 from backoffice.invoicing import engine, queries
 from backoffice.invoicing.models import InvoicingRun, PlatformInvoice, PlatformInvoiceLine
@@ -41,8 +41,8 @@ def parse_period(text: object, now: datetime | None = None) -> engine.Period:
     except ValueError:
         raise BadRequest(f"period must be a month written YYYY-MM, not {text!r}.", field="period") from None
     if period.end > (now or utcnow()):
-        raise BadRequest(f"period {period} has not ended yet: a month is invoiced once it is over.",
-                         field="period")
+        raise Unprocessable(f"period {period} has not ended yet: a month is invoiced once it is over.",
+                            field="period")
     return period
 
 

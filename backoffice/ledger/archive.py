@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from backoffice.accounts.models import Account
-from backoffice.dbtypes import utcnow
+from backoffice.dbtypes import UNSTORABLE_TEXT, utcnow
 from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.ledger import readers, sql
@@ -117,20 +117,23 @@ def check_envelope(event) -> dict:
     for name in ("id", "type", "created"):
         if not event.get(name):
             raise BadRequest(_("The Stripe event has no %(name)s.", name=name), field=name)
-    if not isinstance(event["id"], str) or len(event["id"]) > 255 or not isinstance(event["type"], str):
+    if not isinstance(event["id"], str) or len(event["id"]) > 255:
         raise BadRequest(_("The Stripe event id or type is invalid."), field="id")
+    if not isinstance(event["type"], str):
+        raise BadRequest(_("The Stripe event id or type is invalid."), field="type")
     if not isinstance(event["created"], int) or isinstance(event["created"], bool) or _created_at(event) is None:
         raise BadRequest(_("The Stripe event's created time is invalid."), field="created")
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise BadRequest(_("The Stripe event has no data object."), field="data")
     # The ids the archive stores in columns of their own: no database text holds a NUL
-    # character (PostgreSQL refuses it), and no Stripe id has one.
+    # character or a lone surrogate (dbtypes.UNSTORABLE_TEXT), and no Stripe id has one.
     for field, value in (("id", event["id"]), ("type", event["type"]), ("api_version", event.get("api_version")),
                          ("data.object.customer", event_customer_id(event)),
                          ("data.object.subscription", event_subscription_id(event))):
-        if isinstance(value, str) and "\x00" in value:
-            raise BadRequest(_("The Stripe event's %(name)s contains a NUL character.", name=field), field=field)
+        if isinstance(value, str) and UNSTORABLE_TEXT.search(value):
+            raise BadRequest(_("The Stripe event's %(name)s contains a NUL character or a lone surrogate.",
+                               name=field), field=field)
     return event
 
 
@@ -164,12 +167,7 @@ def event_customer_id(event: dict) -> str | None:
     if not_the_platforms(event):
         return None  # a connected account's customer is not one of the platform's accounts
     obj = event["data"]["object"]
-    if obj.get("object") == "customer":
-        return obj.get("id")
-    customer = obj.get("customer")
-    if isinstance(customer, dict):
-        customer = customer.get("id")
-    return customer if isinstance(customer, str) else None
+    return _stored_id(obj.get("id") if obj.get("object") == "customer" else obj.get("customer"))
 
 
 def event_subscription_id(event: dict) -> str | None:
@@ -178,15 +176,21 @@ def event_subscription_id(event: dict) -> str | None:
     obj = event["data"]["object"]
     kind = obj.get("object")
     if kind == "subscription":
-        return obj.get("id")
+        return _stored_id(obj.get("id"))
     if kind == "invoice":
-        return readers.invoice_subscription(obj)
+        return _stored_id(readers.invoice_subscription(obj))
     candidate = obj.get("subscription")
     if candidate is None and kind == "subscription_schedule":
         candidate = obj.get("released_subscription")
-    if isinstance(candidate, dict):
-        candidate = candidate.get("id")
-    return candidate if isinstance(candidate, str) else None
+    return _stored_id(candidate)
+
+
+def _stored_id(value) -> str | None:
+    """An id (or expanded object) as the archive's columns of ids hold it (String(255)); anything
+    else is none: the payload keeps what was sent, and the replay finds it unreadable."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
 
 
 def archive_event(body: bytes, event: dict, *, recovery_source: str | None = None) -> ArchiveResult:

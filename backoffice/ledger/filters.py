@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from backoffice.accounts.filters import parse_id
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, Unprocessable
 from backoffice.ledger.classifier import MRR_VIEW_TYPES, OTHER_VIEW_TYPES, STATE_VIEW_TYPES
 from backoffice.ledger.labels import EVENT_LABELS
 from backoffice.pagination import (
@@ -58,18 +58,18 @@ class EventFilters:
     @classmethod
     def from_args(cls, args, account: str = "") -> EventFilters:
         page, page_size = parse_page(args)
-        view = (args.get("view") or "all").strip()
+        view = args.get("view") or "all"
         if view not in VIEWS:
             raise BadRequest(_("view must be one of %(views)s.", views=", ".join(VIEWS)), field="view")
-        event_type = (args.get("type") or "").strip()
+        event_type = args.get("type") or ""
         if event_type and event_type not in EVENT_TYPES:
             raise BadRequest(_("Unknown event type %(type)s.", type=event_type[:60]), field="type")
         if not account and args.get("account"):
-            account = parse_id(args.get("account").strip(), "account")
+            account = parse_id(args.get("account"), "account")
         date_from = parse_date(args, "from")
         date_to = parse_date(args, "to")
         if date_from and date_to and date_to < date_from:
-            raise BadRequest(_("to must not be before from."), field="to")
+            raise Unprocessable(_("to must not be before from."), field="to")
         return cls(
             search=parse_search(args),
             account=account,

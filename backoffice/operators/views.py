@@ -22,7 +22,10 @@ bp = Blueprint("operators", __name__, template_folder="templates")
 
 
 def _safe_next(target: str | None) -> str:
-    if target and not urlsplit(target).netloc and target.startswith("/") and not target.startswith("//"):
+    """A path of Backoffice only: no other host (browsers read `/\\host` as `//host`) and no control
+    character (a CR or LF would split the Location header)."""
+    if (target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc
+            and "\\" not in target and target.isprintable()):
         return target
     return url_for("dashboard.index")
 

@@ -586,7 +586,7 @@ def acknowledge(account_id: str, actor) -> Subscription:
         .with_for_update()
     ).scalar_one_or_none()
     if sub is None or not sub.drift_detected:
-        raise BadRequest(_("This account has no drift to acknowledge."), code="no_drift")
+        raise BadRequest(_("This account has no drift to acknowledge."), status=409, code="no_drift")
     before = {"drift_detected": True, "drift_acknowledged_at": _iso(sub.drift_acknowledged_at),
               "drift_acknowledged_by": sub.drift_acknowledged_by}
     sub.drift_detected = False

@@ -85,16 +85,17 @@ def _iso(value: datetime | None) -> str | None:
 
 # -- preconditions ----------------------------------------------------------------------------------
 def get_syncable_account(account_id: str) -> Account:
-    """The account, or a clean 404/400 naming why it cannot be synced."""
+    """The account, or a clean 404, or a 409 naming why it cannot be synced (the set-up's or the
+    account's state, not the request, is in the way)."""
     account = db.session.get(Account, account_id)
     if account is None:
         raise NotFound(_("No account with the id %(id)s.", id=account_id))
     if not gw.is_configured():
         raise BadRequest(_("Stripe is not configured: set STRIPE_SECRET_KEY to sync accounts."),
-                         code="stripe_not_configured")
+                         status=409, code="stripe_not_configured")
     if not account.stripe_customer_id:
         raise BadRequest(_("This account has no Stripe customer, so there is nothing to sync."),
-                         field="stripe_customer_id", code="no_stripe_customer")
+                         field="stripe_customer_id", status=409, code="no_stripe_customer")
     sub = current_subscription(account.id)
     _check_currency(sub.currency if sub else None)
     return account
@@ -106,7 +107,7 @@ def _check_currency(currency: str | None) -> None:
         raise BadRequest(
             _("The subscription is billed in %(currency)s, but Backoffice reports in %(platform)s; "
               "it cannot be synced.", currency=currency.upper(), platform=platform),
-            field="currency", code="foreign_currency")
+            field="currency", status=409, code="foreign_currency")
 
 
 def current_subscription(account_id: str, *, lock: bool = False) -> Subscription | None:

@@ -7,17 +7,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from backoffice.accounts.filters import ID_RE
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, Unprocessable
 from backoffice.usage.models import METRICS
 
+RESERVED_NAME = "backfill"  # no deployment's: POST /api/v1/deployments/backfill
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")  # a decimal string: digits, a point, digits
 MAX_BATCH = 1000
 MAX_BACKFILL = 10_000
 MAX_ADDONS = 200
 # A clock a little ahead of ours is fine; an event an hour in the future is a bug on the platform.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# The times the document promises parse_time reads (a subset of what it reads: RFC 3339 as
+# datetime.fromisoformat takes it, with a zone).
+TIME_PATTERN = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]{1,6})?"
+                r"(Z|[+-][0-9]{2}:[0-9]{2})$")
 EVENT_TYPES = ("add_on_enabled", "add_on_disabled", "suspended", "resumed", "plan_changed")
 
 
@@ -74,13 +81,13 @@ def parse_time(value, field: str, *, required: bool = True, prefix: str = "") ->
         raise BadRequest(f"{prefix}{field} must be an ISO 8601 string.", field=field)
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            raise BadRequest(f"{prefix}{field} needs a time zone (end it with Z for UTC).", field=field)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:00:00-05:00 is in year 10000 in UTC
         raise BadRequest(f"{prefix}{field} is not an ISO 8601 time: {value[:40]!r}.", field=field) from None
-    if parsed.tzinfo is None:
-        raise BadRequest(f"{prefix}{field} needs a time zone (end it with Z for UTC).", field=field)
-    parsed = parsed.astimezone(UTC)
     if parsed > utcnow() + FUTURE_TOLERANCE:
-        raise BadRequest(f"{prefix}{field} lies in the future: {value}.", field=field)
+        raise Unprocessable(f"{prefix}{field} lies in the future: {value}.", field=field)
     return parsed
 
 
@@ -89,14 +96,17 @@ def parse_name(value, field: str, prefix: str = "") -> str:
         raise BadRequest(
             f"{prefix}{field} must be 1 to 100 letters, digits, '.', '_', ':' or '-', starting with a "
             "letter or digit.", field=field)
+    if value == RESERVED_NAME:
+        raise BadRequest(f"{prefix}{field} may not be {RESERVED_NAME!r}: /api/v1/deployments/{RESERVED_NAME} is the "
+                         "backfill's URL.", field=field)
     return value
 
 
 def parse_id(value, field: str, prefix: str = "") -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip() or len(value) > 64:
-        raise BadRequest(f"{prefix}{field} must be an id string of 1 to 64 characters.", field=field)
+    """An id as every list and page reads it (accounts/filters.ID_RE)."""
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise BadRequest(f"{prefix}{field} must be an id of 1 to 64 letters, digits, '_', '.', ':' or '-'.",
+                         field=field)
     return value
 
 
@@ -185,13 +195,13 @@ def parse_backfill(body) -> list[BackfillItem]:
             raise BadRequest(f"{prefix}must be an object.", field=field)
         name = parse_name(raw.get("name"), f"{field}.name", prefix)
         if name in seen:
-            raise BadRequest(f"{prefix}{name!r} appears twice in the snapshot.", field=f"{field}.name")
+            raise Unprocessable(f"{prefix}{name!r} appears twice in the snapshot.", field=f"{field}.name")
         seen.add(name)
         created = parse_time(raw.get("created_at"), f"{field}.created_at", prefix=prefix)
         suspended_at = parse_time(raw.get("suspended_at"), f"{field}.suspended_at", required=False,
                                   prefix=prefix)
         if suspended_at is not None and suspended_at < created:
-            raise BadRequest(f"{prefix}suspended_at lies before created_at.", field=f"{field}.suspended_at")
+            raise Unprocessable(f"{prefix}suspended_at lies before created_at.", field=f"{field}.suspended_at")
         out.append(BackfillItem(
             name=name,
             account_id=parse_id(raw.get("account_id"), f"{field}.account_id", prefix),
@@ -204,8 +214,9 @@ def parse_backfill(body) -> list[BackfillItem]:
 
 
 def parse_quantity(value, field: str, prefix: str = "") -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadRequest(f"{prefix}quantity must be a number or a decimal string.", field=field)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+            isinstance(value, str) and not QUANTITY_RE.match(value)):
+        raise BadRequest(f"{prefix}quantity must be a number or a decimal string like 24.5.", field=field)
     try:
         quantity = Decimal(str(value))
     except InvalidOperation:
@@ -215,7 +226,7 @@ def parse_quantity(value, field: str, prefix: str = "") -> Decimal:
     if quantity < 0:
         raise BadRequest(f"{prefix}quantity must not be negative (got {quantity}).", field=field)
     if quantity.as_tuple().exponent < -4:
-        raise BadRequest(f"{prefix}quantity has more than 4 decimals ({quantity}).", field=field)
+        raise Unprocessable(f"{prefix}quantity has more than 4 decimals ({quantity}).", field=field)
     if quantity >= Decimal(100000000000000):
         raise BadRequest(f"{prefix}quantity is too large ({quantity}).", field=field)
     return quantity

@@ -131,7 +131,7 @@ def put_state(name: str, want: StateIn) -> PutResult:
     changed = (wanted.plan, wanted.add_ons, wanted.suspended) != (before.plan, before.add_ons, before.suspended)
     if changed and not created:
         if at < dep.created_at:
-            raise BadRequest(f"occurred_at {_iso(at)} lies before the deployment's creation at "
+            raise Conflict(f"occurred_at {_iso(at)} lies before the deployment's creation at "
                              f"{_iso(dep.created_at)}.", field="occurred_at")
         if before.last_event_at is not None and at < before.last_event_at:
             raise Conflict(f"occurred_at {_iso(at)} is older than the deployment's latest event at "
@@ -154,7 +154,7 @@ def delete_deployment(name: str, occurred_at: datetime | None = None) -> tuple[D
         return dep, False
     at = occurred_at or utcnow()
     if at < dep.created_at:
-        raise BadRequest(f"occurred_at {_iso(at)} lies before the deployment's creation at "
+        raise Conflict(f"occurred_at {_iso(at)} lies before the deployment's creation at "
                          f"{_iso(dep.created_at)}.", field="occurred_at")
     dep.deleted_at = at
     db.session.commit()
@@ -170,10 +170,10 @@ def record_events(name: str, events: list[EventIn]) -> dict:
         raise NotFound(f"No deployment named {name!r}.", field="name")
     for i, e in enumerate(events):
         if e.occurred_at < dep.created_at:
-            raise BadRequest(f"Event {i}: occurred_at {_iso(e.occurred_at)} lies before the deployment's "
+            raise Conflict(f"Event {i}: occurred_at {_iso(e.occurred_at)} lies before the deployment's "
                              f"creation at {_iso(dep.created_at)}.", field=f"events[{i}].occurred_at")
         if dep.deleted_at is not None and e.occurred_at > dep.deleted_at:
-            raise BadRequest(f"Event {i}: occurred_at {_iso(e.occurred_at)} lies after the deployment's "
+            raise Conflict(f"Event {i}: occurred_at {_iso(e.occurred_at)} lies after the deployment's "
                              f"deletion at {_iso(dep.deleted_at)}.", field=f"events[{i}].occurred_at")
     lo = min(e.occurred_at for e in events)
     hi = max(e.occurred_at for e in events)
@@ -309,7 +309,7 @@ def ingest_usage(records: list[UsageIn]) -> dict:
             raise NotFound(f"Record {i}: no deployment named {r.deployment!r}.", field=f"records[{i}].deployment")
         account_id, deleted_at = deps[r.deployment]
         if deleted_at is not None and r.occurred_at > deleted_at:
-            raise BadRequest(f"Record {i}: occurred_at {_iso(r.occurred_at)} lies after the deployment's "
+            raise Conflict(f"Record {i}: occurred_at {_iso(r.occurred_at)} lies after the deployment's "
                              f"deletion at {_iso(deleted_at)}.", field=f"records[{i}].occurred_at")
         rows.append((r.idempotency_key, r.deployment, account_id, r.metric, r.quantity, r.occurred_at))
     now = utcnow()

@@ -7,9 +7,9 @@ import sqlalchemy as sa
 
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import utcnow
-from backoffice.errors import BadRequest, NotFound
+from backoffice.errors import BadRequest, NotFound, Unprocessable
 from backoffice.extensions import db
-from backoffice.usage.parsing import MAX_BATCH, parse_time
+from backoffice.usage.parsing import MAX_BATCH, parse_id, parse_time
 from backoffice.users.models import Login, Membership, User, UserSession
 
 LOGIN_OUTCOMES = ("success", "failure")
@@ -35,18 +35,14 @@ def _str(body: dict, key: str, limit: int, field: str | None = None, required: b
     return value.strip() or None
 
 
-def _check_id(value: str, field: str) -> str:
-    if not value or len(value) > 64:
-        raise BadRequest(f"{field} must have 1 to 64 characters.", field=field)
-    return value
-
-
 def upsert_user(user_id: str, body) -> tuple[User, bool]:
     body = _obj(body)
-    _check_id(user_id, "id")
+    parse_id(user_id, "user_id")
     user = db.session.get(User, user_id)
     created = user is None
     values: dict = {}
+    if created and body.get("email") is None:
+        raise Unprocessable("email is required for a new user.", field="email")
     if created or "email" in body:
         email = _str(body, "email", 254, required=True)
         if "@" not in email:
@@ -85,13 +81,15 @@ def upsert_membership(account_id: str, user_id: str, body) -> tuple[Membership, 
     state = body.get("state", "active")
     if state not in STATES:
         raise BadRequest("state must be active or pending.", field="state")
+    # Checked also when the membership exists (and its first time stays).
+    created_at = parse_time(body["created_at"], "created_at") if "created_at" in body else None
     m = db.session.execute(sa.select(Membership).where(
         Membership.account_id == account_id, Membership.user_id == user_id)).scalar_one_or_none()
     created = m is None
     if created:
         m = Membership(account_id=account_id, user_id=user_id, role=role, state=state)
-        if "created_at" in body:
-            m.created_at = parse_time(body["created_at"], "created_at")
+        if created_at is not None:
+            m.created_at = created_at
         db.session.add(m)
     else:
         m.role, m.state = role, state
@@ -100,6 +98,8 @@ def upsert_membership(account_id: str, user_id: str, body) -> tuple[Membership, 
 
 
 def remove_membership(account_id: str, user_id: str) -> bool:
+    parse_id(account_id, "account_id")
+    parse_id(user_id, "user_id")
     m = db.session.execute(sa.select(Membership).where(
         Membership.account_id == account_id, Membership.user_id == user_id)).scalar_one_or_none()
     if m is None:
@@ -149,8 +149,11 @@ def record_logins(body) -> int:
 
 def create_session(session_id: str, body) -> tuple[UserSession, bool]:
     body = _obj(body)
-    _check_id(session_id, "id")
+    parse_id(session_id, "session_id")
     user_id = _str(body, "user_id", 64, required=True)
+    # The whole body is checked, also when the session exists (a retry answers it as it is).
+    at = parse_time(body.get("created_at"), "created_at", required=False) or utcnow()
+    ip, user_agent = _str(body, "ip", 45), _str(body, "user_agent", 500)
     _need(User, user_id, "user", "user_id")
     s = db.session.get(UserSession, session_id)
     if s is not None:
@@ -158,9 +161,7 @@ def create_session(session_id: str, body) -> tuple[UserSession, bool]:
             raise BadRequest(f"Session {session_id} belongs to another user.", field="user_id", status=409,
                              code="conflict")
         return s, False
-    at = parse_time(body.get("created_at"), "created_at", required=False) or utcnow()
-    s = UserSession(id=session_id, user_id=user_id, created_at=at, last_seen_at=at,
-                    ip=_str(body, "ip", 45), user_agent=_str(body, "user_agent", 500))
+    s = UserSession(id=session_id, user_id=user_id, created_at=at, last_seen_at=at, ip=ip, user_agent=user_agent)
     db.session.add(s)
     db.session.commit()
     return s, True
@@ -168,7 +169,7 @@ def create_session(session_id: str, body) -> tuple[UserSession, bool]:
 
 def touch_session(session_id: str, body) -> UserSession:
     body = _obj(body or {})
-    s = _need(UserSession, session_id, "session", "id")
+    s = _need(UserSession, session_id, "session", "session_id")
     at = parse_time(body.get("at"), "at", required=False) or utcnow()
     if at > s.last_seen_at:
         s.last_seen_at = at
@@ -181,8 +182,9 @@ def touch_session(session_id: str, body) -> UserSession:
 
 def revoke_session(session_id: str, body) -> UserSession:
     body = _obj(body or {})
-    s = _need(UserSession, session_id, "session", "id")
+    s = _need(UserSession, session_id, "session", "session_id")
+    at = parse_time(body.get("at"), "at", required=False)  # checked also when the first time stays
     if s.revoked_at is None:
-        s.revoked_at = parse_time(body.get("at"), "at", required=False) or utcnow()
+        s.revoked_at = at or utcnow()
         db.session.commit()
     return s

@@ -99,7 +99,7 @@ def test_tab_link_billing_posture_link_and_empty_state(deps, viewer_client):
 
 
 @pytest.mark.parametrize("url,status", [("/accounts/nope/deployments", 404),
-                                        ("/accounts/acc_dep/deployments?page=2", 400),
+                                        ("/accounts/acc_dep/deployments?page=two", 400),
                                         ("/accounts/acc_dep/deployments?page=x", 400)])
 def test_bad_input(deps, admin_client, url, status):
     assert admin_client.get(url).status_code == status

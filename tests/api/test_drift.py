@@ -160,10 +160,10 @@ def test_acknowledge_clears_the_flag_keeps_the_list_and_is_audited(client, read,
                            "drift_acknowledged_at": sub.drift_acknowledged_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def test_acknowledge_without_drift_is_400(client, admin_api, drifted):
+def test_acknowledge_without_drift_is_409(client, admin_api, drifted):
     assert client.post("/api/v1/accounts/acc_1/drift/acknowledge", headers=admin_api[0]).status_code == 200
     resp = client.post("/api/v1/accounts/acc_1/drift/acknowledge", headers=admin_api[0])
-    assert (resp.status_code, resp.get_json()) == (400, {"error": {
+    assert (resp.status_code, resp.get_json()) == (409, {"error": {
         "code": "no_drift", "message": "This account has no drift to acknowledge.", "field": None}})
     assert db.session.execute(db.select(db.func.count()).select_from(AuditEntry).where(AuditEntry.action.like("stripe.%"))).scalar_one() == 1
 
@@ -254,10 +254,11 @@ def test_openapi_lists_the_drift_and_recovery_paths_with_their_status_codes(clie
         return sorted(paths[path][method]["responses"])
 
     assert codes("/api/v1/accounts/{account_id}/drift", "get") == ["200", "400", "401", "403", "404"]
-    assert codes("/api/v1/accounts/{account_id}/drift/acknowledge", "post") == ["200", "400", "401", "403", "404"]
-    assert codes("/api/v1/accounts/{account_id}/recovery", "get") == ["200", "401", "403", "404"]
-    assert codes("/api/v1/accounts/{account_id}/recovery", "post") == ["202", "401", "403", "404"]
-    assert codes("/api/v1/jobs/{run_id}", "get") == ["200", "401", "403", "404"]
+    assert codes("/api/v1/accounts/{account_id}/drift/acknowledge", "post") == [
+        "200", "400", "401", "403", "404", "409"]
+    assert codes("/api/v1/accounts/{account_id}/recovery", "get") == ["200", "400", "401", "403", "404"]
+    assert codes("/api/v1/accounts/{account_id}/recovery", "post") == ["202", "400", "401", "403", "404"]
+    assert codes("/api/v1/jobs/{run_id}", "get") == ["200", "400", "401", "403", "404"]
     assert [p["name"] for p in paths["/api/v1/accounts/{account_id}/drift"]["get"]["parameters"]] == [
         "account_id", "page", "page_size", "sort"]
     schemas = doc["components"]["schemas"]

@@ -130,7 +130,7 @@ def test_usage_after_deletion_is_refused(api):
     api.deployment("t1", at=T0)
     api.delete("/deployments/t1", {"occurred_at": iso(T0 + timedelta(minutes=1))})
     resp = api.post("/usage", {"records": _records(3)})
-    assert resp.status_code == 400
+    assert resp.status_code == 409
     assert resp.get_json()["error"]["field"] == "records[2].occurred_at"
 
 

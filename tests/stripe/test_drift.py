@@ -306,17 +306,17 @@ def test_acknowledge_clears_the_flag_keeps_the_list_and_records_who(app, admin_c
     entry = db.session.execute(db.select(AuditEntry).where(AuditEntry.action == "stripe.acknowledge_drift")).scalar_one()
     assert (entry.operator_email, entry.target_id, entry.after["drift_detected"]) == ("admin@example.com", "acc_1", False)
 
-    assert admin_client.post("/stripe/accounts/acc_1/drift/acknowledge", headers={**HX, **csrf}).status_code == 400
+    assert admin_client.post("/stripe/accounts/acc_1/drift/acknowledge", headers={**HX, **csrf}).status_code == 409
     # The cause remains: the next check raises the flag again.
     _check()
     assert _current().drift_detected is True
 
 
-def test_acknowledge_without_drift_is_400(app, admin):
+def test_acknowledge_without_drift_is_409(app, admin):
     make_account("acc_1", "cus_1")
     with pytest.raises(BadRequest) as e:
         drift.acknowledge("acc_1", admin)
-    assert e.value.status == 400
+    assert e.value.status == 409
 
 
 def test_the_events_list_rendering_of_an_archived_event_at_another_version_is_no_divergence(app):

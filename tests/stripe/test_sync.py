@@ -142,14 +142,15 @@ def test_preconditions(app, admin_client, viewer):
     _t, secret = api_services.create_token("ops", "admin")
     auth = {"Authorization": f"Bearer {secret}"}
 
+    # The set-up's or the account's state is in the way, not the request: 409.
     resp = admin_client.post("/api/v1/accounts/acc_1/sync", headers=auth)
-    assert resp.status_code == 400
+    assert resp.status_code == 409
     assert resp.get_json()["error"]["code"] == "stripe_not_configured"
     app.config["STRIPE_SECRET_KEY"] = "sk_test_x"
     resp = admin_client.post("/api/v1/accounts/acc_nocus/sync", headers=auth)
-    assert (resp.status_code, resp.get_json()["error"]["code"]) == (400, "no_stripe_customer")
+    assert (resp.status_code, resp.get_json()["error"]["code"]) == (409, "no_stripe_customer")
     resp = admin_client.post("/api/v1/accounts/acc_chf/sync", headers=auth)
-    assert (resp.status_code, resp.get_json()["error"]["field"]) == (400, "currency")
+    assert (resp.status_code, resp.get_json()["error"]["field"]) == (409, "currency")
     assert "CHF" in resp.get_json()["error"]["message"]
     resp = admin_client.post("/api/v1/accounts/nope/sync", headers=auth)
     assert resp.status_code == 404
@@ -160,7 +161,7 @@ def test_preconditions(app, admin_client, viewer):
     assert "no Stripe customer" in html and "Sync now" not in html
     assert admin_client.get("/stripe/accounts/nope/sync", headers=HX).status_code == 404
     resp = admin_client.post("/stripe/accounts/acc_nocus/sync", headers={**HX, "X-CSRFToken": admin_client.csrf})
-    assert resp.status_code == 400
+    assert resp.status_code == 409
 
 
 def test_viewer_is_refused_and_csrf_is_required(app, client, viewer, admin):

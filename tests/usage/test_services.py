@@ -144,7 +144,7 @@ def test_stale_state_is_refused(api):
     assert resp.status_code == 409
     assert resp.get_json()["error"]["field"] == "occurred_at"
     before_creation = api.deployment("t1", add_ons=[], at=T0 - timedelta(days=1))
-    assert before_creation.status_code == 400
+    assert before_creation.status_code == 409
     assert before_creation.get_json()["error"]["field"] == "occurred_at"
     assert len(_addon_rows("t1")) == 1
 
@@ -192,7 +192,7 @@ def test_explicit_events_and_retries(api):
     before_creation = api.post("/deployments/t1/events", {"events": [
         {"type": "resumed", "occurred_at": iso(T0 + timedelta(hours=5))},
         {"type": "suspended", "occurred_at": iso(T0 - timedelta(days=1))}]})
-    assert before_creation.status_code == 400
+    assert before_creation.status_code == 409
     assert before_creation.get_json()["error"]["field"] == "events[1].occurred_at"
     assert len(_suspension_rows("t1")) == 2
 
