@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from backoffice.accounts.filters import ID_RE
 from backoffice.accounts.models import Account
 from backoffice.dbtypes import UNSTORABLE_TEXT, utcnow
 from backoffice.errors import BadRequest
@@ -435,8 +436,10 @@ def _link_or_create_account(conn, customer: dict) -> str:
     a connection: plain statements, no ORM objects."""
     customer_id = customer["id"]
     metadata = customer.get("metadata") or {}
-    wanted = metadata.get("account_id") if isinstance(metadata, dict) else None
-    wanted = account_text("id", wanted) or None
+    named = metadata.get("account_id") if isinstance(metadata, dict) else None
+    wanted = account_text("id", named) or None
+    if wanted is not None and (not ID_RE.match(wanted) or len(str(named)) > len(wanted)):
+        wanted = None  # no account id at all (over 64 characters, spaces ...): cut, it would name another
     accounts = Account.__table__
     if wanted:
         # Selecting mapped attributes autoflushes a session: a pending account is found too.
@@ -446,10 +449,20 @@ def _link_or_create_account(conn, customer: dict) -> str:
                 conn.execute(db.update(accounts).where(accounts.c.id == found.id)
                              .values(stripe_customer_id=customer_id))
             return found.id
-    account_id = wanted or f"stripe:{customer_id}"[:64]
+    account_id = wanted or stripe_account_id(customer_id)
     conn.execute(db.insert(accounts), {"id": account_id, "stripe_customer_id": customer_id,
                                               **_customer_details(customer)})
     return account_id
+
+
+def stripe_account_id(customer_id: str) -> str:
+    """The id of the account made for a Stripe customer no account names: `stripe:<customer id>`,
+    or, for a customer id too long for that (never Stripe's own, which are short), `stripe:` and a
+    digest of it: cut, two long ids that share their first 57 characters would be one account."""
+    account_id = f"stripe:{customer_id}"
+    if len(account_id) <= 64 and ID_RE.match(account_id):
+        return account_id
+    return "stripe:" + hashlib.sha256(customer_id.encode("utf-8", "surrogatepass")).hexdigest()[:48]
 
 
 def account_text(column: str, value) -> str | None:

@@ -467,15 +467,18 @@ def mirror_payments(account_id: str, sub: Subscription, invoices: list[dict], cr
         tx.amount_from_credit = inv.amount_from_credit
         tx.invoice_url = inv.invoice_url or tx.invoice_url
         charge = charges.get(inv.id)
-        if charge and (charge.get("amount_refunded") or 0) > 0:
+        # A refunded amount that is not an integer of minor units is unreadable (UnreadablePayload:
+        # the sync fails naming it), never a 0.00 refund.
+        refunded = readers.amount_of(charge, "amount_refunded", "charge") if charge else None
+        if refunded:
             refunds = ((charge.get("refunds") or {}).get("data")) or []
             when = max((r.get("created") or 0 for r in refunds), default=charge.get("created"))
             tx.refunded_at = readers.timestamp(when)
-            tx.refund_amount = readers.minor_money(charge["amount_refunded"], charge.get("currency"))
+            tx.refund_amount = refunded
         note = notes_by_invoice.get(inv.id)
         if note:
             tx.credit_noted_at = readers.timestamp(note.get("effective_at") or note.get("created"))
-            tx.credit_note_amount = readers.minor_money(note.get("amount"), note.get("currency"))
+            tx.credit_note_amount = readers.amount_of(note, "amount", "credit_note")
             tx.credit_note_url = note.get("pdf") or tx.credit_note_url
         if inv.clamped:
             clamped.append(inv)

@@ -191,3 +191,52 @@ def test_signed_events_with_odd_values_are_archived_never_a_5xx(client):
     deep = b'{"id":"evt_deep","type":"x","created":1,"data":{"object":' + b'[' * 100000 + b']' * 100000 + b'}}'
     resp = h.deliver(client, deep)
     assert resp.status_code == 400 and resp.json["error"]["field"] == "body"
+
+
+def test_long_customer_ids_are_two_accounts_never_one_cut_id(client):
+    """Issue 21 part 1: a customer id too long for `stripe:<id>` (64 characters) was cut, so two that
+    share their first 57 characters became one account; a metadata account id over 64 characters
+    named a cut account. Now each long id gets an account of its own (a digest), the long metadata
+    id names none."""
+    from backoffice.ledger.archive import stripe_account_id
+
+    first, second = "cus_" + "x" * 60 + "A", "cus_" + "x" * 60 + "B"
+    for n, customer_id in enumerate((first, second)):
+        customer = h.customer(customer_id, account_id="acc_" + "y" * 70)
+        assert h.deliver(client, h.envelope("customer.created", customer, h.ts("2026-01-05") + n)).status_code == 200
+    accounts = dict(db.session.execute(db.select(Account.stripe_customer_id, Account.id)).all())
+    assert accounts == {first: stripe_account_id(first), second: stripe_account_id(second)}
+    assert len({*accounts.values()}) == 2 and all(len(a) <= 64 for a in accounts.values())
+    assert stripe_account_id("cus_Q1") == "stripe:cus_Q1"  # Stripe's own ids keep their readable account id
+    for account_id in accounts.values():  # each reachable by its id
+        assert client.get(f"/api/v1/accounts/{account_id}").status_code == 401  # a route, not a malformed id (400)
+
+
+def test_a_live_refund_or_credit_note_amount_that_is_no_integer_is_refused_not_zero(app):
+    """Issue 21 part 1: the sync's mirror of Stripe's live invoices stored a float or text amount
+    of a refund or credit note as 0.00; now the payload is unreadable, naming the field."""
+    import pytest
+
+    from backoffice.ledger import projections, readers
+    from backoffice.ledger.models import Subscription
+
+    db.session.add(Account(id="acc_live", name="Live AG", stripe_customer_id="cus_live"))
+    sub = Subscription(account_id="acc_live", stripe_subscription_id="sub_live", plan="standard")
+    db.session.add(sub)
+    db.session.flush()
+    invoice = h.invoice("in_live", "cus_live", "sub_live", amount_paid=4900, total=4900, created=h.ts("2026-02-10"))
+    for bad in (12.5, "12"):
+        invoice["charge"] = {**h.charge("ch_live", "cus_live", amount=4900), "amount_refunded": bad}
+        with pytest.raises(readers.UnreadablePayload) as refused:
+            projections.mirror_payments("acc_live", sub, [invoice], [], {})
+        assert refused.value.field.endswith("amount_refunded")
+        db.session.rollback()
+        db.session.add(Account(id="acc_live", name="Live AG", stripe_customer_id="cus_live"))
+        sub = Subscription(account_id="acc_live", stripe_subscription_id="sub_live", plan="standard")
+        db.session.add(sub)
+        db.session.flush()
+    note = {**h.credit_note("cn_live", "cus_live", "in_live", total=1000), "amount": 10.5}
+    invoice.pop("charge")
+    with pytest.raises(readers.UnreadablePayload) as refused:
+        projections.mirror_payments("acc_live", sub, [invoice], [note], {})
+    assert refused.value.field.endswith("amount")
