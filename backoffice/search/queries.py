@@ -18,6 +18,9 @@ from backoffice.users.models import User
 
 LIMIT = 5  # results per group
 MIN_LENGTH = 2  # shorter queries answer the prompt without querying
+# "Contains" reads trigram indexes, which need three characters: a two-character query matches from
+# the start only (its "contains" read every row: 430 ms for "ma" over 200,000 users on PostgreSQL).
+CONTAINS_LENGTH = 3
 
 EXACT, PREFIX, CONTAINS = 0, 1, 2
 
@@ -64,7 +67,7 @@ def _group(rows: list) -> Group:
 
 
 def accounts_stmt(text: str):
-    """Name contains; id exact, prefix or partial; Stripe customer id and billing e-mail exact or
+    """Name starts with or (three characters or more) contains; id exact, prefix or partial; Stripe customer id and billing e-mail exact or
     prefix; case-insensitive. Deleted accounts too (the page marks them)."""
     low = text.lower()
     lower_id = db.func.lower(Account.id)
@@ -75,11 +78,14 @@ def accounts_stmt(text: str):
                 [db.func.lower(Account.stripe_customer_id), Account.id]),
         _branch(Account.id, PREFIX, _prefix(Account.billing_email, low),
                 [db.func.lower(Account.billing_email), Account.id]),
-        _branch(Account.id, CONTAINS, Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"),
-                [db.func.lower(Account.name), Account.id]),
+        _branch(Account.id, PREFIX, _prefix(Account.name, low), [db.func.lower(Account.name), Account.id]),
     ]
-    if len(low) >= 3:  # a partial id: the trigram index needs three characters
-        branches.append(_branch(Account.id, CONTAINS, _contains(Account.id, low), [lower_id, Account.id]))
+    if len(low) >= CONTAINS_LENGTH:  # the name, or a partial id
+        branches += [
+            _branch(Account.id, CONTAINS, Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"),
+                    [db.func.lower(Account.name), Account.id]),
+            _branch(Account.id, CONTAINS, _contains(Account.id, low), [lower_id, Account.id]),
+        ]
     best = _ranked(branches)
     return (db.select(Account).join(best, best.c.key == Account.id)
             .order_by(best.c.rank, db.func.lower(Account.name), Account.id).limit(LIMIT + 1))
@@ -93,11 +99,13 @@ def users_stmt(text: str):
     """E-mail exact, prefix or contains (case-insensitive, as the users list matches it)."""
     low = text.lower()
     lower_email = db.func.lower(User.email)
-    best = _ranked([
+    branches = [
         _branch(User.id, EXACT, lower_email == low, [User.id]),
         _branch(User.id, PREFIX, _prefix(User.email, low), [lower_email, User.id]),
-        _branch(User.id, CONTAINS, _contains(User.email, low), [lower_email, User.id]),
-    ])
+    ]
+    if len(low) >= CONTAINS_LENGTH:
+        branches.append(_branch(User.id, CONTAINS, _contains(User.email, low), [lower_email, User.id]))
+    best = _ranked(branches)
     return (db.select(User).join(best, best.c.key == User.id)
             .order_by(best.c.rank, lower_email, User.id).limit(LIMIT + 1))
 
