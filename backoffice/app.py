@@ -23,6 +23,7 @@ from backoffice.invoicing.views import bp as invoicing_bp
 from backoffice.ledger.views import bp as ledger_bp
 from backoffice.legacy import bp as legacy_bp
 from backoffice.operators.views import bp as operators_bp
+from backoffice.search.views import bp as search_bp
 from backoffice.stripe.views import bp as stripe_bp
 from backoffice.stripe.webhook_fast import WebhookFastPath
 from backoffice.usage.views import bp as usage_bp
@@ -94,6 +95,7 @@ def create_app(config: dict | None = None) -> Flask:
         invoices_bp,
         usage_bp,
         invoicing_bp,
+        search_bp,
         stripe_bp,
         api_bp,
         legacy_bp,

@@ -11,6 +11,7 @@ from sqlalchemy import Index
 from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction as PT
+from backoffice.invoicing.models import PlatformInvoice
 from backoffice.ledger import rules
 from backoffice.ledger.models import BillingEvent, Subscription
 from backoffice.users.models import User
@@ -75,4 +76,13 @@ INDEXES = (
     *(Index(f"ix_users_{column.key}_trgm", db.func.lower(column).label(f"lower_{column.key}"),
             postgresql_using="gin", postgresql_ops={f"lower_{column.key}": "gin_trgm_ops"})
       for column in (User.email, User.first_name, User.last_name)),
+    # The header search (backoffice/search, migration 0026_search_indexes): case-insensitive prefix
+    # matches read lower() btrees with text_pattern_ops on PostgreSQL (LIKE 'x%' under any collation),
+    # plain lower() indexes on SQLite (read by a range beside the LIKE); a partial id, a trigram index.
+    *(Index(f"ix_{column.table.name}_{column.key}_prefix", db.func.lower(column).label(f"lower_{column.key}"),
+            postgresql_ops={f"lower_{column.key}": "text_pattern_ops"})
+      for column in (Account.id, Account.stripe_customer_id, Account.billing_email, User.email, PT.number,
+                     PlatformInvoice.number)),
+    Index("ix_accounts_id_trgm", db.func.lower(Account.id).label("lower_id"),
+          postgresql_using="gin", postgresql_ops={"lower_id": "gin_trgm_ops"}),
 )

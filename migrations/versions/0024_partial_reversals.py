@@ -130,6 +130,9 @@ def upgrade():
     _fill()
     if postgres:
         op.execute("SELECT dashboard_rebuild_summaries()")
+        # The fill's deferred constraint checks run now: pending, they would refuse the next
+        # migration's ALTER TABLE of payment_transactions in the same transaction.
+        op.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def downgrade():

@@ -217,4 +217,46 @@
   }
   document.addEventListener("htmx:responseError", cardFailed);
   document.addEventListener("htmx:sendError", cardFailed);
+  // --- The header search: the groups htmx swaps in below the box, walked with the keyboard. ---
+  // ArrowDown from the box enters the results, ArrowUp/ArrowDown move between them (links, so
+  // Enter follows one), Escape closes the popup and returns to the box.
+  function searchInput() { return document.querySelector("[data-search-input]"); }
+  function searchOptions() {
+    return Array.prototype.slice.call(document.querySelectorAll("#search-results [data-search-option]"));
+  }
+  function showPopup(open) {
+    var popup = document.querySelector("[data-search-popup]");
+    var input = searchInput();
+    if (!popup || !input) return;
+    popup.hidden = !open;
+    input.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target && e.detail.target.hasAttribute("data-search-popup")) {
+      var input = searchInput();
+      showPopup(!!(input && input.value.trim() && e.detail.target.innerHTML.trim()));
+    }
+  });
+  document.addEventListener("keydown", function (e) {
+    var input = searchInput();
+    if (!input) return;
+    var options = searchOptions();
+    var at = options.indexOf(e.target);
+    if (e.target === input) {
+      if (e.key === "ArrowDown" && options.length) { e.preventDefault(); showPopup(true); options[0].focus(); }
+      else if (e.key === "Escape") showPopup(false);
+      return;
+    }
+    if (at < 0) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); options[Math.min(at + 1, options.length - 1)].focus(); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); (at === 0 ? input : options[at - 1]).focus(); }
+    else if (e.key === "Escape") { e.preventDefault(); showPopup(false); input.focus(); }
+  });
+  document.addEventListener("input", function (e) {
+    if (e.target === searchInput() && !e.target.value.trim()) showPopup(false);
+  });
+  document.addEventListener("click", function (e) {
+    var form = e.target.closest && e.target.closest(".header-search");
+    if (!form) showPopup(false);
+  });
 })();
