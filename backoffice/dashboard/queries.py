@@ -355,17 +355,28 @@ class PlanShare:
 
 
 def plan_distribution() -> list[PlanShare]:
-    """Accounts (not deleted) per plan, cheapest first; no paid current subscription = free."""
+    """Accounts (not deleted) per plan, cheapest first, each at the price per month most of its
+    subscribers pay; no paid current subscription = free."""
     a, s = Account, Subscription
     # An account has at most one current subscription (uq_subscriptions_current_account), so the
     # free accounts are the live ones minus the paid ones: no join over every account, and the
     # few deleted accounts are a hashed NOT IN (ix_accounts_deleted).
     deleted = sa.select(a.id).where(a.deleted_at.is_not(None))
-    paid = (sa.select(s.plan, sa.func.count())
-            .where(s.is_current.is_(True), s.price_amount > 0, s.account_id.not_in(deleted)).group_by(s.plan))
-    rows = list(_cached("plan_distribution", _marker("subscriptions", "accounts"),
-                        lambda: [(plan, int(n)) for plan, n in db.session.execute(paid)]))
-    free = _live_accounts() - sum(n for _, n in rows)
+    paid = (sa.select(s.plan, s.price_amount, sa.func.count())
+            .where(s.is_current.is_(True), s.price_amount > 0, s.account_id.not_in(deleted))
+            .group_by(s.plan, s.price_amount))
+    by_price = list(_cached("plan_distribution", _marker("subscriptions", "accounts"),
+                            lambda: [(plan, price, int(n)) for plan, price, n in db.session.execute(paid)]))
+    # A plan's price per month is what most of its subscribers pay (the cheapest of equals), not
+    # the cheapest price the catalog ever saw for it (a yearly price's twelfth, a legacy price).
+    paying: dict[str, tuple[int, Decimal]] = {}
+    counts: dict[str, int] = {}
+    for plan, price, n in by_price:
+        counts[plan] = counts.get(plan, 0) + n
+        if plan not in paying or (n, -price) > (paying[plan][0], -paying[plan][1]):
+            paying[plan] = (n, price)
+    rows = list(counts.items())
+    free = _live_accounts() - sum(counts.values())
     if free:
         rows.append(("free", free))
     catalog = {
@@ -378,6 +389,8 @@ def plan_distribution() -> list[PlanShare]:
     shares = []
     for key, count in rows:
         name, amount = catalog.get(key, (None, None))
+        if key in paying:
+            amount = paying[key][1]
         if key == "free":
             amount = ZERO
         shares.append(PlanShare(key, name or key.replace("_", " ").title(), amount, count))

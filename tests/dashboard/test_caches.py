@@ -102,3 +102,17 @@ def test_every_write_advances_the_tables_marker(app):
     db.session.commit()  # the deferred trigger: advanced again just before commit
     after = marker()
     assert before != during != after
+
+
+def test_a_plans_price_is_what_most_of_its_subscribers_pay(app):
+    """Issue 22 part 4: the plan-distribution card priced a plan at the cheapest catalog price it
+    ever saw (here a yearly price's twelfth, 40.83); it is what its subscribers pay: 49.00."""
+    from tests.factories import PlanFactory
+
+    PlanFactory(plan_key="pro", name="Pro", monthly_amount=D("40.83"), price_id="price_pro_year")
+    PlanFactory(plan_key="pro", name="Pro", monthly_amount=D("49.00"), price_id="price_pro_month")
+    for price in ("49.00", "49.00", "40.83"):
+        SubscriptionFactory(account_id=AccountFactory().id, plan="pro", price_amount=D(price))
+    db.session.commit()
+    (pro,) = [p for p in queries.plan_distribution() if p.plan == "pro"]
+    assert (pro.monthly_amount, pro.accounts) == (D("49.00"), 3)
