@@ -23,6 +23,10 @@ MIN_LENGTH = 2  # shorter queries answer the prompt without querying
 CONTAINS_LENGTH = 3
 
 EXACT, PREFIX, CONTAINS = 0, 1, 2
+# CONTAINS_ORDER: a "contains" branch takes its first matches in primary-key order. Ordered by the
+# matched text, PostgreSQL fetched and sorted every match of a common fragment ("mar": one user in
+# eight, 25,000 rows) before the LIMIT; by the key it may walk the key's index and stop at LIMIT + 1,
+# and still reads the trigram index for a rare fragment. The group is ordered by the text after.
 
 
 def _escape_like(text: str) -> str:
@@ -80,11 +84,10 @@ def accounts_stmt(text: str):
                 [db.func.lower(Account.billing_email), Account.id]),
         _branch(Account.id, PREFIX, _prefix(Account.name, low), [db.func.lower(Account.name), Account.id]),
     ]
-    if len(low) >= CONTAINS_LENGTH:  # the name, or a partial id
+    if len(low) >= CONTAINS_LENGTH:  # the name, or a partial id (CONTAINS_ORDER)
         branches += [
-            _branch(Account.id, CONTAINS, Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"),
-                    [db.func.lower(Account.name), Account.id]),
-            _branch(Account.id, CONTAINS, _contains(Account.id, low), [lower_id, Account.id]),
+            _branch(Account.id, CONTAINS, Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"), [Account.id]),
+            _branch(Account.id, CONTAINS, _contains(Account.id, low), [Account.id]),
         ]
     best = _ranked(branches)
     return (db.select(Account).join(best, best.c.key == Account.id)
@@ -104,7 +107,7 @@ def users_stmt(text: str):
         _branch(User.id, PREFIX, _prefix(User.email, low), [lower_email, User.id]),
     ]
     if len(low) >= CONTAINS_LENGTH:
-        branches.append(_branch(User.id, CONTAINS, _contains(User.email, low), [lower_email, User.id]))
+        branches.append(_branch(User.id, CONTAINS, _contains(User.email, low), [User.id]))  # CONTAINS_ORDER
     best = _ranked(branches)
     return (db.select(User).join(best, best.c.key == User.id)
             .order_by(best.c.rank, lower_email, User.id).limit(LIMIT + 1))

@@ -58,6 +58,14 @@
     // What the target shows no longer answers the request: say so until a request succeeds.
     if (target && target.classList && target !== main && target.id !== "dialog") target.classList.add("is-outdated");
   });
+  // A refusal the server explains (X-Error-Message, also on a 422) is no page to swap in: it is
+  // shown as a message (htmx:responseError, above) over the rows it did not replace.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.detail.xhr && e.detail.xhr.getResponseHeader("X-Error-Message")) {
+      e.detail.shouldSwap = false;
+      e.detail.isError = true;
+    }
+  });
   // The same target answered again: its rows are current, the message is past.
   document.addEventListener("htmx:beforeSwap", function (e) {
     var target = e.detail.target;

@@ -70,7 +70,8 @@ def test_the_list_pages_and_answers_its_block_to_htmx(admin_client):
     assert "<html" in boosted
     restore = admin_client.get("/operators/tokens", headers={**HX, "HX-History-Restore-Request": "true"})
     assert "<html" in restore.get_data(as_text=True)
-    assert admin_client.get("/operators/tokens?page=9").status_code == 400
+    past = admin_client.get("/operators/tokens?page=9")  # past the end: the page says so and links the last
+    assert past.status_code == 200
 
 
 @pytest.mark.parametrize("headers", [{}, HX], ids=["page", "htmx"])
