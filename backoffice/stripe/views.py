@@ -83,6 +83,13 @@ def _dialog(block: str, status: int = 200, **context):
     return hx.render(DIALOGS, block, dialog=block, **context), status
 
 
+def _started(run, status_view: str):
+    """A job just started: its status dialog (which polls it), or without htmx its status page."""
+    if not hx.wants_fragment():
+        return redirect(url_for(f"stripe.{status_view}", run_id=run.id), code=303)
+    return _dialog(status_view, run=run)
+
+
 @bp.route("/stripe/accounts/<account_id>/sync", methods=["GET", "POST"])
 @admin_required
 @_csrf_checked
@@ -97,10 +104,7 @@ def account_sync(account_id: str):
                 raise
             account, problem = None, e.message
         return _dialog("sync_confirm", account_id=account_id, account=account, problem=problem)
-    run = services.start_account_sync(account_id, current_user)
-    if not hx.wants_fragment():
-        return redirect(url_for("stripe.sync_status", run_id=run.id), code=303)
-    return _dialog("sync_status", run=run)
+    return _started(services.start_account_sync(account_id, current_user), "sync_status")
 
 
 @bp.get("/stripe/syncs/<int:run_id>")
@@ -133,10 +137,7 @@ def disaster_recovery(account_id: str):
     background job whose dialog polls its row."""
     if request.method == "GET":
         return _dialog("recovery_confirm", account_id=account_id, plan=recovery.recovery_plan(account_id))
-    run = services.start_disaster_recovery(account_id, current_user)
-    if not hx.wants_fragment():
-        return redirect(url_for("stripe.recovery_status", run_id=run.id), code=303)
-    return _dialog("recovery_status", run=run)
+    return _started(services.start_disaster_recovery(account_id, current_user), "recovery_status")
 
 
 @bp.get("/stripe/recoveries/<int:run_id>")

@@ -60,14 +60,13 @@
   });
   // A refusal the server explains (X-Error-Message, also on a 422) is no page to swap in: it is
   // shown as a message (htmx:responseError, above) over the rows it did not replace.
+  // The same target answered again: its rows are current, the message is past.
   document.addEventListener("htmx:beforeSwap", function (e) {
     if (e.detail.xhr && e.detail.xhr.getResponseHeader("X-Error-Message")) {
       e.detail.shouldSwap = false;
       e.detail.isError = true;
+      return;
     }
-  });
-  // The same target answered again: its rows are current, the message is past.
-  document.addEventListener("htmx:beforeSwap", function (e) {
     var target = e.detail.target;
     if (!e.detail.shouldSwap || e.detail.isError || !target || !target.classList || !target.classList.contains("is-outdated")) return;
     target.classList.remove("is-outdated");
