@@ -45,8 +45,8 @@ class BackofficeGroup(FlaskGroup):
                 url = sa.engine.make_url(_database_url())
                 raise click.ClickException(
                     f"Cannot open the SQLite file {url.database}: does its folder exist?") from None
-            if not _missing_schema(e):
-                raise
+            if not _missing_schema(e) or ctx.invoked_subcommand == "db":
+                raise  # a migration's own error is its own, never "run db upgrade"
             url = sa.engine.make_url(_database_url())
             if url.get_backend_name() == "sqlite" and url.database:
                 _remove_if_empty(url.database)

@@ -63,7 +63,7 @@ def upsert_account(account_id: str, body: dict) -> tuple[Account, bool]:
     if created or "name" in body:
         values["name"] = _text(body, "name", 200, "name", required=True)
     for key, column, limit in (("country", "country", 2), ("email", "email", 254), ("logo_url", "logo_url", 500),
-                               ("logo", "logo_url", 500), ("stripe_customer_id", "stripe_customer_id", 64)):
+                               ("logo", "logo_url", 500), ("stripe_customer_id", "stripe_customer_id", 255)):
         if key in body:
             values[column] = _text(body, key, limit, key)
     if "billing" in body:

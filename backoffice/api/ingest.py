@@ -233,7 +233,7 @@ def _openapi():
     schemas = {
         "AccountIn": {"type": "object", "properties": {
             "name": _text(200, required=True), "country": country, "email": email, "logo_url": _text(500),
-            "logo": _text(500), "stripe_customer_id": _text(64), "created_at": TIME, "deleted_at": NULLABLE_TIME,
+            "logo": _text(500), "stripe_customer_id": _text(255), "created_at": TIME, "deleted_at": NULLABLE_TIME,
             "billing": {"type": ["object", "null"], "properties": billing},
             "billing_posture": {"type": "object", "properties": {
                 "pay_by": {"enum": ["card", "invoice"]}, "auto_invoice": {"type": "boolean"},
