@@ -19,6 +19,7 @@ from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_currency, format_decimal, get_locale, refresh
 from flask_login import current_user
 
+from backoffice import sentences
 from backoffice.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["signed_money"] = signed_money
     app.jinja_env.filters["unit_price"] = unit_price
     app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["sentence"] = sentences.shown
+    app.jinja_env.filters["discrepancy_kind"] = sentences.kind_label
 
     @app.context_processor
     def _locale():
@@ -121,7 +124,7 @@ def i18n() -> None:
 @i18n.command("extract")
 def extract() -> None:
     """Collect every translatable string into translations/messages.pot."""
-    _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
+    _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-k", "N_", "--no-location", "--sort-output",
              "-o", str(POT), "backoffice")
 
 

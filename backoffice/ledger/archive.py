@@ -32,6 +32,7 @@ from backoffice.errors import BadRequest
 from backoffice.extensions import db
 from backoffice.ledger import readers, sql
 from backoffice.ledger.models import Discrepancy, StripeEvent
+from backoffice.sentences import REDELIVERED_BODY_DIFFERS, say
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +388,7 @@ def _store_customer_event(conn, dialect: str, params: dict, event: dict) -> tupl
 def _redelivered(event: dict, sha: str, existing) -> ArchiveResult:
     if existing.payload_sha256 == sha or _says_the_same(event, existing):
         return ArchiveResult(event["id"], "duplicate", existing.account_id, existing.state)
-    message = f"event {event['id']} redelivered with a different body (sha256 {sha}, stored {existing.payload_sha256})"
+    message = say(REDELIVERED_BODY_DIFFERS, event=event["id"], sha=sha, stored=existing.payload_sha256)
     already = db.session.execute(
         db.select(Discrepancy.id).where(
             Discrepancy.kind == PAYLOAD_DIVERGENCE,

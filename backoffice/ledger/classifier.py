@@ -33,6 +33,15 @@ from backoffice.ledger.readers import (
     resolve_lines,
     shape_of,
 )
+from backoffice.sentences import (
+    CANCEL_AND_PLAN_CHANGE,
+    DEARER_SCHEDULE,
+    EVENT_REASON,
+    EXCLUDING_TAX_CLAMPED,
+    NO_SCHEDULED_PRICE,
+    PAYLOAD_UNREADABLE,
+    say,
+)
 
 __all__ = [
     "DELTA_TYPES", "FREE_PLAN", "MRR_VIEW_TYPES", "OTHER_VIEW_TYPES", "RECOGNISED_EVENT_TYPES",
@@ -287,7 +296,7 @@ def _unclassified(ev: ParsedEvent, state: SubscriptionState, currency: str | Non
     """A payload the rules cannot decompose: state unchanged, drift flagged."""
     out = _plain(ev, EventType.UNCLASSIFIED, state, None, currency, to_plan=to_plan)
     out.discrepancies.append(Discrepancy("UnclassifiedStripeEvent", WARNING, ev.event_id,
-                                         f"{ev.type} {ev.event_id}: {why}"))
+                                         say(EVENT_REASON, type=ev.type, event=ev.event_id, reason=why)))
     return out
 
 
@@ -347,7 +356,7 @@ def _subscription_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Ca
         return _plain(ev, EventType.NO_OP, state, after, currency)
 
     if ev.cancel_changed and plan_changed:
-        return _unclassified(ev, state, currency, "cancel toggle and plan change in one payload",
+        return _unclassified(ev, state, currency, CANCEL_AND_PLAN_CHANGE,
                              to_plan=new_price.plan_key if new_price else None)
     if ev.cancel_changed and ev.cancel_at_period_end:
         after = dataclasses.replace(state, cancel_at_period_end=True, status=status)
@@ -404,15 +413,15 @@ def _schedule_updated(ev: ParsedEvent, state: SubscriptionState, catalog: Catalo
         return _plain(ev, EventType.NO_OP, state, None, currency)
     if not last.known:
         # An unknown price is unknown, never 0: MRR stays as it was (a sync fetches the price).
-        out = _unclassified(ev, state, currency, f"no price known for scheduled {last.price_id or last.plan_key}",
-                            to_plan=last.plan_key)
+        why = say(NO_SCHEDULED_PRICE, price=last.price_id or last.plan_key)
+        out = _unclassified(ev, state, currency, why, to_plan=last.plan_key)
         out.discrepancies.append(Discrepancy(
             "ScheduledPriceMissing", CRITICAL, ev.event_id,
-            f"{ev.type} {ev.event_id}: no price known for scheduled {last.price_id or last.plan_key}",
+            say(EVENT_REASON, type=ev.type, event=ev.event_id, reason=why),
             field="scheduled_price"))
         return out
     if last.amount > state.price:
-        return _unclassified(ev, state, currency, "schedule moves to a dearer plan", to_plan=last.plan_key)
+        return _unclassified(ev, state, currency, DEARER_SCHEDULE, to_plan=last.plan_key)
     if last.amount == state.price:
         if state.downgrade_scheduled:
             return _downgrade_cancelled(ev, state, currency)
@@ -605,8 +614,8 @@ def unreadable_discrepancy(event_id: str, exc: UnreadablePayload) -> Discrepancy
     it was read in, so an operator can tell a Stripe change from a broken payload."""
     return Discrepancy(
         "UnreadablePayload", CRITICAL, event_id,
-        f"{exc.event_type} {event_id}: the payload has no readable {exc.field} (Stripe API version "
-        f"{exc.api_version or 'unknown'}, read as the {shape_of(exc.api_version)} shape); not replayed",
+        say(PAYLOAD_UNREADABLE, type=exc.event_type, event=event_id, field=exc.field,
+            version=exc.api_version or "unknown", shape=shape_of(exc.api_version)),
         field=exc.field)
 
 
@@ -620,5 +629,5 @@ def _clamp_check(envelope: Mapping[str, Any], ev: ParsedEvent,
     if not amounts.clamped:
         return []
     return [Discrepancy("AmountExcludingTaxClamped", WARNING, ev.event_id,
-                        f"Invoice {amounts.invoice_id}: paid {amounts.amount_paid} with tax {amounts.tax}; "
-                        f"amount excluding tax clamped to 0", field="amount_excluding_tax")]
+                        say(EXCLUDING_TAX_CLAMPED, invoice=amounts.invoice_id, paid=amounts.amount_paid,
+                            tax=amounts.tax), field="amount_excluding_tax")]

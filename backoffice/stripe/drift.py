@@ -25,6 +25,22 @@ from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import replay_adapter as adapter
 from backoffice.ledger.models import BillingEvent, Discrepancy, Plan, StripeEvent, Subscription
 from backoffice.operators.services import audit
+from backoffice.sentences import (
+    CANCEL_DIFFERS,
+    CURRENCY_DIFFERS,
+    NEGATIVE_EXCLUDING_TAX,
+    NO_BILLING_EVENTS,
+    NOT_YET_LISTED,
+    PLAN_DIFFERS,
+    PRICE_DIFFERS,
+    SCHEDULED_UNREADABLE,
+    SCHEDULED_WITHOUT_PRICE,
+    STALE_ROW,
+    UNCLASSIFIED,
+    UNREAD,
+    UNRECOVERABLE,
+    say,
+)
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.text import _
 
@@ -202,7 +218,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
     findings += _scheduled_price_missing(sub, ctx)
     findings += [
         Finding("UnclassifiedStripeEvent", WARNING,
-                f"Stripe event {r.stripe_event_id} could not be classified; the ledger records it as Unclassified.",
+                say(UNCLASSIFIED, event=r.stripe_event_id),
                 stripe_event_id=r.stripe_event_id)
         for r in rows if r.type == "unclassified"
     ]
@@ -211,7 +227,7 @@ def detect(account: Account, sub: Subscription | None, ctx: Context,
     findings += [f for f in ctx.divergent]
     findings += [
         Finding("AmountExcludingTaxClamped", WARNING,
-                f"Invoice {inv.id}: Stripe's amount excluding tax is negative; it is stored as 0.",
+                say(NEGATIVE_EXCLUDING_TAX, invoice=inv.id),
                 field="amount_excluding_tax")
         for inv in (ctx.clamped or [readers.read_invoice(i) for i in ctx.invoices if _is_clamped(i)])
     ]
@@ -232,18 +248,18 @@ def _state_mismatch(local: LedgerState, live: readers.LiveSubscription) -> list[
     out = []
     if local.plan != live.plan:
         out.append(Finding(STATE_MISMATCH, CRITICAL,
-                           f"Plan: Backoffice has {local.plan}, Stripe has {live.plan}.", field="plan"))
+                           say(PLAN_DIFFERS, local=local.plan, live=live.plan), field="plan"))
     if _money(local.price) != _money(live.price):  # DOMAIN §4: one finding per field
         out.append(Finding(STATE_MISMATCH, CRITICAL,
-                           f"Price: Backoffice has {_money(local.price)}, Stripe has {_money(live.price)}.",
+                           say(PRICE_DIFFERS, local=_money(local.price), live=_money(live.price)),
                            field="price"))
     if live.plan != readers.FREE_PLAN and local.cancel_at_period_end != live.cancel_at_period_end:
         out.append(Finding(STATE_MISMATCH, WARNING,
-                           f"Cancel at period end: Backoffice has {str(local.cancel_at_period_end).lower()}, "
-                           f"Stripe has {str(live.cancel_at_period_end).lower()}.", field="cancel_at_period_end"))
+                           say(CANCEL_DIFFERS, local=str(local.cancel_at_period_end).lower(),
+                               live=str(live.cancel_at_period_end).lower()), field="cancel_at_period_end"))
     if local.currency and live.currency and local.currency != live.currency:
         out.append(Finding(STATE_MISMATCH, WARNING,
-                           f"Currency: Backoffice has {local.currency}, Stripe has {live.currency}.",
+                           say(CURRENCY_DIFFERS, local=local.currency, live=live.currency),
                            field="currency"))
     return out
 
@@ -258,7 +274,7 @@ def _missing_event(account_id: str, rows: list[BillingEvent]) -> list[Finding]:
     if not payments:
         return []
     return [Finding("MissingEvent", WARNING,
-                    f"{payments} succeeded payment(s) but no billing events: the ledger misses this account's history.")]
+                    say(NO_BILLING_EVENTS, count=payments))]
 
 
 def _scheduled_price_missing(sub: Subscription | None, ctx: Context) -> list[Finding]:
@@ -266,11 +282,11 @@ def _scheduled_price_missing(sub: Subscription | None, ctx: Context) -> list[Fin
               if ctx.schedule else None)
     if change is not None and change.price is None:
         return [Finding("ScheduledPriceMissing", CRITICAL,
-                        f"Stripe schedules a change to {change.plan} without a price Backoffice can read.",
+                        say(SCHEDULED_UNREADABLE, plan=change.plan),
                         field="scheduled_price_amount")]
     if sub is not None and sub.scheduled_plan and sub.scheduled_price_amount is None:
         return [Finding("ScheduledPriceMissing", CRITICAL,
-                        f"The scheduled plan {sub.scheduled_plan} has no price.", field="scheduled_price_amount")]
+                        say(SCHEDULED_WITHOUT_PRICE, plan=sub.scheduled_plan), field="scheduled_price_amount")]
     return []
 
 
@@ -285,7 +301,7 @@ def _unreadable_events(account_id: str, archived: Archive | None = None) -> list
         db.select(Discrepancy).where(Discrepancy.account_id == account_id, Discrepancy.kind == UNREADABLE,
                                      Discrepancy.resolved_at.is_(None),
                                      Discrepancy.stripe_event_id.in_([r.id for r in failed]))).scalars()}
-    return [recorded.get(r.id) or Finding(UNREADABLE, CRITICAL, r.error or f"Stripe event {r.id} could not be read.",
+    return [recorded.get(r.id) or Finding(UNREADABLE, CRITICAL, r.error or say(UNREAD, event=r.id),
                                           stripe_event_id=r.id)
             for r in failed]
 
@@ -312,8 +328,7 @@ def _stale_rows(account_id: str, rows: list[BillingEvent], archived: Archive | N
         diffs = [name for name in compared if _normal(getattr(row, name, None)) != _normal(expected.get(name))]
         if diffs:
             out.append(Finding("StalePersistedRow", WARNING,
-                               f"The stored row of {row.stripe_event_id} differs from a fresh replay in "
-                               f"{', '.join(sorted(diffs))}; it is kept unchanged.",
+                               say(STALE_ROW, event=row.stripe_event_id, fields=", ".join(sorted(diffs))),
                                field=",".join(sorted(diffs))[:60], stripe_event_id=row.stripe_event_id))
     return out
 
@@ -442,12 +457,12 @@ def _missing_historical(account: Account, sub: Subscription | None, ctx: Context
         when = res.created.strftime("%Y-%m-%d") if res.created else "unknown date"
         if old:
             out.append(Finding("MissingHistoricalEvent", CRITICAL,
-                               f"Unrecoverable: {res.kind} {res.id} ({when}) has no event in the archive, and "
-                               "Stripe no longer lists events that old.", field=res.kind))
+                               say(UNRECOVERABLE, kind=res.kind.replace("_", " "), id=res.id, when=when),
+                               field=res.kind))
         else:
             out.append(Finding("MissingHistoricalEvent", WARNING,
-                               f"{res.kind} {res.id} ({when}) has no event in the archive or Stripe's events list "
-                               "yet; the next sync retries.", field=res.kind))
+                               say(NOT_YET_LISTED, kind=res.kind.replace("_", " "), id=res.id, when=when),
+                               field=res.kind))
     return out
 
 

@@ -18,6 +18,17 @@ import stripe
 from flask import current_app
 
 from backoffice.ledger import readers
+from backoffice.sentences import (
+    KEY_REFUSED,
+    NOT_PERMITTED,
+    RATE_LIMITED,
+    REQUEST_REFUSED,
+    STRIPE_ERROR,
+    UNEXPECTED,
+    UNKNOWN_OBJECT,
+    UNREACHABLE,
+    say,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +72,20 @@ def describe_error(e: BaseException) -> str:
             return describe_error(cause)
         return str(e)
     if isinstance(e, stripe.AuthenticationError):
-        return f"Stripe refused the API key (revoked, expired or not this account's: check STRIPE_SECRET_KEY): {message}"
+        return say(KEY_REFUSED, message=message)
     if isinstance(e, stripe.PermissionError):
-        return f"The API key may not do this (a restricted key lacks the permission): {message}"
+        return say(NOT_PERMITTED, message=message)
     if isinstance(e, stripe.RateLimitError):
-        return f"Stripe is limiting the requests; try again in a minute: {message}"
+        return say(RATE_LIMITED, message=message)
     if isinstance(e, stripe.APIConnectionError):
-        return f"Stripe could not be reached (network or STRIPE_TIMEOUT): {message}"
+        return say(UNREACHABLE, message=message)
     if isinstance(e, stripe.InvalidRequestError):
         if getattr(e, "code", None) == "resource_missing":
-            return f"Stripe does not know {getattr(e, 'param', None) or 'the object'}: {message}"
-        return f"Stripe refused the request: {message}"
+            return say(UNKNOWN_OBJECT, object=getattr(e, "param", None) or "the object", message=message)
+        return say(REQUEST_REFUSED, message=message)
     if isinstance(e, stripe.StripeError):
-        return f"Stripe answered an error: {message}"
-    return f"Unexpected {type(e).__name__}: {message} (the log has the details)"
+        return say(STRIPE_ERROR, message=message)
+    return say(UNEXPECTED, error=type(e).__name__, message=message)
 
 
 def verify_webhook(body: bytes | str, header: str | None, secrets: str | Sequence[str],

@@ -28,6 +28,7 @@ from backoffice.ledger import archive, projections, readers
 from backoffice.ledger import services as ledger_services
 from backoffice.ledger.models import BillingEvent, Plan, StripeEvent, Subscription
 from backoffice.operators.services import audit, audit_now
+from backoffice.sentences import LISTED_BODY_DIFFERS, say
 from backoffice.stripe import drift
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.text import _
@@ -262,7 +263,7 @@ def archive_recovered(account_id: str, customer_id: str, events: list[dict], now
             if not _same(stored[event["id"]], event):
                 divergent.append(drift.Finding(
                     "PayloadDivergence", "warning",
-                    f"Stripe's events list returns {event['id']} with a body that differs from the archived one.",
+                    say(LISTED_BODY_DIFFERS, event=event["id"]),
                     stripe_event_id=event["id"]))
             continue
         body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()

@@ -26,6 +26,7 @@ from backoffice.extensions import db
 from backoffice.jobs import celery_app
 from backoffice.operators.models import Operator
 from backoffice.operators.services import NamedActor, audit_now
+from backoffice.sentences import CHECKS_INCOMPLETE, say
 from backoffice.stripe import drift, recovery, sync
 from backoffice.stripe import gateway as gw
 from backoffice.stripe.models import JobRun
@@ -83,9 +84,8 @@ def _judge(run: JobRun) -> None:
     incomplete = run.failed + run.timed_out
     if incomplete:
         run.status = "failed"
-        run.error = (f"{incomplete} of {run.total} checks did not complete ({run.failed} failed or could not "
-                     f"reach Stripe, {run.timed_out} timed out after DRIFT_TIMEOUT); those accounts stay due. "
-                     "The log names each.")
+        run.error = say(CHECKS_INCOMPLETE, incomplete=incomplete, total=run.total, failed=run.failed,
+                        timed_out=run.timed_out)
     db.session.commit()
     _log_totals(run)
 

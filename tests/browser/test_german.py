@@ -9,10 +9,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import stripe
 from playwright.sync_api import Page, expect
 
 from backoffice.extensions import db
 from backoffice.ledger.models import Discrepancy
+from backoffice.sentences import CANCEL_DIFFERS, CHECKS_INCOMPLETE, UNRECOVERABLE, say
+from backoffice.stripe.gateway import describe_error
+from backoffice.stripe.models import JobRun
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -48,8 +52,17 @@ def german_admin(live_server):
             PaymentTransactionFactory(account_id=account.id, stripe_invoice_id="in_de_1")
             user = UserFactory(id="usr_de_1", email="anna@mueller.test", first_name="Anna", last_name="Müller")
             MembershipFactory(user_id=user.id, account_id=account.id, role="owner")
-            db.session.add(Discrepancy(account_id=account.id, kind="SubscriptionStateMismatch", severity="warning",
-                                       field="status", message="Stripe says past_due, Backoffice active"))
+            # Sentences as the drift check and a failed sync store them, in English.
+            db.session.add_all([
+                Discrepancy(account_id=account.id, kind="SubscriptionStateMismatch", severity="warning",
+                            field="cancel_at_period_end", message=say(CANCEL_DIFFERS, local="false", live="true")),
+                Discrepancy(account_id=account.id, kind="MissingHistoricalEvent", severity="critical",
+                            field="invoice", message=say(UNRECOVERABLE, kind="invoice", id="in_de_0", when="2025-01-03")),
+                JobRun(kind="account_sync", status="failed", target_id=account.id, actor_email="deutsch@example.com",
+                       error=describe_error(stripe.AuthenticationError("Invalid API Key"))),
+                JobRun(kind="drift_pass", status="failed", total=4, processed=2, failed=1, timed_out=1,
+                       error=say(CHECKS_INCOMPLETE, incomplete=2, total=4, failed=1, timed_out=1)),
+            ])
             db.session.commit()
         db.session.remove()
     return live_server.create_operator("deutsch@example.com", "admin")
