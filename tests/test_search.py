@@ -161,3 +161,21 @@ def test_the_header_box_is_on_every_page_but_the_kiosk(admin_client):
     assert 'hx-get="/search"' in box and 'hx-sync="this:replace"' in box and 'name="q"' in box
     assert '<label for="header-search" class="visually-hidden">' in html
     assert 'action="/search"' in html and 'id="search-popup"' in html
+
+
+@pytest.mark.parametrize("q", ["cus_many", "CUS_MANY", "pay@many", "acc_lot", "lot_", "ot_"])
+def test_the_more_link_lands_on_a_list_that_holds_every_match(app, admin_client, q):
+    """The accounts list's search finds what the header search finds an account by: a Stripe
+    customer id or billing e-mail prefix, an id prefix or partial id, not only a name."""
+    with app.app_context():
+        for n in range(7):
+            AccountFactory(id=f"acc_lot_{n}", name=f"Firm {n}", stripe_customer_id=f"cus_Many{n}",
+                           billing_email=f"pay@many{n}.example")
+        AccountFactory(id="acc_other", name="Other", stripe_customer_id="cus_Other", billing_email="x@other.example")
+        db.session.commit()
+        with app.test_request_context():
+            assert queries.accounts(q).more
+    html = admin_client.get(f"/search?q={q}").get_data(as_text=True)
+    assert f'href="/accounts?search={q}"' in html
+    listed = admin_client.get(f"/accounts?search={q}").get_data(as_text=True)
+    assert sorted(set(re.findall(r'href="/accounts/(acc_lot_\d|acc_other)"', listed))) == [f"acc_lot_{n}" for n in range(7)]

@@ -20,6 +20,7 @@ from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import rules
 from backoffice.ledger.models import Plan, Subscription
 from backoffice.pagination import Page, paginate
+from backoffice.search.queries import account_matches
 from backoffice.stripe.models import Discrepancy
 from backoffice.users.models import Membership, User
 
@@ -122,7 +123,10 @@ def _base(f: AccountFilters | None, *columns):
 
 
 def _search(text: str):
-    return db.or_(Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"), Account.id == text)
+    """The list finds what the header search finds an account by (its "more" link lands here), and
+    a name that contains even one or two characters."""
+    return db.or_(Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"),
+                  *(where for _, where, _ in account_matches(text)))
 
 
 def _count_stmt(f: AccountFilters):

@@ -70,26 +70,32 @@ def _group(rows: list) -> Group:
     return Group(rows[:LIMIT], len(rows) > LIMIT)
 
 
-def accounts_stmt(text: str):
-    """Name starts with or (three characters or more) contains; id exact, prefix or partial; Stripe customer id and billing e-mail exact or
-    prefix; case-insensitive. Deleted accounts too (the page marks them)."""
+def account_matches(text: str) -> list[tuple]:
+    """What finds an account, as (rank, condition, index order): the id exact, by prefix or (three
+    characters or more) partially; a Stripe customer id, billing e-mail or name by prefix; (three
+    characters or more) a name that contains it; case-insensitive. The header search ranks them,
+    the accounts list's search matches any (`accounts.queries`)."""
     low = text.lower()
     lower_id = db.func.lower(Account.id)
-    branches = [
-        _branch(Account.id, EXACT, Account.id == text, [Account.id]),
-        _branch(Account.id, PREFIX, _prefix(Account.id, low), [lower_id, Account.id]),
-        _branch(Account.id, PREFIX, _prefix(Account.stripe_customer_id, low),
-                [db.func.lower(Account.stripe_customer_id), Account.id]),
-        _branch(Account.id, PREFIX, _prefix(Account.billing_email, low),
-                [db.func.lower(Account.billing_email), Account.id]),
-        _branch(Account.id, PREFIX, _prefix(Account.name, low), [db.func.lower(Account.name), Account.id]),
+    matches = [
+        (EXACT, Account.id == text, [Account.id]),
+        (PREFIX, _prefix(Account.id, low), [lower_id, Account.id]),
+        (PREFIX, _prefix(Account.stripe_customer_id, low), [db.func.lower(Account.stripe_customer_id), Account.id]),
+        (PREFIX, _prefix(Account.billing_email, low), [db.func.lower(Account.billing_email), Account.id]),
+        (PREFIX, _prefix(Account.name, low), [db.func.lower(Account.name), Account.id]),
     ]
     if len(low) >= CONTAINS_LENGTH:  # the name, or a partial id (CONTAINS_ORDER)
-        branches += [
-            _branch(Account.id, CONTAINS, Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"), [Account.id]),
-            _branch(Account.id, CONTAINS, _contains(Account.id, low), [Account.id]),
+        matches += [
+            (CONTAINS, Account.name.ilike(f"%{_escape_like(text)}%", escape="\\"), [Account.id]),
+            (CONTAINS, _contains(Account.id, low), [Account.id]),
         ]
-    best = _ranked(branches)
+    return matches
+
+
+def accounts_stmt(text: str):
+    """The accounts `account_matches` finds, best rank first, then by name. Deleted accounts too
+    (the page marks them)."""
+    best = _ranked([_branch(Account.id, rank, where, order) for rank, where, order in account_matches(text)])
     return (db.select(Account).join(best, best.c.key == Account.id)
             .order_by(best.c.rank, db.func.lower(Account.name), Account.id).limit(LIMIT + 1))
 
