@@ -23,6 +23,7 @@ from backoffice.invoicing.views import bp as invoicing_bp
 from backoffice.ledger.views import bp as ledger_bp
 from backoffice.legacy import bp as legacy_bp
 from backoffice.operators.views import bp as operators_bp
+from backoffice.search import sqlite_fts
 from backoffice.search.views import bp as search_bp
 from backoffice.stripe.views import bp as stripe_bp
 from backoffice.stripe.webhook_fast import WebhookFastPath
@@ -73,6 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
         directory=str(PROJECT_ROOT / "migrations"),
         render_as_batch=True,
         compare_type=True,
+        include_object=sqlite_fts.include_object,
     )
     i18n.compile_catalogs_if_stale()
     ext.babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "UTC")

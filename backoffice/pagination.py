@@ -2,7 +2,9 @@
 
 Bad input is a 400 that names the parameter: a page over MAX_PAGE, a page size over 100, a
 search over 100 characters, an unknown sort column, a malformed date. A page beyond the end is no
-error: it is empty (`past_end`), with the list's real total, and the pages say where the last is.
+error: a page (HTML) shows the last page with a note (`asked`, the page asked for); the API answers
+what its document promises, no items and the real total (`past_end`). A capped count knows no last
+page: past its end the page is empty and links the last page it counted.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
 
 from backoffice.errors import BadRequest
@@ -35,6 +37,7 @@ class Page:
     # A capped count (paginate_capped): `total` is a lower bound and `more` says whether a next page exists.
     capped: bool = False
     more: bool = False
+    asked: int | None = None  # the page asked for, beyond the end: this page is the last instead
 
     @property
     def pages(self) -> int:
@@ -62,13 +65,25 @@ class Page:
         return 0 if self.past_end else min(self.total, self.page * self.page_size)
 
 
+def _shows_last_page() -> bool:
+    """A page past the end is answered with the last page on the pages, not in the API."""
+    return has_request_context() and not (request.blueprint or "").startswith("api")
+
+
+def within(page: int, total: int, page_size: int) -> tuple[int, int | None]:
+    """The page to read and the page asked for if that was beyond the end (see the module's doc)."""
+    last = max(1, math.ceil(total / page_size))
+    return (last, page) if page > last and _shows_last_page() else (page, None)
+
+
 def paginate(stmt, page: int, page_size: int, scalars: bool = True) -> Page:
     total = db.session.execute(
         db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
     ).scalar_one()
+    page, asked = within(page, total, page_size)
     result = db.session.execute(stmt.limit(page_size).offset((page - 1) * page_size))
     items = list(result.scalars()) if scalars else list(result)
-    return Page(items, total, page, page_size)
+    return Page(items, total, page, page_size, asked=asked)
 
 
 COUNT_CAP = 10_000
@@ -87,13 +102,14 @@ def paginate_capped(stmt, page: int, page_size: int, scalars: bool = True, count
     counted = (count_stmt if count_stmt is not None else stmt).order_by(None).limit(cap + 1).subquery()
     total = db.session.execute(db.select(db.func.count()).select_from(counted)).scalar_one()
     capped = total > cap
+    page, asked = (page, None) if capped else within(page, total, page_size)
     offset = (page - 1) * page_size
     items = when_capped(page_size + 1, offset) if capped and when_capped is not None else None
     if items is None:
         result = db.session.execute(stmt.limit(page_size + 1).offset(offset))
         items = list(result.scalars()) if scalars else list(result)
     more = len(items) > page_size
-    return Page(items[:page_size], min(total, cap) if capped else total, page, page_size, capped, more)
+    return Page(items[:page_size], min(total, cap) if capped else total, page, page_size, capped, more, asked)
 
 
 def parse_int(args, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:

@@ -5,8 +5,18 @@ import re
 
 import pytest
 
+from backoffice.api import services
 from backoffice.errors import BadRequest
+from backoffice.extensions import db
+from backoffice.operators.services import audit
 from backoffice.pagination import Page, parse_int, parse_page, parse_search, parse_sort
+from tests.factories import (
+    AccountFactory,
+    BillingEventFactory,
+    PaymentTransactionFactory,
+    SubscriptionFactory,
+    UserFactory,
+)
 
 # list page → (its search parameter, whether it sorts)
 LIST_PAGES = {
@@ -95,13 +105,41 @@ def test_the_last_page_exists_and_the_next_is_past_the_end():
     assert Page(items=[], total=10_000, page=900, page_size=25, capped=True).past_end
 
 
+@pytest.fixture
+def one_row_each(app, admin_client):
+    """One row on every list."""
+    with app.app_context():
+        sub = SubscriptionFactory(account_id=AccountFactory(id="acc_only", name="Only Account").id)
+        BillingEventFactory(subscription=sub)
+        PaymentTransactionFactory(account_id="acc_only", number="ONLY-0001")
+        UserFactory(id="usr_only", email="only@example.com")
+        audit(None, "account.sync", "account", "acc_only")
+        db.session.commit()
+
+
 @pytest.mark.parametrize("path", LIST_PAGES)
-def test_a_page_past_the_end_says_so_and_links_the_last_page(admin_client, path):
+def test_a_page_past_the_end_shows_the_last_page_with_a_note(admin_client, one_row_each, path):
     resp = admin_client.get(f"{path}?page=7")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
-    assert "Page 7 is beyond the end of the list." in html
-    assert re.search(r'href="[^"]*page=1"[^>]*rel="last">Go to the last page \(1\)</a>', html), html
+    assert "Page 7 is beyond the end of the list; this is the last page." in html
+    assert 'aria-current="page">Page 1 of 1<' in html
+    assert ("only@example.com" if path == "/users" else "acc_only") in html  # the last page's row
+    assert re.search(r'<span aria-disabled="true">Next</span>', html)
+
+
+@pytest.mark.parametrize("path", LIST_PAGES)
+def test_a_page_past_the_end_of_an_empty_list_is_its_empty_state(admin_client, path):
+    resp = admin_client.get(f"{path}?page=7&search=nothing-matches-this" if LIST_PAGES[path][0] == "search"
+                            else f"{path}?page=7&operator=nobody@example.com")
+    assert resp.status_code == 200
+    assert 'class="empty-state"' in resp.get_data(as_text=True)
+
+
+def test_the_api_answers_a_page_past_the_end_as_its_document_says(app, client, one_row_each):
+    _token, secret = services.create_token("lists", "read")
+    body = client.get("/api/v1/accounts?page=7", headers={"Authorization": f"Bearer {secret}"}).get_json()
+    assert (body["items"], body["total"], body["page"]) == ([], 1, 7)
 
 
 def test_page_arithmetic():

@@ -5,6 +5,7 @@ are SQL expressions, so filtering and sorting by them is one query, never a Pyth
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.ledger import rules
 from backoffice.ledger.models import Plan, Subscription
-from backoffice.pagination import Page, paginate
+from backoffice.pagination import Page, paginate, within
 from backoffice.search.queries import account_matches
 from backoffice.stripe.models import Discrepancy
 from backoffice.users.models import Membership, User
@@ -214,6 +215,8 @@ def _page_ids_stmt(f: AccountFilters):
 
 def accounts_page(f: AccountFilters) -> Page:
     total = db.session.execute(_count_stmt(f)).scalar_one()
+    page, asked = within(f.page, total, f.page_size)
+    f = dataclasses.replace(f, page=page)
     # Late row lookup: order and cut the page on the narrow ids, then load the page's rows whole.
     ids = list(db.session.execute(_page_ids_stmt(f)).scalars())
     rows = db.session.execute(
@@ -221,7 +224,7 @@ def accounts_page(f: AccountFilters) -> Page:
         .where(Account.id.in_(ids))).all() if ids else []
     position = {account_id: i for i, account_id in enumerate(ids)}
     rows.sort(key=lambda r: position[r.Account.id])
-    return Page(rows, total, f.page, f.page_size)
+    return Page(rows, total, f.page, f.page_size, asked=asked)
 
 
 def mrr_totals(f: AccountFilters) -> dict[str, Decimal]:

@@ -17,7 +17,7 @@ from backoffice.extensions import db
 from backoffice.invoices.filters import InvoiceFilters
 from backoffice.invoices.models import PaymentTransaction as PT
 from backoffice.invoicing.models import PlatformInvoice as PI
-from backoffice.pagination import COUNT_CAP, Page
+from backoffice.pagination import COUNT_CAP, Page, within
 
 KINDS = ("invoice", "credit_note", "refund")
 
@@ -151,10 +151,10 @@ def invoice_rows_page(f: InvoiceFilters) -> Page:
     counted = db.select(_rows(f, None).c.tx_id).limit(cap + 1).subquery()
     total = db.session.execute(db.select(db.func.count()).select_from(counted)).scalar_one()
     capped = total > cap
-    offset = (f.page - 1) * f.page_size
-    items = db.session.execute(invoice_rows_stmt(f, f.page_size + 1, offset)).all()
-    return Page(items[:f.page_size], min(total, cap) if capped else total, f.page, f.page_size, capped,
-                len(items) > f.page_size)
+    page, asked = (f.page, None) if capped else within(f.page, total, f.page_size)
+    items = db.session.execute(invoice_rows_stmt(f, f.page_size + 1, (page - 1) * f.page_size)).all()
+    return Page(items[:f.page_size], min(total, cap) if capped else total, page, f.page_size, capped,
+                len(items) > f.page_size, asked)
 
 
 def invoice_rows_preview(account_id: str, limit: int = 5) -> list:

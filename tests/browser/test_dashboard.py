@@ -68,7 +68,8 @@ def cards_loaded(page: Page) -> None:
 
 
 def test_cards_load_and_period_switches_in_the_url(page, live_server, dashboard_data, screenshots):
-    sign_in(page, live_server, "admin@example.com")
+    # Its own operator: the test turns its language to German, which other tests' admin must not inherit.
+    sign_in(page, live_server, live_server.create_operator("dashboard@example.com", "admin"))
     open_dashboard(page, live_server)
     expect(page.locator("#card-kpis .tile-value").nth(1)).to_have_text("€545.00")
     expect(page.locator("#card-mrr-trend details tbody tr")).to_have_count(30)

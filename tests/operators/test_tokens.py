@@ -70,8 +70,10 @@ def test_the_list_pages_and_answers_its_block_to_htmx(admin_client):
     assert "<html" in boosted
     restore = admin_client.get("/operators/tokens", headers={**HX, "HX-History-Restore-Request": "true"})
     assert "<html" in restore.get_data(as_text=True)
-    past = admin_client.get("/operators/tokens?page=9")  # past the end: the page says so and links the last
-    assert past.status_code == 200
+    past = admin_client.get("/operators/tokens?page=9&page_size=2")  # past the end: the last page, with a note
+    html = past.get_data(as_text=True)
+    assert past.status_code == 200 and "Page 9 is beyond the end of the list; this is the last page." in html
+    assert re.findall(r'<tr data-token="(\d+)">', html) == ["1"] and "Page 2 of 2" in html
 
 
 @pytest.mark.parametrize("headers", [{}, HX], ids=["page", "htmx"])
