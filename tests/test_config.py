@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from backoffice import create_app
-from backoffice.config import PROJECT_ROOT, load_config
+from backoffice.config import PROJECT_ROOT, engine_options, load_config
+from backoffice.extensions import db
 
 VARIABLES = (
     "DATABASE_URL", "SECRET_KEY", "BACKOFFICE_ENV", "BACKOFFICE_INSTANCE_PATH", "SESSION_COOKIE_SECURE",
@@ -190,3 +191,26 @@ def test_a_command_on_a_database_never_migrated_says_what_to_run(tmp_path, monke
     monkeypatch.setenv("DATABASE_URL", "sqlite:///no/such/folder/x.db")
     result = CliRunner().invoke(main, ["tokens", "list"])
     assert result.output == f"Error: Cannot open the SQLite file {tmp_path}/no/such/folder/x.db: does its folder exist?\n"
+
+
+@pytest.mark.parametrize(("url", "env", "size"), [
+    ("postgresql+psycopg://u@h/db", {}, 10),
+    ("sqlite:////tmp/x.db", {}, 10),
+    ("postgresql+psycopg://u@h/db", {"BACKOFFICE_DB_POOL_SIZE": "24"}, 24),
+    ("sqlite://", {}, None),  # in memory: one connection (StaticPool), no size
+    ("sqlite:///:memory:", {}, None),
+])
+def test_the_pool_keeps_a_connection_for_each_thread(url, env, size):
+    """With SQLAlchemy's default of 5, a gthread worker's threads beyond five opened a connection
+    per webhook and closed it again."""
+    assert engine_options(url, env).get("pool_size") == size
+
+
+def test_the_app_engine_has_the_pool_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKOFFICE_DB_POOL_SIZE", "12")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'pool.db'}")
+    monkeypatch.setenv("BACKOFFICE_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app()
+    with app.app_context():
+        assert db.engine.pool.size() == 12
+        db.engine.dispose()
