@@ -15,7 +15,7 @@ from backoffice.accounts.views import bp as accounts_bp
 from backoffice.api.blueprints import PARTS as api_parts
 from backoffice.api.blueprints import bp as api_bp
 from backoffice.cli import register_app_commands
-from backoffice.config import PROJECT_ROOT, check_production, load_config, webhook_secrets
+from backoffice.config import PROJECT_ROOT, check_production, engine_options, load_config, webhook_secrets
 from backoffice.dashboard.views import bp as dashboard_bp
 from backoffice.dbtypes import MAX_ID
 from backoffice.invoices.views import bp as invoices_bp
@@ -55,6 +55,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)
+    # The pool suits the database finally chosen (an override may name an in-memory one).
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"], os.environ))
     check_production(app.config)
     if app.config.get("TRUSTED_PROXIES"):
         hops = app.config["TRUSTED_PROXIES"]

@@ -100,7 +100,6 @@ def load_config(instance_path: Path) -> dict:
         "BACKOFFICE_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url, env),
         # Operators' browser sessions: expire after a working day of inactivity.
         "PERMANENT_SESSION_LIFETIME": timedelta(
             minutes=int(env.get("BACKOFFICE_SESSION_MINUTES", "480"))
