@@ -41,9 +41,14 @@ class Unprocessable(BadRequest):
     code = "unprocessable"
 
 
+def api_request() -> bool:
+    """A request to the JSON API (also where no route matched)."""
+    return request.path.startswith("/api/")
+
+
 def _wants_json() -> bool:
     return (
-        request.path.startswith("/api/")  # also where no route matched: an API client reads JSON
+        api_request()  # an API client reads JSON
         or request.endpoint == "stripe.webhook"
         or request.accept_mimetypes.best == "application/json"
     )

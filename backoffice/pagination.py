@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app, has_request_context
 from flask_babel import gettext as _
 
-from backoffice.errors import BadRequest
+from backoffice.errors import BadRequest, api_request
 from backoffice.extensions import db
 
 MAX_PAGE_SIZE = 100
@@ -67,7 +67,7 @@ class Page:
 
 def _shows_last_page() -> bool:
     """A page past the end is answered with the last page on the pages, not in the API."""
-    return has_request_context() and not (request.blueprint or "").startswith("api")
+    return has_request_context() and not api_request()
 
 
 def within(page: int, total: int, page_size: int) -> tuple[int, int | None]:

@@ -118,3 +118,24 @@ def test_0024_fills_in_what_earlier_credit_notes_and_refunds_take_back(empty_app
             sa.select(payments.c.stripe_invoice_id, payments.c.reversed_excluding_tax)).all())
         assert taken == {"in_half": D("50.00"), "in_refund": D("24.50"), "in_kept": None}
         assert net_revenue() == D("103.50")  # 178.00 less 50.00 and 24.50
+
+
+def test_the_trigram_search_finds_rows_that_were_there_before_its_migration(empty_app):
+    """0028 fills the search tables from the rows a database already holds (an upgrade, not only
+    a new database), and its triggers keep them from then on."""
+    from flask_migrate import upgrade
+
+    from backoffice.search import queries
+
+    with empty_app.app_context():
+        upgrade(revision="0027_long_stripe_customer_ids")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO accounts (id, name, created_at, modified_at) "
+                                 "VALUES ('acc_old_1', 'Long Standing Rockets', '2025-01-01', '2025-01-01')"))
+            conn.execute(sa.text("INSERT INTO users (id, email, created_at) "
+                                 "VALUES ('usr_old_1', 'grace.hopper@navy.example', '2025-01-01')"))
+        upgrade()
+        with empty_app.test_request_context():
+            assert [a.id for a in queries.accounts("standing roc").items] == ["acc_old_1"]
+            assert [u.id for u in queries.users("hopper@nav").items] == ["usr_old_1"]
+        db.session.remove()

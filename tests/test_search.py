@@ -23,6 +23,7 @@ def data(app):
         AccountFactory(id="acc_7Q3zz1", name="Zeta Widgets", stripe_customer_id="cus_Zz00",
                        billing_email="ap@zeta.example", deleted_at=DELETED)
         AccountFactory(id="acc_hostile", name='<script>alert("x")</script> Evil', stripe_customer_id=None)
+        AccountFactory(id="acc_zh", name="Ärztekammer Zürich", stripe_customer_id=None)
         UserFactory(id="usr_ada", email="Ada.Lovelace@acme.example", first_name="Ada", last_name="Lovelace")
         UserFactory(id="usr_bob", email="bob@zeta.example", first_name=None, last_name=None)
         PaymentTransactionFactory(account_id="acc_7Q2xK9", stripe_invoice_id="in_1", number="A1B2-0042")
@@ -45,6 +46,8 @@ def _ids(group) -> list:
     ("billing@acme", ["acc_7Q2xK9"]),  # billing e-mail prefix, any case
     ("ap@zeta.example", ["acc_7Q3zz1"]),
     ("nothing-like-it", []),
+    ("ZÜRICH", ["acc_zh"]),  # beyond ASCII: Unicode case folding on both databases
+    ("ärztek", ["acc_zh"]),
 ])
 def test_accounts_match(app, data, q, accounts):
     with app.test_request_context():

@@ -16,6 +16,7 @@ from backoffice.accounts.models import Account
 from backoffice.extensions import db
 from backoffice.invoices.models import PaymentTransaction
 from backoffice.invoicing.models import PlatformInvoice
+from backoffice.ledger import sql
 from backoffice.search import sqlite_fts
 from backoffice.users.models import User
 
@@ -41,7 +42,7 @@ def _prefix(column, text: str):
     PostgreSQL; SQLite reads its lower() index only through a range, so the range comes too."""
     lowered = db.func.lower(column)
     like = lowered.like(f"{_escape_like(text)}%", escape="\\")
-    if db.session.get_bind().dialect.name == "postgresql":
+    if sql.postgres():
         return like
     return db.and_(lowered >= text, lowered < text + "\U0010ffff", like)
 
@@ -54,7 +55,7 @@ def _contains(indexed, text: str, key, fts_column, limit: int | None = None):
     """A column contains `text` (three characters or more), case-insensitive: on PostgreSQL the
     condition `indexed`, which its trigram index answers; on SQLite the `key`s whose FTS5 trigram
     twin `fts_column` matches (at most `limit`: a branch reads no more than it keeps)."""
-    if db.session.get_bind().dialect.name != "sqlite":
+    if sql.postgres():
         return indexed
     found = db.select(fts_column.table.c.id).where(fts_column.match(sqlite_fts.phrase(text)))
     return key.in_(found.limit(limit) if limit else found)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from markupsafe import escape
 
 from backoffice.demo import generator
 from backoffice.demo.cli import demo
@@ -136,6 +137,11 @@ def test_demo_builds_reuses_and_rebuilds_the_same_numbers(tmp_path, monkeypatch,
         assert re.findall(r'(?:src|href)="(?:https?:)?//[^"]*"', listed) == []
         from backoffice.extensions import db
 
+        # The header search on the database the demo migrated, as a newcomer's is: a name found by
+        # what it contains (not its start), through the page.
+        name = db.session.execute(sa.text("SELECT name FROM accounts ORDER BY id LIMIT 1")).scalar_one()
+        found = client.get("/search", query_string={"q": name[1:]}).get_data(as_text=True)
+        assert str(escape(name)) in found
         db.session.remove()
         db.engine.dispose()
 
